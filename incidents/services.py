@@ -1,0 +1,104 @@
+"""The verbs that change incidents. Each is atomic and the only place that makes its change.
+
+Callers: the web UI, the REST API, the phone (notification keypress, call routing) and the worker.
+"""
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Incident, IncidentEvent, Priority
+
+log = logging.getLogger(__name__)
+
+
+def add_event(incident, kind, message, *, user=None, data=None):
+    """Append a line to the incident's timeline and return the IncidentEvent."""
+    incident_id = incident.pk if isinstance(incident, Incident) else incident
+    return IncidentEvent.objects.create(incident_id=incident_id, kind=kind, message=message, user=user, data=data or {})
+
+
+@transaction.atomic
+def create_incident(*, alert_source, summary, details="", priority=None, escalation_policy=None, suppress_escalation=False):
+    """Create a PENDING incident for ALERT_SOURCE and return it.
+
+    The escalation policy defaults to the source's. With suppress_escalation the normal escalation is held back
+    until escalate_incident() is called (call routing does this while a live call is being routed).
+    """
+    policy = escalation_policy if escalation_policy is not None else alert_source.escalation_policy
+    incident = Incident.objects.create(
+        account_id=alert_source.account_id,
+        alert_source=alert_source,
+        escalation_policy=policy,
+        summary=summary[:500],
+        details=details,
+        priority=priority or alert_source.priority,
+        escalation_suppressed=suppress_escalation,
+    )
+    add_event(incident, IncidentEvent.Kind.CREATED, f"Incident created from {alert_source.name}.")
+    log.info("incident=%s action=created source=%s suppressed=%s", incident.pk, alert_source.pk, suppress_escalation)
+    if not suppress_escalation:
+        _start_escalation(incident)
+    return incident
+
+
+@transaction.atomic
+def accept_incident(incident_id, user, *, via="web"):
+    """Accept a PENDING incident as USER. Returns True when this call made the change."""
+    now = timezone.now()
+    changed = Incident.objects.filter(pk=incident_id, status=Incident.Status.PENDING).update(
+        status=Incident.Status.ACCEPTED, assigned_to=user, accepted_at=now, escalation_due_at=None
+    )
+    if changed:
+        add_event(incident_id, IncidentEvent.Kind.ACCEPTED, f"Accepted by {user} ({via}).", user=user, data={"via": via})
+        log.info("incident=%s action=accepted user=%s via=%s", incident_id, user.pk, via)
+    return bool(changed)
+
+
+@transaction.atomic
+def resolve_incident(incident_id, user=None, *, via="web", reason=""):
+    """Resolve an open incident. A resolved incident never reopens. Returns True when this call made the change."""
+    now = timezone.now()
+    changed = (
+        Incident.objects.filter(pk=incident_id)
+        .exclude(status=Incident.Status.RESOLVED)
+        .update(status=Incident.Status.RESOLVED, resolved_at=now, escalation_due_at=None)
+    )
+    if changed:
+        who = f"by {user}" if user else "automatically"
+        message = f"Resolved {who} ({via})." + (f" {reason}" if reason else "")
+        add_event(incident_id, IncidentEvent.Kind.RESOLVED, message, user=user, data={"via": via})
+        log.info("incident=%s action=resolved via=%s", incident_id, via)
+    return bool(changed)
+
+
+@transaction.atomic
+def escalate_incident(incident_id, *, reason=""):
+    """(Re)start escalation from the policy's first rule and lift any suppression.
+
+    Returns True when escalation started; False when the incident is no longer PENDING.
+    """
+    incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+    if incident is None or incident.status != Incident.Status.PENDING:
+        return False
+    Incident.objects.filter(pk=incident.pk).update(escalation_suppressed=False)
+    incident.escalation_suppressed = False
+    add_event(incident, IncidentEvent.Kind.ESCALATED, "Escalating" + (f": {reason}" if reason else "."))
+    _start_escalation(incident)
+    return True
+
+
+@transaction.atomic
+def set_priority(incident_id, priority, *, reason=""):
+    """Change the priority. Returns True when it changed."""
+    changed = Incident.objects.filter(pk=incident_id).exclude(priority=priority).update(priority=priority)
+    if changed:
+        add_event(incident_id, IncidentEvent.Kind.PRIORITY, f"Priority set to {Priority(priority).label}. {reason}".strip())
+    return bool(changed)
+
+
+def _start_escalation(incident):
+    """Freeze the policy and schedule the first step. The escalation engine replaces this placeholder."""
+    Incident.objects.filter(pk=incident.pk).update(
+        escalation_generation=incident.escalation_generation + 1, escalation_step=0, escalation_due_at=timezone.now()
+    )
