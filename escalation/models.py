@@ -40,6 +40,48 @@ def validate_phone_number(value):
     normalize_phone_number(value)
 
 
+def check_same_account(account_id, **related):
+    """Raise a field ValidationError for each of RELATED (field name -> user or schedule) of another account.
+
+    Schedules, layers, overrides and rules may only name people and schedules of their own account.
+    """
+    if account_id is None:
+        return
+    errors = {
+        field: f"Choose one from this account; {obj} belongs to {obj.account or 'no account'}."
+        for field, obj in related.items()
+        if obj is not None and obj.account_id != account_id
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
+def schedule_prefetches(prefix="", at=None):
+    """prefetch_related() lookups for everything the on-call answers read of the schedules at PREFIX.
+
+    With AT only the overrides not yet over at AT are loaded: the schedules then answer correctly from AT on.
+    """
+    overrides = ScheduleOverride.objects.select_related("user")
+    if at is not None:
+        overrides = overrides.filter(end__gt=at)
+    return [
+        f"{prefix}layers",
+        models.Prefetch(f"{prefix}layers__members", queryset=LayerMember.objects.select_related("user")),
+        f"{prefix}layers__restrictions",
+        models.Prefetch(f"{prefix}overrides", queryset=overrides),
+    ]
+
+
+def policy_prefetches(at=None):
+    """prefetch_related() lookups for everything EscalationPolicy.users_at() reads (a fixed number of queries)."""
+    return [
+        "rules",
+        models.Prefetch("rules__rule_users", queryset=RuleUser.objects.select_related("user")),
+        models.Prefetch("rules__rule_schedules", queryset=RuleSchedule.objects.select_related("schedule")),
+        *schedule_prefetches("rules__rule_schedules__schedule__", at),
+    ]
+
+
 class Account(models.Model):
     """A customer: the tenant that owns users, schedules, policies, numbers and incidents."""
 
@@ -77,6 +119,11 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.get_full_name() or self.username
+
+    @property
+    def is_support_staff(self):
+        """Staff without an account: works across accounts in the Django admin."""
+        return self.is_active and self.is_staff and self.account_id is None
 
     @property
     def is_account_admin(self):
@@ -173,6 +220,12 @@ class NotificationRule(models.Model):
                 )
 
 
+class OnCallScheduleQuerySet(models.QuerySet):
+    def with_oncall(self, at=None):
+        """Schedules loaded for on_call_at()/shifts_between() from AT on without further queries."""
+        return self.prefetch_related(*schedule_prefetches(at=at))
+
+
 class OnCallSchedule(models.Model):
     """Who is on call when: rotation layers (higher wins) and overrides (win over layers)."""
 
@@ -180,6 +233,8 @@ class OnCallSchedule(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+
+    objects = OnCallScheduleQuerySet.as_manager()
 
     class Meta:
         ordering = ["account", "name"]
@@ -227,6 +282,19 @@ class RotationLayer(models.Model):
     def __str__(self):
         return self.name or f"Layer {self.level}"
 
+    @property
+    def account(self):
+        return self.schedule.account
+
+    def participants(self):
+        """The participants' users in rotation order (a user may appear more than once)."""
+        return [member.user for member in self.members.all()]
+
+    def rotation_display(self):
+        """For example "every 1 weeks from 2026-01-05 09:00"."""
+        unit = self.get_shift_unit_display().lower()
+        return f"every {self.shift_length} {unit} from {self.start_date} {self.handoff_time:%H:%M}"
+
     def clean(self):
         super().clean()
         if self.end_date and self.start_date and self.end_date <= self.start_date:
@@ -245,6 +313,12 @@ class LayerMember(models.Model):
 
     def __str__(self):
         return f"{self.position}: {self.user}"
+
+    def clean(self):
+        super().clean()
+        layer = getattr(self, "layer", None)
+        if layer is not None and getattr(layer, "schedule", None) is not None and self.user_id:
+            check_same_account(layer.schedule.account_id, user=self.user)
 
 
 class LayerRestriction(models.Model):
@@ -274,6 +348,19 @@ class LayerRestriction(models.Model):
         day = self.get_weekday_display() if self.weekday is not None else "Every day"
         return f"{day} {self.start_time:%H:%M}-{self.end_time:%H:%M}"
 
+    def clean(self):
+        super().clean()
+        if self.start_time is None or self.end_time is None:
+            return
+        if self.start_time == self.end_time and self.weekday is None:
+            raise ValidationError(
+                {"end_time": "Every day from this time to the same time is always: remove the restrictions instead."}
+            )
+        for field in ("start_time", "end_time"):
+            value = getattr(self, field)
+            if value.second or value.microsecond:
+                raise ValidationError({field: "Use whole minutes (for example 09:00)."})
+
 
 class ScheduleOverride(models.Model):
     """A user covers a time range, winning over every layer."""
@@ -293,6 +380,9 @@ class ScheduleOverride(models.Model):
 
     def clean(self):
         super().clean()
+        schedule = getattr(self, "schedule", None)
+        if schedule is not None and self.user_id:
+            check_same_account(schedule.account_id, user=self.user)
         if self.start and self.end:
             if self.end <= self.start:
                 raise ValidationError({"end": "The end must be after the start."})
@@ -306,13 +396,23 @@ class ScheduleOverride(models.Model):
                     )
 
 
+class EscalationPolicyQuerySet(models.QuerySet):
+    def with_oncall(self, at=None):
+        """Policies loaded so users_at() from AT on needs no further queries (see policy_prefetches)."""
+        return self.prefetch_related(*policy_prefetches(at))
+
+
 class EscalationPolicy(models.Model):
+    """Whom to notify, in which order: rules tried one after the other, each after the previous one's timeout."""
+
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="escalation_policies")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     repeat_count = models.PositiveSmallIntegerField(
         default=0, validators=[MaxValueValidator(10)], help_text="How often the whole policy repeats after the last rule."
     )
+
+    objects = EscalationPolicyQuerySet.as_manager()
 
     class Meta:
         ordering = ["account", "name"]
@@ -350,6 +450,14 @@ class EscalationRule(models.Model):
     def __str__(self):
         return f"Rule {self.position + 1} ({self.escalation_timeout_minutes} min)"
 
+    @property
+    def account(self):
+        return self.policy.account
+
+    def targets(self):
+        """Whom the rule names, in order: its users, then its schedules."""
+        return [ru.user for ru in self.rule_users.all()] + [rs.schedule for rs in self.rule_schedules.all()]
+
 
 class RuleUser(models.Model):
     rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="rule_users")
@@ -360,6 +468,12 @@ class RuleUser(models.Model):
         ordering = ["rule", "position", "id"]
         constraints = [models.UniqueConstraint(fields=["rule", "user"], name="unique_rule_user")]
 
+    def clean(self):
+        super().clean()
+        rule = getattr(self, "rule", None)
+        if rule is not None and getattr(rule, "policy", None) is not None and self.user_id:
+            check_same_account(rule.policy.account_id, user=self.user)
+
 
 class RuleSchedule(models.Model):
     rule = models.ForeignKey(EscalationRule, on_delete=models.CASCADE, related_name="rule_schedules")
@@ -369,3 +483,9 @@ class RuleSchedule(models.Model):
     class Meta:
         ordering = ["rule", "position", "id"]
         constraints = [models.UniqueConstraint(fields=["rule", "schedule"], name="unique_rule_schedule")]
+
+    def clean(self):
+        super().clean()
+        rule = getattr(self, "rule", None)
+        if rule is not None and getattr(rule, "policy", None) is not None and self.schedule_id:
+            check_same_account(rule.policy.account_id, schedule=self.schedule)

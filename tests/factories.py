@@ -61,6 +61,7 @@ class ScheduleFactory(DjangoModelFactory):
 class LayerFactory(DjangoModelFactory):
     class Meta:
         model = models.RotationLayer
+        skip_postgeneration_save = True
 
     schedule = factory.SubFactory(ScheduleFactory)
     level = factory.Sequence(lambda n: n + 1)
@@ -87,6 +88,7 @@ class PolicyFactory(DjangoModelFactory):
 class RuleFactory(DjangoModelFactory):
     class Meta:
         model = models.EscalationRule
+        skip_postgeneration_save = True
 
     policy = factory.SubFactory(PolicyFactory)
     position = factory.Sequence(lambda n: n)

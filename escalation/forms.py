@@ -1,0 +1,75 @@
+"""Forms and formsets of the escalation admin: the validation that spans more than one row."""
+from django.contrib.auth.forms import AdminUserCreationForm
+from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
+
+from .models import User
+
+
+class UserCreationForm(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("username", "account", "role")
+
+
+class UserChangeForm(BaseUserChangeForm):
+    class Meta(BaseUserChangeForm.Meta):
+        model = User
+
+
+class InlineFormSet(BaseInlineFormSet):
+    def live_forms(self):
+        """The forms that will be saved: filled in, valid so far and not marked for deletion."""
+        return [
+            form
+            for form in self.forms
+            if getattr(form, "cleaned_data", None) and not self._should_delete_form(form)
+        ]
+
+
+class LayerMemberFormSet(InlineFormSet):
+    """A rotation layer is edited with its participants; it must keep at least one."""
+
+    def clean(self):
+        super().clean()
+        if not any(form.cleaned_data.get("user") for form in self.live_forms()):
+            raise ValidationError("A rotation layer needs at least one participant.")
+
+
+class RuleUserFormSet(InlineFormSet):
+    """A rule's users and schedules are two inlines of the rule page; together they must name someone.
+
+    The schedules inline is a separate formset, so its rows are counted from the submitted data.
+    """
+
+    schedules_prefix = "rule_schedules"
+
+    def clean(self):
+        super().clean()
+        if not self.live_forms() and not self._submitted_schedules():
+            raise ValidationError("A rule needs at least one user or one on-call schedule.")
+
+    def _submitted_schedules(self):
+        prefix = self.schedules_prefix
+        try:
+            total = int(self.data.get(f"{prefix}-TOTAL_FORMS", 0))
+        except ValueError:
+            return 0
+        return sum(
+            1
+            for i in range(total)
+            if self.data.get(f"{prefix}-{i}-schedule") and not self.data.get(f"{prefix}-{i}-DELETE")
+        )
+
+
+class OverrideFormSet(InlineFormSet):
+    """Overrides of one schedule must not overlap; the model checks saved rows, this checks the rows submitted."""
+
+    def clean(self):
+        super().clean()
+        rows = [form for form in self.live_forms() if form.cleaned_data.get("start") and form.cleaned_data.get("end")]
+        rows.sort(key=lambda form: form.cleaned_data["start"])
+        for earlier, later in zip(rows, rows[1:]):
+            if later.cleaned_data["start"] < earlier.cleaned_data["end"]:
+                later.add_error("start", "This override overlaps another one in this list.")
