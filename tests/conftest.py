@@ -1,7 +1,11 @@
 """Shared fixtures and personas (settings: tests/settings.py)."""
+import os
+
 import pytest
 
+from incidents.telephony import reset_telephony
 from tests.factories import AccountFactory, UserFactory
+from tests.fake_vonage import FakeVonage, VonageWebhookClient
 
 # Personas. Acme is the account under test; Globex is the other tenant that must never see Acme's data.
 #   alice   - owner of Acme (account admin)
@@ -44,3 +48,45 @@ def charlie(globex):
 @pytest.fixture
 def sam(db):
     return UserFactory(account=None, username="sam", first_name="Sam", is_staff=True, is_superuser=True)
+
+
+# --- Vonage: every test runs against the local fake API (tests/fake_vonage.py), never the real one. ---
+
+
+@pytest.fixture(scope="session")
+def fake_vonage(tmp_path_factory):
+    """The fake Vonage HTTPS API, started once per session; requests in this process trust its CA."""
+    fake = FakeVonage().start()
+    ca_bundle = fake.server.write_ca_bundle(tmp_path_factory.mktemp("fake-vonage") / "ca.pem")
+    saved = {name: os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "NO_PROXY", "no_proxy")}
+    os.environ["REQUESTS_CA_BUNDLE"] = str(ca_bundle)
+    # A proxy from the environment must not see (or break) the traffic to the fake.
+    for name in ("NO_PROXY", "no_proxy"):
+        os.environ[name] = ",".join(filter(None, [saved[name], "127.0.0.1", "localhost"]))
+    yield fake
+    fake.stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def vonage_api(fake_vonage, settings):
+    """The fake Vonage API, reset, with the product's VONAGE_* settings pointing at it (autouse: no test
+    can reach the real Vonage). Needs no database."""
+    fake_vonage.reset()
+    for name, value in fake_vonage.settings().items():
+        setattr(settings, name, value)
+    # At least 32 bytes, or PyJWT warns about a short HMAC key on every signed webhook.
+    settings.VONAGE_SIGNATURE_SECRET = "tests-only-vonage-signature-secret-0123456789"
+    reset_telephony()
+    yield fake_vonage
+    reset_telephony()
+
+
+@pytest.fixture
+def vonage_client():
+    """A Django test client with post_webhook(path, payload) and get_webhook(path, params), signed like Vonage."""
+    return VonageWebhookClient()

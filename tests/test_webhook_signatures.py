@@ -1,0 +1,189 @@
+"""Signed Vonage webhooks (incidents/webhooks.py), through a test-only urlconf defined in this module."""
+import hashlib
+import json
+import logging
+import time
+
+import jwt
+import pytest
+from django.http import JsonResponse
+from django.test import RequestFactory
+from django.urls import path
+
+from incidents.webhooks import MalformedWebhook, SignatureError, verify_signature, vonage_webhook
+from tests.fake_vonage import VonageWebhookClient, signed_headers
+
+SAFE_NCCO = [{"action": "talk", "text": "Sorry, we cannot take your call right now."}]
+
+
+@vonage_webhook
+def event_view(request, payload):
+    return JsonResponse({"payload": payload, "claims": request.vonage_claims})
+
+
+@vonage_webhook(safe_ncco=lambda request: SAFE_NCCO)
+def answer_view(request, payload, token):
+    if "from" not in payload:
+        raise MalformedWebhook("answer webhook without from")
+    return JsonResponse([{"action": "talk", "text": f"Hello {payload.get('from')} via {token}"}], safe=False)
+
+
+urlpatterns = [
+    path("vonage/event", event_view),
+    path("vonage/answer/<str:token>", answer_view),
+]
+
+pytestmark = pytest.mark.urls(__name__)
+
+EVENT = {
+    "uuid": "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+    "status": "answered",
+    "from": "4915110000001",
+    "to": "4930123456789",
+}
+OTHER_SECRET = "another-accounts-signature-secret-0123456789"
+
+
+def post_raw(client, url, body, headers):
+    return client.post(url, data=body, content_type="application/json", **headers)
+
+
+def test_signed_post_passes_with_claims(vonage_client):
+    response = vonage_client.post_webhook("/vonage/event", EVENT)
+
+    assert response.status_code == 200
+    data = response.json()
+    assert data["payload"] == EVENT
+    assert data["claims"]["payload_hash"] == hashlib.sha256(json.dumps(EVENT).encode()).hexdigest()
+    assert data["claims"]["iss"] == "Vonage"
+
+
+def test_signed_get_with_query_params_needs_no_body_hash(vonage_client):
+    response = vonage_client.get_webhook("/vonage/answer/tok123", {"from": "4915110000001", "uuid": "leg-1"})
+
+    assert response.status_code == 200
+    assert response.json() == [{"action": "talk", "text": "Hello 4915110000001 via tok123"}]
+
+
+def test_views_are_csrf_exempt():
+    client = VonageWebhookClient(enforce_csrf_checks=True)
+    assert client.post_webhook("/vonage/event", EVENT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer not.a.jwt", "Bearer ####", "Token abc"],
+)
+def test_missing_or_garbled_authorization_is_refused(client, authorization):
+    headers = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+    response = post_raw(client, "/vonage/event", json.dumps(EVENT).encode(), headers)
+    assert response.status_code == 401
+
+
+def test_wrong_secret_is_refused(client):
+    body = json.dumps(EVENT).encode()
+    response = post_raw(client, "/vonage/event", body, signed_headers(body, secret=OTHER_SECRET))
+    assert response.status_code == 401
+
+
+def test_tampered_body_is_refused(client):
+    body = json.dumps(EVENT).encode()
+    tampered = json.dumps(EVENT | {"status": "completed"}).encode()
+    response = post_raw(client, "/vonage/event", tampered, signed_headers(body))
+    assert response.status_code == 401
+
+
+def test_body_without_payload_hash_is_refused(client):
+    body = json.dumps(EVENT).encode()
+    response = post_raw(client, "/vonage/event", body, signed_headers(body, extra_claims={"payload_hash": None}))
+    assert response.status_code == 401
+
+
+def test_stale_token_is_refused(client, settings):
+    body = json.dumps(EVENT).encode()
+    stale = int(time.time()) - settings.VONAGE_SIGNATURE_MAX_AGE - 5
+    fresh_enough = int(time.time()) - settings.VONAGE_SIGNATURE_MAX_AGE + 30
+    assert post_raw(client, "/vonage/event", body, signed_headers(body, iat=stale)).status_code == 401
+    assert post_raw(client, "/vonage/event", body, signed_headers(body, iat=fresh_enough)).status_code == 200
+
+
+def test_token_from_the_future_is_refused(client):
+    body = json.dumps(EVENT).encode()
+    now = int(time.time())
+    assert post_raw(client, "/vonage/event", body, signed_headers(body, iat=now + 120)).status_code == 401
+    # Some clock skew is tolerated.
+    assert post_raw(client, "/vonage/event", body, signed_headers(body, iat=now + 30)).status_code == 200
+
+
+@pytest.mark.parametrize("iat", [None, "yesterday"])
+def test_missing_or_unreadable_iat_is_refused(client, iat):
+    body = json.dumps(EVENT).encode()
+    response = post_raw(client, "/vonage/event", body, signed_headers(body, extra_claims={"iat": iat}))
+    assert response.status_code == 401
+
+
+def test_unsigned_algorithm_is_refused(client):
+    body = json.dumps(EVENT).encode()
+    claims = {"iat": int(time.time()), "payload_hash": hashlib.sha256(body).hexdigest()}
+    token = jwt.encode(claims, None, algorithm="none")
+    assert post_raw(client, "/vonage/event", body, {"HTTP_AUTHORIZATION": f"Bearer {token}"}).status_code == 401
+
+
+def test_empty_secret_refuses_every_webhook(client, settings):
+    body = json.dumps(EVENT).encode()
+    headers = signed_headers(body)
+    settings.VONAGE_SIGNATURE_SECRET = ""
+    assert post_raw(client, "/vonage/event", body, headers).status_code == 401
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe", b""])
+def test_signed_but_malformed_payload_is_400(client, body):
+    response = post_raw(client, "/vonage/event", body, signed_headers(body))
+    assert response.status_code == 400
+
+
+def test_refusals_carry_the_safe_ncco(client):
+    unsigned = client.get("/vonage/answer/tok123", {"from": "4915110000001"})
+    malformed = post_raw(client, "/vonage/answer/tok123", b"{", signed_headers(b"{"))
+
+    for response, status in ((unsigned, 401), (malformed, 400)):
+        assert response.status_code == status
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == SAFE_NCCO
+
+
+def test_malformed_webhook_raised_by_the_view_is_400_with_the_safe_ncco(vonage_client):
+    response = vonage_client.get_webhook("/vonage/answer/tok123", {"uuid": "leg-1"})
+    assert response.status_code == 400
+    assert response.json() == SAFE_NCCO
+
+
+def test_refusals_without_safe_ncco_have_no_ncco(client):
+    response = client.get("/vonage/event")
+    assert response.status_code == 401 and response["Content-Type"].startswith("text/plain")
+
+
+def test_refusal_is_logged_with_reason_not_token(client, caplog):
+    caplog.set_level(logging.WARNING, logger="incidents.webhooks")
+    body = json.dumps(EVENT).encode()
+    headers = signed_headers(body, secret=OTHER_SECRET)
+    post_raw(client, "/vonage/event", body, headers)
+
+    assert "webhook refused path=/vonage/event status=401 reason=bad signature" in caplog.text
+    assert headers["HTTP_AUTHORIZATION"].split()[1] not in caplog.text
+
+
+def test_verify_signature_returns_the_claims():
+    body = json.dumps(EVENT).encode()
+    request = RequestFactory().post("/any", data=body, content_type="application/json", **signed_headers(body))
+    assert verify_signature(request)["payload_hash"]
+
+    request = RequestFactory().post("/any", data=body, content_type="application/json")
+    with pytest.raises(SignatureError):
+        verify_signature(request)
+
+
+def test_lowercase_bearer_scheme_is_accepted(client):
+    body = json.dumps(EVENT).encode()
+    token = signed_headers(body)["HTTP_AUTHORIZATION"].split()[1]
+    assert post_raw(client, "/vonage/event", body, {"HTTP_AUTHORIZATION": f"bearer {token}"}).status_code == 200
