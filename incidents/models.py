@@ -4,7 +4,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from escalation.models import Account, EscalationPolicy
+from escalation.models import Account, EscalationPolicy, NotificationRule
 
 
 def new_token():
@@ -16,6 +16,17 @@ class Priority(models.TextChoices):
     LOW = "low", "Low"
 
 
+class Language(models.TextChoices):
+    """Languages notification calls are spoken in (BCP-47, as Vonage's talk action wants them)."""
+
+    EN_US = "en-US", "English"
+    DE_DE = "de-DE", "German"
+    FR_FR = "fr-FR", "French"
+    ES_ES = "es-ES", "Spanish"
+    NL_NL = "nl-NL", "Dutch"
+    IT_IT = "it-IT", "Italian"
+
+
 class AlertSource(models.Model):
     """A named source of incidents. Call routing creates one per routing number, with the number's name."""
 
@@ -25,6 +36,12 @@ class AlertSource(models.Model):
         EscalationPolicy, on_delete=models.SET_NULL, null=True, blank=True, related_name="alert_sources"
     )
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.HIGH)
+    language = models.CharField(
+        max_length=10,
+        choices=Language.choices,
+        blank=True,
+        help_text="Language of notification calls and messages. Empty: the account's language, else English.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -81,6 +98,19 @@ class Incident(models.Model):
     def is_open(self):
         return self.status != self.Status.RESOLVED
 
+    @property
+    def is_escalating(self):
+        return self.status == self.Status.PENDING and self.escalation_due_at is not None
+
+    @property
+    def language(self):
+        """The BCP-47 language notifications about this incident are spoken/written in."""
+        return self.alert_source.language or getattr(self.account, "language", "") or Language.EN_US
+
+    def get_public_url(self):
+        """The absolute link people get in SMS, email and alert actions."""
+        return f"{settings.PUBLIC_BASE_URL}/incidents/{self.pk}"
+
 
 class IncidentEvent(models.Model):
     """One line of an incident's timeline."""
@@ -110,3 +140,116 @@ class IncidentEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"
+
+
+class Notification(models.Model):
+    """One message to one responder about one incident: a due row the sweeper hands to a delivery task.
+
+    Each row is attempted at most MAX_ATTEMPTS times (see incidents.notifications); `attempts` counts the attempts
+    made and doubles as the idempotency key of the delivery task.
+    """
+
+    Channel = NotificationRule.Channel
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notifications")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    contact = models.CharField(max_length=254, help_text="Phone number (E.164) or email address at planning time.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField(help_text="When the next attempt is due.")
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When a delivery task was last enqueued.")
+    escalation_generation = models.PositiveIntegerField(default=0)
+    escalation_step = models.PositiveIntegerField(default=0)
+    delay_minutes = models.PositiveIntegerField(default=0)
+    # Unguessable: it is the only thing that ties a keypress webhook to this notification and its user.
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    provider_id = models.CharField(max_length=100, blank=True, help_text="Vonage call uuid or message id.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["due_at"], name="notification_due_idx", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.get_channel_display()} to {self.user} ({self.get_status_display()})"
+
+
+class AlertAction(models.Model):
+    """Tell another system about an alert source's incidents: a generic webhook, Slack or Microsoft Teams."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook (JSON)"
+        SLACK = "slack", "Slack incoming webhook"
+        TEAMS = "teams", "Microsoft Teams incoming webhook"
+
+    class Trigger(models.TextChoices):
+        CREATED = "created", "Incident created"
+        ACCEPTED = "accepted", "Incident accepted"
+        RESOLVED = "resolved", "Incident resolved"
+
+    alert_source = models.ForeignKey(AlertSource, on_delete=models.CASCADE, related_name="actions")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.WEBHOOK)
+    url = models.URLField(max_length=1000)
+    on_created = models.BooleanField("when created", default=True)
+    on_accepted = models.BooleanField("when accepted", default=True)
+    on_resolved = models.BooleanField("when resolved", default=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alert_source", "name", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def fires_on(self, trigger):
+        """True when this action is enabled and selected for TRIGGER (an AlertAction.Trigger value)."""
+        return self.enabled and getattr(self, f"on_{trigger}", False)
+
+
+class AlertActionDelivery(models.Model):
+    """One attempt to deliver one alert action for one incident transition; retries are new rows."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    action = models.ForeignKey(AlertAction, on_delete=models.CASCADE, related_name="deliveries")
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="action_deliveries")
+    trigger = models.CharField(max_length=10, choices=AlertAction.Trigger.choices)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    due_at = models.DateTimeField()
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    payload = models.JSONField(null=True, blank=True, help_text="Built at the first attempt; retries send the same.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    response_excerpt = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "alert action deliveries"
+        indexes = [
+            models.Index(fields=["due_at"], name="action_delivery_due_idx", condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.trigger} #{self.attempt}: {self.get_status_display()}"

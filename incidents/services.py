@@ -3,11 +3,13 @@
 Callers: the web UI, the REST API, the phone (notification keypress, call routing) and the worker.
 """
 import logging
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Incident, IncidentEvent, Priority
+from . import actions, escalation_engine
+from .models import AlertAction, Incident, IncidentEvent, Notification, Priority
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def create_incident(*, alert_source, summary, details="", priority=None, escalat
     log.info("incident=%s action=created source=%s suppressed=%s", incident.pk, alert_source.pk, suppress_escalation)
     if not suppress_escalation:
         _start_escalation(incident)
+    actions.fire(incident.pk, AlertAction.Trigger.CREATED)
     return incident
 
 
@@ -52,6 +55,8 @@ def accept_incident(incident_id, user, *, via="web"):
     if changed:
         add_event(incident_id, IncidentEvent.Kind.ACCEPTED, f"Accepted by {user} ({via}).", user=user, data={"via": via})
         log.info("incident=%s action=accepted user=%s via=%s", incident_id, user.pk, via)
+        escalation_engine.stop_escalation(incident_id, f"Accepted by {user}.")
+        actions.fire(incident_id, AlertAction.Trigger.ACCEPTED)
     return bool(changed)
 
 
@@ -69,6 +74,8 @@ def resolve_incident(incident_id, user=None, *, via="web", reason=""):
         message = f"Resolved {who} ({via})." + (f" {reason}" if reason else "")
         add_event(incident_id, IncidentEvent.Kind.RESOLVED, message, user=user, data={"via": via})
         log.info("incident=%s action=resolved via=%s", incident_id, via)
+        escalation_engine.stop_escalation(incident_id, "Resolved.")
+        actions.fire(incident_id, AlertAction.Trigger.RESOLVED)
     return bool(changed)
 
 
@@ -98,7 +105,53 @@ def set_priority(incident_id, priority, *, reason=""):
 
 
 def _start_escalation(incident):
-    """Freeze the policy and schedule the first step. The escalation engine replaces this placeholder."""
-    Incident.objects.filter(pk=incident.pk).update(
-        escalation_generation=incident.escalation_generation + 1, escalation_step=0, escalation_due_at=timezone.now()
+    """Freeze the policy into the incident and run the first rule once the transaction commits."""
+    escalation_engine.start_escalation(incident)
+
+
+@dataclass
+class KeypressResult:
+    """What a key pressed in a notification call did.
+
+    outcome: "accepted", "resolved", "already_accepted", "already_resolved", "invalid" or "unknown".
+    """
+
+    outcome: str
+    notification: Notification | None = None
+    accepted_by: object = None
+
+
+def answer_notification_keypress(token, digits):
+    """Act on DIGITS pressed in the notification call with TOKEN: 4 accepts, 6 resolves, as the called user.
+
+    Returns a KeypressResult; an unknown token or another key changes nothing.
+    """
+    from .voice import ACCEPT_KEY, RESOLVE_KEY
+
+    notification = (
+        Notification.objects.select_related("user", "incident__alert_source", "incident__account")
+        .filter(token=token, channel=Notification.Channel.VOICE)
+        .first()
     )
+    if notification is None or notification.user is None:
+        log.info("keypress action=ignore reason=unknown_token")
+        return KeypressResult("unknown")
+    digits = str(digits or "").strip()
+    incident_id, user = notification.incident_id, notification.user
+    if digits == ACCEPT_KEY:
+        if accept_incident(incident_id, user, via="phone"):
+            outcome = "accepted"
+        else:
+            outcome = _already(incident_id, user)
+    elif digits == RESOLVE_KEY:
+        outcome = "resolved" if resolve_incident(incident_id, user, via="phone") else "already_resolved"
+    else:
+        outcome = "invalid"
+    log.info("incident=%s notification=%s user=%s keypress=%r action=%s", incident_id, notification.pk, user.pk, digits, outcome)
+    notification.incident.refresh_from_db()
+    return KeypressResult(outcome, notification, notification.incident.assigned_to)
+
+
+def _already(incident_id, user):
+    status = Incident.objects.filter(pk=incident_id).values_list("status", flat=True).first()
+    return "already_resolved" if status == Incident.Status.RESOLVED else "already_accepted"

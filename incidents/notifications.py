@@ -1,0 +1,311 @@
+"""Telling responders: one transport per channel (voice, SMS, email) and the delivery of Notification rows.
+
+A Notification row is planned by the escalation engine for each of a user's notification rules, due at the
+step's time plus the rule's delay. Due rows are handed to deliver_notification() (the delivery task) at once
+when due immediately, otherwise by the sweeper. A transient failure (TransportError.permanent False) makes the
+row due again after a backoff, up to MAX_ATTEMPTS attempts; every attempt's outcome goes on the timeline.
+"""
+import logging
+import smtplib
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from . import voice
+from .models import Incident, IncidentEvent, Notification
+from .telephony import TelephonyError, get_telephony
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+# Wait before attempt 2 and attempt 3. The sweeper runs every minute, so these are lower bounds.
+RETRY_BACKOFF = [timedelta(seconds=30), timedelta(minutes=2)]
+# Ring a notification call this long before Vonage gives up (the carrier's voicemail may answer earlier).
+RINGING_SECONDS = 45
+# Vonage call statuses that mean nobody heard the notification call.
+FAILED_CALL_STATUSES = {"busy", "cancelled", "unanswered", "rejected", "failed", "timeout"}
+
+CHANNEL_WORDS = {
+    Notification.Channel.VOICE: "voice call",
+    Notification.Channel.SMS: "SMS",
+    Notification.Channel.EMAIL: "email",
+}
+
+
+class TransportError(Exception):
+    """A notification could not be delivered. `permanent` is True when trying again cannot help."""
+
+    def __init__(self, message, *, permanent=False):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+class Transport:
+    """Delivers one Notification over one channel; send() returns a provider id or raises TransportError."""
+
+    def send(self, notification):
+        raise NotImplementedError
+
+
+class VoiceTransport(Transport):
+    """A phone call that reads the incident out and takes a key: 4 accepts, 6 resolves."""
+
+    def send(self, notification):
+        if not settings.VONAGE_FROM_NUMBER:
+            raise TransportError("VONAGE_FROM_NUMBER is not set: no number to call from.", permanent=True)
+        try:
+            return get_telephony().create_call(
+                to=notification.contact,
+                from_=settings.VONAGE_FROM_NUMBER,
+                event_url=voice.event_url(notification),
+                ncco=voice.notification_call_ncco(notification),
+                ringing_timer=RINGING_SECONDS,
+            )
+        except TelephonyError as exc:
+            raise TransportError(exc.message, permanent=exc.permanent) from exc
+
+
+class SmsTransport(Transport):
+    def send(self, notification):
+        if not settings.VONAGE_FROM_NUMBER:
+            raise TransportError("VONAGE_FROM_NUMBER is not set: no number to send SMS from.", permanent=True)
+        text = voice.describe(notification.incident, "message", summary_chars=200)
+        try:
+            return get_telephony().send_sms(to=notification.contact, from_=settings.VONAGE_FROM_NUMBER, text=text)
+        except TelephonyError as exc:
+            raise TransportError(exc.message, permanent=exc.permanent) from exc
+
+
+class EmailTransport(Transport):
+    def send(self, notification):
+        incident = notification.incident
+        subject = voice.describe(incident, "subject", summary_chars=150).replace("\n", " ")
+        body = voice.describe(incident, "message", summary_chars=500)
+        if incident.details:
+            body += "\n\n" + incident.details
+        try:
+            send_mail(subject, body, None, [notification.contact], fail_silently=False)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as exc:
+            raise TransportError(f"Email refused: {exc}", permanent=True) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransportError(f"Email could not be sent: {exc}", permanent=False) from exc
+        return ""
+
+
+TRANSPORTS = {
+    Notification.Channel.VOICE: VoiceTransport,
+    Notification.Channel.SMS: SmsTransport,
+    Notification.Channel.EMAIL: EmailTransport,
+}
+
+
+def plan_notifications(incident, user, *, generation, step, now):
+    """Create USER's notifications for escalation STEP (one per notification rule) and return them.
+
+    Those without delay are handed to a delivery task when the transaction commits; delayed ones wait for
+    the sweeper.
+    """
+    from .services import add_event
+    from .tasks import enqueue
+
+    rules = list(user.notification_rules.all())
+    if not rules:
+        add_event(incident, IncidentEvent.Kind.DELIVERY_FAILED, f"{user} has no notification rules: not notified.", user=user)
+        log.info("incident=%s action=no_notification_rules user=%s", incident.pk, user.pk)
+        return []
+    planned = []
+    for rule in rules:
+        due_at = now + timedelta(minutes=rule.delay_minutes)
+        notification = Notification.objects.create(
+            incident=incident,
+            user=user,
+            channel=rule.channel,
+            contact=rule.contact_method.value,
+            due_at=due_at,
+            delay_minutes=rule.delay_minutes,
+            escalation_generation=generation,
+            escalation_step=step,
+            enqueued_at=now if rule.delay_minutes == 0 else None,
+        )
+        log.info(
+            "incident=%s action=plan_notification notification=%s user=%s channel=%s delay=%s",
+            incident.pk, notification.pk, user.pk, rule.channel, rule.delay_minutes,
+        )
+        if rule.delay_minutes == 0:
+            enqueue("deliver_notification", notification.pk, 1)
+        planned.append(notification)
+    return planned
+
+
+def cancel_pending_notifications(incident_id, reason):
+    """Cancel the incident's notifications that were not attempted yet. Returns how many."""
+    cancelled = Notification.objects.filter(incident_id=incident_id, status=Notification.Status.PENDING).update(
+        status=Notification.Status.CANCELLED, error=reason
+    )
+    if cancelled:
+        log.info("incident=%s action=cancel_notifications count=%s", incident_id, cancelled)
+    return cancelled
+
+
+def deliver_notification(notification_id, attempt):
+    """Make attempt ATTEMPT (1-based) of the notification. Returns "sent", "retry", "failed" or "skipped".
+
+    The claim is a conditional update (PENDING with attempts == ATTEMPT - 1 becomes SENDING), so a duplicated or
+    late task finds nothing to claim and sends nothing.
+    """
+    claimed = Notification.objects.filter(
+        pk=notification_id, status=Notification.Status.PENDING, attempts=attempt - 1
+    ).update(status=Notification.Status.SENDING, attempts=attempt, enqueued_at=None)
+    if not claimed:
+        log.info("notification=%s attempt=%s action=skip reason=not_pending_or_claimed", notification_id, attempt)
+        return "skipped"
+    notification = Notification.objects.select_related("incident__alert_source", "incident__account", "user").get(
+        pk=notification_id
+    )
+    try:
+        provider_id = TRANSPORTS[notification.channel]().send(notification)
+    except TransportError as exc:
+        return _record_failure(notification, attempt, exc.message, permanent=exc.permanent)
+    except Exception as exc:  # a bug must not leave the row SENDING without a trace
+        log.exception("notification=%s attempt=%s action=crash", notification_id, attempt)
+        return _record_failure(notification, attempt, f"Unexpected error: {exc!r}", permanent=True)
+    return _record_success(notification, attempt, provider_id or "")
+
+
+def _who(notification):
+    return str(notification.user) if notification.user else notification.contact
+
+
+@transaction.atomic
+def _record_success(notification, attempt, provider_id):
+    from .services import add_event
+
+    now = timezone.now()
+    changed = Notification.objects.filter(
+        pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt
+    ).update(status=Notification.Status.SENT, sent_at=now, provider_id=provider_id[:100], error="")
+    if changed:
+        add_event(
+            notification.incident_id,
+            IncidentEvent.Kind.NOTIFIED,
+            f"Notified {_who(notification)} by {CHANNEL_WORDS[notification.channel]} ({notification.contact}).",
+            user=notification.user,
+            data={"notification": notification.pk, "channel": notification.channel, "attempt": attempt},
+        )
+    log.info(
+        "notification=%s incident=%s attempt=%s channel=%s action=sent provider_id=%s",
+        notification.pk, notification.incident_id, attempt, notification.channel, provider_id,
+    )
+    return "sent"
+
+
+@transaction.atomic
+def _record_failure(notification, attempt, error, *, permanent):
+    from .services import add_event
+
+    now = timezone.now()
+    what = f"{CHANNEL_WORDS[notification.channel]} to {_who(notification)}"
+    data = {"notification": notification.pk, "channel": notification.channel, "attempt": attempt, "error": error}
+    if not permanent and attempt < MAX_ATTEMPTS:
+        backoff = RETRY_BACKOFF[min(attempt - 1, len(RETRY_BACKOFF) - 1)]
+        retried = Notification.objects.filter(
+            pk=notification.pk,
+            status=Notification.Status.SENDING,
+            attempts=attempt,
+            incident__status=Incident.Status.PENDING,
+        ).update(status=Notification.Status.PENDING, due_at=now + backoff, error=error)
+        if retried:
+            add_event(
+                notification.incident_id,
+                IncidentEvent.Kind.DELIVERY_FAILED,
+                f"Delivery failed: {what} (attempt {attempt} of {MAX_ATTEMPTS}): {error} "
+                f"Trying again in {int(backoff.total_seconds())} s.",
+                user=notification.user,
+                data=data,
+            )
+            log.info(
+                "notification=%s attempt=%s action=retry in=%ss error=%s",
+                notification.pk, attempt, int(backoff.total_seconds()), error,
+            )
+            return "retry"
+        # The incident was accepted or resolved meanwhile: nobody needs this notification any more.
+        Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt).update(
+            status=Notification.Status.CANCELLED, error=error
+        )
+        log.info("notification=%s attempt=%s action=cancel reason=incident_not_pending error=%s", notification.pk, attempt, error)
+        return "cancelled"
+    changed = Notification.objects.filter(
+        pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt
+    ).update(status=Notification.Status.FAILED, error=error)
+    if changed:
+        why = "permanent error" if permanent else f"gave up after {attempt} attempts"
+        add_event(
+            notification.incident_id,
+            IncidentEvent.Kind.DELIVERY_FAILED,
+            f"Delivery failed: {what} ({why}): {error}",
+            user=notification.user,
+            data=data,
+        )
+    log.info("notification=%s attempt=%s action=failed permanent=%s error=%s", notification.pk, attempt, permanent, error)
+    return "failed"
+
+
+def record_call_status(token, payload):
+    """Note a notification call's status event (Vonage event webhook). Returns True when it changed something.
+
+    busy/unanswered/failed/... mark the notification failed (once, however often the event arrives);
+    answered is noted on the timeline once.
+    """
+    from .services import add_event
+
+    status = str(payload.get("status") or "")
+    notification = (
+        Notification.objects.select_related("user")
+        .filter(token=token, channel=Notification.Channel.VOICE)
+        .first()
+    )
+    if notification is None:
+        log.info("call_event action=ignore reason=unknown_token status=%s", status)
+        return False
+    with transaction.atomic():
+        if status in FAILED_CALL_STATUSES:
+            detail = str(payload.get("detail") or "")
+            error = f"Call {status}" + (f" ({detail})" if detail else "")
+            changed = Notification.objects.filter(
+                pk=notification.pk, status__in=[Notification.Status.SENDING, Notification.Status.SENT]
+            ).update(status=Notification.Status.FAILED, error=error)
+            if changed:
+                add_event(
+                    notification.incident_id,
+                    IncidentEvent.Kind.DELIVERY_FAILED,
+                    f"Delivery failed: voice call to {_who(notification)}: {error.lower()}.",
+                    user=notification.user,
+                    data={"notification": notification.pk, "status": status, "detail": detail},
+                )
+        elif status == "answered":
+            changed = Notification.objects.filter(pk=notification.pk, answered_at__isnull=True).update(
+                answered_at=timezone.now()
+            )
+            if changed:
+                add_event(
+                    notification.incident_id,
+                    IncidentEvent.Kind.NOTIFIED,
+                    f"{_who(notification)} answered the voice call.",
+                    user=notification.user,
+                    data={"notification": notification.pk, "status": status},
+                )
+        else:
+            changed = 0
+    log.info("notification=%s call_status=%s action=%s", notification.pk, status, "recorded" if changed else "ignored")
+    return bool(changed)
+
+
+def sweep_notifications(now):
+    """Hand every notification due at NOW to a delivery task. Returns how many."""
+    from .sweeper import hand_out
+
+    return hand_out(Notification, "deliver_notification", lambda row: (row.pk, row.attempts + 1), now)

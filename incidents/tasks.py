@@ -1,0 +1,55 @@
+"""django-q2 tasks of the incidents app.
+
+Every task takes ids (and the state it expects), re-reads that state under a lock or a conditional update and
+returns early when the world has moved on, so a duplicated or late task does nothing. Tasks are enqueued with
+enqueue(), which waits for the surrounding transaction to commit.
+"""
+import logging
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+log = logging.getLogger(__name__)
+
+SWEEP_FUNC = "incidents.tasks.sweep"
+
+
+def enqueue(name, *args):
+    """Enqueue incidents.tasks.NAME(*args) once the current transaction commits (at once outside of one)."""
+    transaction.on_commit(lambda: _async_task(f"incidents.tasks.{name}", *args))
+
+
+def _async_task(func, *args):
+    # One seam for tests: they replace this to run or inspect what would be enqueued.
+    return async_task(func, *args, task_name=f"{func.rsplit('.', 1)[-1]}{list(args)}"[:100])
+
+
+def sweep(now=None):
+    """The one periodic task: run due escalation steps and hand due notifications and deliveries to workers.
+
+    Returns the counts of what it claimed. Safe to run concurrently (rows are claimed with SKIP LOCKED).
+    """
+    from .sweeper import sweep as run_sweep
+
+    return run_sweep(now)
+
+
+def escalation_step(incident_id, generation, step):
+    """Run escalation step STEP of escalation GENERATION of the incident if that is still what is due."""
+    from .escalation_engine import run_escalation_step
+
+    return run_escalation_step(incident_id, generation, step)
+
+
+def deliver_notification(notification_id, attempt):
+    """Make attempt ATTEMPT (1-based) of a notification if nobody made it yet."""
+    from .notifications import deliver_notification as deliver
+
+    return deliver(notification_id, attempt)
+
+
+def deliver_alert_action(delivery_id):
+    """Make one alert action delivery attempt if nobody made it yet."""
+    from .actions import deliver
+
+    return deliver(delivery_id)

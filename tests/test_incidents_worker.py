@@ -1,0 +1,131 @@
+"""End to end with the real django-q2 worker (`manage.py qcluster` in a subprocess) and the fake Vonage API.
+
+The worker must see the test's data, so the test commits for real (transactional db). On SQLite the suite's
+database lives in memory, out of reach of another process: this test moves the connection to a migrated
+SQLite file for its duration. On PostgreSQL the worker simply connects to the test database.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from incidents import services
+from incidents.models import Incident
+from tests.incidents_factories import AlertSourceFactory, make_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def worker_database_url(transactional_db, tmp_path):
+    """A DATABASE_URL another process can use to reach the data this test commits."""
+    connection = connections["default"]
+    settings_dict = connection.settings_dict
+    if connection.vendor != "sqlite":
+        user = quote(settings_dict.get("USER") or "")
+        password = quote(settings_dict.get("PASSWORD") or "")
+        auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host = settings_dict.get("HOST") or "localhost"
+        port = settings_dict.get("PORT") or 5432
+        yield f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
+        return
+    # Keep the in-memory test database alive (closing its last connection would drop it) while a file stands in.
+    memory_name, memory_connection = settings_dict["NAME"], connection.connection
+    path = tmp_path / "worker.sqlite3"
+    connection.connection = None
+    settings_dict["NAME"] = str(path)
+    try:
+        call_command("migrate", verbosity=0)
+        yield f"sqlite:///{path}"
+    finally:
+        connection.close()
+        settings_dict["NAME"] = memory_name
+        connection.connection = memory_connection
+
+
+@pytest.fixture
+def qcluster(worker_database_url, fake_vonage, tmp_path):
+    """Start `manage.py qcluster` against the test database and the fake Vonage API; stop it afterwards."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": worker_database_url,
+        "Q_WORKERS": "1",
+        **fake_vonage.settings(),
+    }
+    log = open(tmp_path / "qcluster.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # the cluster stops its own worker processes
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()
+        print((tmp_path / "qcluster.log").read_text(errors="replace")[-5000:])
+
+
+def wait_for(condition, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def called(vonage_api):
+    return ["+" + call["to"][0]["number"] for call in vonage_api.calls_created()]
+
+
+def test_escalation_runs_on_the_real_worker(qcluster, vonage_api, acme, alice, bob):
+    assert Schedule.objects.filter(func="incidents.tasks.sweep", minutes=1).exists()
+    policy = make_policy(acme, [([alice], 1), ([bob], 1)])
+    source = AlertSourceFactory(account=acme, escalation_policy=policy)
+
+    incident = services.create_incident(alert_source=source, summary="Database down")
+    wait_for(lambda: called(vonage_api) == [alice.primary_phone()], what="the call to alice")
+    wait_for(lambda: incident.notifications.filter(status="sent").exists(), what="the notification marked sent")
+
+    # Time passes: rule 1's timeout is over. The sweeper (enqueued here rather than waiting for the scheduler)
+    # runs rule 2 on the worker, twice, and bob is called once.
+    Incident.objects.filter(pk=incident.pk).update(escalation_due_at=timezone.now() - timedelta(seconds=1))
+    async_task("incidents.tasks.sweep")
+    async_task("incidents.tasks.sweep")
+    wait_for(lambda: called(vonage_api) == [alice.primary_phone(), bob.primary_phone()], what="the call to bob")
+
+    services.accept_incident(incident.pk, bob, via="phone")
+    Incident.objects.filter(pk=incident.pk).update(escalation_due_at=timezone.now() - timedelta(seconds=1))
+    async_task("incidents.tasks.sweep")
+    wait_for(lambda: qcluster.poll() is None and _sweeps_done() >= 3, what="the last sweep")
+    assert called(vonage_api) == [alice.primary_phone(), bob.primary_phone()]
+    assert list(incident.notifications.order_by("id").values_list("user__username", "status")) == [
+        ("alice", "sent"), ("bob", "sent"),
+    ]
+
+
+def _sweeps_done():
+    from django_q.models import Success
+
+    return Success.objects.filter(func="incidents.tasks.sweep").count()
