@@ -23,6 +23,7 @@ migrate: $(STAMP) .env
 	$(BIN)/python manage.py migrate --noinput
 
 demo: migrate
+	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py load_demo
 
 # Web server and django-q2 worker together on http://127.0.0.1:8000 (Ctrl-C stops both).

@@ -11,6 +11,14 @@ def new_token():
     return secrets.token_urlsafe(24)
 
 
+class HttpsURLField(models.URLField):
+    """A URL field whose form reads an address typed without a scheme as https."""
+
+    def formfield(self, **kwargs):
+        kwargs.setdefault("assume_scheme", "https")
+        return super().formfield(**kwargs)
+
+
 class Priority(models.TextChoices):
     HIGH = "high", "High"
     LOW = "low", "Low"
@@ -203,7 +211,7 @@ class AlertAction(models.Model):
     alert_source = models.ForeignKey(AlertSource, on_delete=models.CASCADE, related_name="actions")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.WEBHOOK)
-    url = models.URLField(max_length=1000)
+    url = HttpsURLField(max_length=1000)
     on_created = models.BooleanField("when created", default=True)
     on_accepted = models.BooleanField("when accepted", default=True)
     on_resolved = models.BooleanField("when resolved", default=True)

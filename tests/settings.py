@@ -5,7 +5,7 @@ Everything else (DATABASE_URL for PostgreSQL in CI, for example) still comes fro
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-not-for-production-0123456789")
-os.environ.setdefault("VONAGE_SIGNATURE_SECRET", "tests-only-signature-secret")
+os.environ.setdefault("VONAGE_SIGNATURE_SECRET", "tests-only-vonage-signature-secret-0123456789")
 os.environ.setdefault("PUBLIC_BASE_URL", "https://callrouting.test")
 os.environ.setdefault("SECURE_COOKIES", "false")
 
