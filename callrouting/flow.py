@@ -1,0 +1,342 @@
+"""The live call flow as a state machine: given a call's state and an event, the next NCCO and the effects.
+
+Nothing here touches the database or the network; callrouting.services reads the state (under a row lock),
+asks this module what happens next, and applies the effects with conditional updates.
+
+Caller (Call.State)                                   Agent leg (AgentLeg.Status)
+  MENU -- option chosen / single option / 3rd miss --> ROUTING     QUEUED -> DIALLING -> RINGING -> ANSWERED
+  ROUTING -- an agent presses 1 --> CONNECTED                       ANSWERED -- 1 --> ACCEPTED
+  ROUTING -- nobody left, voicemail on --> VOICEMAIL                any active -- 2 / no key / busy / no answer /
+  ROUTING -- nobody left, voicemail off --> ENDED (no_agent)           machine / failed --> the next agent is called
+  MENU/ROUTING -- caller hangs up --> ENDED (abandoned)             any not ended -- caller gone / taken --> CANCELLED
+  CONNECTED -- either side hangs up --> ENDED (answered)
+  VOICEMAIL -- caller hangs up --> ENDED (voicemail)
+"""
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.templatetags.static import static
+from django.urls import reverse
+
+from . import ncco, phrases
+from .models import AgentLeg, Call
+
+MAX_MENU_TRIES = 3
+HOLD_MUSIC = "callrouting/hold-music.mp3"
+
+S = Call.State
+L = AgentLeg.Status
+
+# The states a call may move into a state from: every change is filter(state__in=CALL_FROM[new]).update(...).
+CALL_FROM = {
+    S.ROUTING: (S.MENU,),
+    S.CONNECTED: (S.ROUTING,),
+    S.VOICEMAIL: (S.ROUTING,),
+    S.ENDED: (S.MENU, S.ROUTING, S.CONNECTED, S.VOICEMAIL),
+}
+LEG_ACTIVE = (L.DIALLING, L.RINGING, L.ANSWERED)
+LEG_FINISHED = (L.ACCEPTED, L.DECLINED, L.NO_ANSWER, L.BUSY, L.MACHINE, L.FAILED, L.CANCELLED)
+LEG_FROM = {
+    L.DIALLING: (L.QUEUED,),
+    L.RINGING: (L.DIALLING,),
+    L.ANSWERED: (L.DIALLING, L.RINGING),
+    L.ACCEPTED: LEG_ACTIVE,
+    L.CANCELLED: (L.QUEUED, *LEG_ACTIVE),
+    **{status: LEG_ACTIVE for status in (L.DECLINED, L.NO_ANSWER, L.BUSY, L.MACHINE, L.FAILED)},
+}
+
+
+# --- Effects: what services must do besides answering Vonage -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """Route the call to OPTION_ID (create the incident, put the caller on hold, start calling agents)."""
+
+    option_id: int
+    how: str
+
+
+@dataclass(frozen=True)
+class CountTry:
+    """Count one more menu attempt without a usable answer."""
+
+
+@dataclass(frozen=True)
+class SetLegStatus:
+    """Move LEG_ID to STATUS (from the states LEG_FROM allows); an ended leg lets the next agent be called."""
+
+    leg_id: int
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Connect:
+    """LEG_ID's agent takes the call: the call is CONNECTED, the incident accepted, every other leg hung up."""
+
+    leg_id: int
+
+
+@dataclass(frozen=True)
+class EndCall:
+    outcome: str
+    cancel_legs: bool = False
+    escalate: str = ""  # a reason: hand the incident back to its escalation policy
+    resolve: bool = False
+
+
+@dataclass(frozen=True)
+class DialNext:
+    """Call the next waiting agent (sequential) or every waiting agent (simultaneous)."""
+
+
+@dataclass(frozen=True)
+class NobodyLeft:
+    """Every agent was tried: voicemail, or 'nobody available' and the end of the call."""
+
+    voicemail: bool
+
+
+@dataclass(frozen=True)
+class Step:
+    ncco: list | None = None
+    effects: tuple = field(default_factory=tuple)
+
+
+# --- URLs and NCCOs ------------------------------------------------------------------------------------------
+
+
+def absolute_url(name, **kwargs):
+    return settings.PUBLIC_BASE_URL + reverse(name, kwargs=kwargs or None)
+
+
+def hold_music_url():
+    url = static(HOLD_MUSIC)
+    return url if url.startswith("http") else settings.PUBLIC_BASE_URL + url
+
+
+def menu_ncco(number, options, call):
+    """The greeting with the menu (barge-in) and an input for one key or a spoken label."""
+    actions = []
+    text = number.greeting_text(options)
+    if text:
+        actions.append(ncco.talk(text, number.language, barge_in=True))
+    actions.append(
+        ncco.menu_input(
+            absolute_url("callrouting:call-input", token=call.token),
+            number.language,
+            speech_hints=[o.label for o in options],
+        )
+    )
+    return actions
+
+
+def hold_ncco(language, call, *, announce=True):
+    """'Connecting you, please hold', then hold music in the call's conversation until an agent joins."""
+    actions = [ncco.talk(phrases.phrase(language, "connecting"), language)] if announce else []
+    actions.append(
+        ncco.conversation(
+            call.conversation_name, start_on_enter=False, end_on_exit=True, music_on_hold_url=hold_music_url()
+        )
+    )
+    return actions
+
+
+def voicemail_ncco(number, call):
+    """The mailbox greeting (none: the recording starts at once), the recording, and a thank-you."""
+    actions = []
+    greeting = number.voicemail_greeting.strip()
+    if greeting:
+        actions.append(ncco.talk(greeting, number.language))
+    actions.append(
+        ncco.record(
+            absolute_url("callrouting:call-recording", token=call.token),
+            max_seconds=number.voicemail_max_length,
+            transcription_language=number.language if number.voicemail_transcription else None,
+            transcription_event_url=absolute_url("callrouting:call-transcription", token=call.token),
+        )
+    )
+    actions.append(ncco.talk(phrases.phrase(number.language, "voicemail_thanks"), number.language))
+    return actions
+
+
+def nobody_available_ncco(language):
+    return [ncco.talk(phrases.phrase(language, "nobody_available"), language)]
+
+
+def talk_ncco(language, key):
+    return [ncco.talk(phrases.phrase(language, key), language)]
+
+
+def spoken_digits(number):
+    """A phone number as digits TTS reads one by one ('+49 30' -> '4 9 3 0')."""
+    return " ".join(ch for ch in str(number or "") if ch.isdigit())
+
+
+def agent_whisper_ncco(number, option_label, caller, leg):
+    """What an agent hears on answering: who is calling about what, and the accept/decline prompt."""
+    language = number.language
+    caller_words = spoken_digits(caller) or phrases.phrase(language, "unknown_caller")
+    text = phrases.phrase(language, "agent_whisper", name=number.name, label=option_label, caller=caller_words)
+    return [
+        ncco.talk(text, language, barge_in=True),
+        ncco.keypress_input(absolute_url("callrouting:leg-input", token=leg.token)),
+    ]
+
+
+def agent_join_ncco(call):
+    """The accepting agent joins the caller's conversation: the music stops, the call ends when they leave."""
+    return [ncco.conversation(call.conversation_name, start_on_enter=True, end_on_exit=True)]
+
+
+def caller_ncco_for_state(number, options, call):
+    """Where the caller belongs now (for a repeated answer or input webhook, or the fallback)."""
+    if call.state == S.MENU:
+        return menu_ncco(number, options, call)
+    if call.state in (S.ROUTING, S.CONNECTED):
+        return hold_ncco(number.language, call, announce=False)
+    if call.state == S.VOICEMAIL:
+        return voicemail_ncco(number, call)
+    return talk_ncco(number.language, "error_goodbye")
+
+
+# --- Caller events ------------------------------------------------------------------------------------------
+
+
+def on_answer(number, options, call):
+    """The answer webhook: greet with the menu; a single option is routed at once."""
+    if call.state == S.MENU and not options:
+        return Step(nobody_available_ncco(number.language), (EndCall(Call.Outcome.NO_AGENT),))
+    if call.state == S.MENU and len(options) == 1:
+        return Step(hold_ncco(number.language, call), (Route(options[0].pk, "single option"),))
+    return Step(caller_ncco_for_state(number, options, call))
+
+
+def _normalise(text):
+    text = unicodedata.normalize("NFKD", str(text or "").lower())
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(re.findall(r"\w+", text))
+
+
+def match_option(options, language, digits="", speech_texts=()):
+    """(option, how) for a pressed DIGITS key or the first recognised text naming a label or digit; else (None, "")."""
+    by_digit = {str(o.digit): o for o in options}
+    digits = str(digits or "").strip()
+    if digits:
+        return (by_digit.get(digits[:1]), "digit") if digits[:1] in by_digit else (None, "")
+    words = phrases.digit_words(language)
+    for text in speech_texts:
+        said = f" {_normalise(text)} "
+        if said.strip() == "":
+            continue
+        # Longest label first, so "billing support" wins over "billing".
+        for option in sorted(options, key=lambda o: -len(o.label)):
+            label = _normalise(option.label)
+            if label and f" {label} " in said:
+                return option, "speech"
+        for option in options:
+            if f" {option.digit} " in said or f" {words[option.digit]} " in said:
+                return option, "speech"
+    return None, ""
+
+
+def on_menu_input(number, options, call, *, digits="", speech_texts=()):
+    """The menu input webhook: route the chosen option, repeat the menu, or after three misses take the first."""
+    if call.state != S.MENU:
+        return Step(caller_ncco_for_state(number, options, call))
+    if not options:
+        return Step(nobody_available_ncco(number.language), (EndCall(Call.Outcome.NO_AGENT),))
+    option, how = match_option(options, number.language, digits, speech_texts)
+    if option is not None:
+        return Step(hold_ncco(number.language, call), (Route(option.pk, how),))
+    if call.tries + 1 >= MAX_MENU_TRIES:
+        return Step(hold_ncco(number.language, call), (Route(options[0].pk, f"no choice after {MAX_MENU_TRIES} tries"),))
+    return Step(menu_ncco(number, options, call), (CountTry(),))
+
+
+def on_caller_gone(call):
+    """The caller's leg ended (hung up, or the network dropped it)."""
+    if call.state == S.MENU:
+        return Step(effects=(EndCall(Call.Outcome.ABANDONED),))
+    if call.state == S.ROUTING:
+        return Step(
+            effects=(EndCall(Call.Outcome.ABANDONED, cancel_legs=True, escalate="the caller hung up while agents were called"),)
+        )
+    if call.state == S.CONNECTED:
+        return Step(effects=(EndCall(Call.Outcome.ANSWERED, cancel_legs=True, resolve=True),))
+    if call.state == S.VOICEMAIL:
+        return Step(effects=(EndCall(Call.Outcome.VOICEMAIL),))
+    return Step()
+
+
+# --- Agent events -------------------------------------------------------------------------------------------
+
+# Vonage call status -> (leg status, detail). completed/disconnected depend on the leg's state (below).
+_AGENT_STATUS = {
+    "ringing": (L.RINGING, ""),
+    "answered": (L.ANSWERED, ""),
+    "busy": (L.BUSY, "busy"),
+    "unanswered": (L.NO_ANSWER, "no answer"),
+    "timeout": (L.NO_ANSWER, "rang out"),
+    "failed": (L.FAILED, "call failed"),
+    "cancelled": (L.CANCELLED, "cancelled by the network"),
+    "machine": (L.MACHINE, "answering machine"),
+}
+
+
+def on_agent_event(call, leg, status, detail=""):
+    """An event webhook of an agent's leg. Returns the effects (no NCCO)."""
+    status = str(status or "").lower()
+    if status in ("completed", "disconnected"):
+        if leg.status == L.ACCEPTED and call.state == S.CONNECTED:
+            return Step(effects=(EndCall(Call.Outcome.ANSWERED, resolve=True),))
+        if leg.status in LEG_ACTIVE:
+            why = "hung up before pressing a key" if leg.status == L.ANSWERED else "call ended before it was answered"
+            return Step(effects=(SetLegStatus(leg.id, L.NO_ANSWER, why),))
+        return Step()
+    if status == "rejected":
+        new, why = (L.DECLINED, "rejected on the phone") if detail == "declined" else (L.FAILED, f"rejected: {detail}")
+    elif status in _AGENT_STATUS:
+        new, why = _AGENT_STATUS[status]
+        if detail:
+            why = f"{why} ({detail})" if why else detail
+    else:
+        return Step()
+    if leg.status not in LEG_FROM[new]:
+        return Step()  # duplicate or late event: the leg has moved on
+    return Step(effects=(SetLegStatus(leg.id, new, why),))
+
+
+def on_agent_input(number, call, leg, option_label, *, digits="", timed_out=False):
+    """The agent pressed a key (or did not): accept, decline, or hear that the call is gone."""
+    language = number.language
+    key = str(digits or "").strip()[:1]
+    if leg.status not in LEG_ACTIVE:
+        if call.state == S.CONNECTED and call.connected_leg_id == leg.id:
+            return Step(agent_join_ncco(call))  # a repeated accept webhook: same answer
+        return Step(talk_ncco(language, "caller_gone" if call.state != S.CONNECTED else "call_taken"))
+    if key == "1":
+        if call.state == S.ROUTING:
+            return Step(agent_join_ncco(call), (Connect(leg.id),))
+        gone = "call_taken" if call.state == S.CONNECTED else "caller_gone"
+        return Step(talk_ncco(language, gone), (SetLegStatus(leg.id, L.CANCELLED, "call already taken or ended"),))
+    if key == "2":
+        return Step(talk_ncco(language, "declined"), (SetLegStatus(leg.id, L.DECLINED, "pressed 2"),))
+    if not key or timed_out:
+        return Step(talk_ncco(language, "declined"), (SetLegStatus(leg.id, L.NO_ANSWER, "no key pressed"),))
+    return Step(agent_whisper_ncco(number, option_label, call.caller, leg))
+
+
+def next_dial(call, leg_statuses, voicemail_enabled):
+    """What to do when agents have been chosen or a leg has ended: wait while a leg is ringing, else call the
+    next agent (sequential) or all waiting agents (simultaneous), else give up on agents."""
+    if call.state != S.ROUTING:
+        return Step()
+    if any(status in LEG_ACTIVE for status in leg_statuses):
+        return Step()
+    if any(status == L.QUEUED for status in leg_statuses):
+        return Step(effects=(DialNext(),))
+    return Step(effects=(NobodyLeft(voicemail=voicemail_enabled),))

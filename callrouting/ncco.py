@@ -1,0 +1,78 @@
+"""NCCO actions as plain dicts (Vonage Call Control Objects; see /work/shared/VONAGE.md).
+
+Built here and nowhere else, as JSON: the SDK's pydantic models drop fields they do not model. eventUrl and
+streamUrl are always lists.
+"""
+
+
+def talk(text, language, *, barge_in=False, loop=None):
+    action = {"action": "talk", "text": text[:1500], "language": language}
+    if barge_in:
+        action["bargeIn"] = True
+    if loop is not None:
+        action["loop"] = loop
+    return action
+
+
+def stream(url, *, barge_in=False, loop=None):
+    action = {"action": "stream", "streamUrl": [url]}
+    if barge_in:
+        action["bargeIn"] = True
+    if loop is not None:
+        action["loop"] = loop
+    return action
+
+
+def menu_input(event_url, language, *, speech_hints=(), timeout=5):
+    """An input that takes one DTMF key and, when SPEECH_HINTS are given, speech with those hints."""
+    action = {
+        "action": "input",
+        "type": ["dtmf"],
+        "dtmf": {"maxDigits": 1, "timeOut": timeout},
+        "eventUrl": [event_url],
+    }
+    if speech_hints:
+        action["type"] = ["dtmf", "speech"]
+        action["speech"] = {
+            "language": language,
+            "context": list(speech_hints),
+            "endOnSilence": 1,
+            "startTimeout": timeout,
+            "maxDuration": 10,
+        }
+    return action
+
+
+def keypress_input(event_url, *, timeout=10):
+    """A one-key DTMF input (the agent's accept/decline prompt)."""
+    return {
+        "action": "input",
+        "type": ["dtmf"],
+        "dtmf": {"maxDigits": 1, "timeOut": timeout},
+        "eventUrl": [event_url],
+    }
+
+
+def conversation(name, *, start_on_enter=True, end_on_exit=False, music_on_hold_url=None):
+    action = {"action": "conversation", "name": name, "startOnEnter": start_on_enter, "endOnExit": end_on_exit}
+    if music_on_hold_url and not start_on_enter:
+        action["musicOnHoldUrl"] = [music_on_hold_url]
+    return action
+
+
+def record(event_url, *, max_seconds, transcription_language=None, transcription_event_url=None):
+    """Record up to MAX_SECONDS in mp3, ending on '#', with a beep first; transcribed when a language is given."""
+    action = {
+        "action": "record",
+        "format": "mp3",
+        "endOnKey": "#",
+        "timeOut": max(3, min(int(max_seconds), 7200)),
+        "beepStart": True,
+        "eventUrl": [event_url],
+    }
+    if transcription_language:
+        transcription = {"language": transcription_language}
+        if transcription_event_url:
+            transcription["eventUrl"] = [transcription_event_url]
+        action["transcription"] = transcription
+    return action

@@ -1,0 +1,700 @@
+"""The verbs of the live call flow, and the webhook entry points that call them.
+
+Every state change happens here, inside a transaction, as a conditional update (or under the call's row lock)
+so that a duplicate or late webhook cannot apply twice. Work that talks to Vonage is handed to the tasks in
+callrouting.tasks with transaction.on_commit; nothing here calls Vonage.
+
+Lock order: the Call row first, then its legs.
+"""
+import datetime as dt
+import json
+import logging
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
+
+from escalation.models import User, normalize_phone_number
+from escalation.oncall import prefetch_policy
+from incidents.models import IncidentEvent
+from incidents.services import accept_incident, add_event, create_incident, escalate_incident, resolve_incident
+from incidents.webhooks import MalformedWebhook
+
+from . import flow, phrases
+from .models import AgentLeg, Call, RoutingNumber, Voicemail
+
+log = logging.getLogger(__name__)
+
+S = Call.State
+L = AgentLeg.Status
+CALLER_GONE_STATUSES = {"completed", "disconnected", "failed", "rejected", "cancelled", "timeout", "busy", "unanswered"}
+# Extra time after the longest message before a voicemail whose webhooks never arrived is escalated anyway.
+VOICEMAIL_GRACE = dt.timedelta(minutes=5)
+TOKEN_IN_URL = re.compile(r"/vonage/(call|leg)/([A-Za-z0-9_-]{16,64})/")
+
+
+def _enqueue(func, *args):
+    """Run the task FUNC(*ARGS) once the current transaction has committed."""
+    transaction.on_commit(lambda: async_task(f"callrouting.tasks.{func}", *args, group="callrouting"))
+
+
+def _log(call, action, **fields):
+    extra = "".join(f" {key}={value}" for key, value in fields.items())
+    log.info("call=%s action=%s%s", call.vonage_uuid, action, extra)
+
+
+def _timeline(call, message, *, kind=IncidentEvent.Kind.CALL, user=None, **data):
+    if call.incident_id:
+        add_event(call.incident_id, kind, message, user=user, data={"call": call.pk, **data})
+
+
+def _agent_name(leg):
+    return str(leg.user) if leg.user_id else leg.phone_number
+
+
+# --- Configuration questions ---------------------------------------------------------------------------------
+
+
+def find_number(to):
+    """The RoutingNumber for the dialled number TO (Vonage sends digits without '+'), or None."""
+    raw = str(to or "").strip()
+    if not raw:
+        return None
+    try:
+        e164 = normalize_phone_number(raw if raw.startswith("+") else "+" + raw)
+    except ValidationError:
+        return None
+    return RoutingNumber.objects.select_related("alert_source").filter(phone_number=e164).first()
+
+
+def _options(number):
+    return list(number.options.select_related("escalation_policy"))
+
+
+# --- Caller ---------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def route_call(call, option, how, *, number):
+    """Route CALL to OPTION: create its incident (escalation held back), start calling agents.
+
+    Returns True when this call made the change (False: it was routed already).
+    """
+    now = timezone.now()
+    changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ROUTING]).update(
+        state=S.ROUTING, option=option, simultaneous=option.simultaneous, routed_at=now
+    )
+    if not changed:
+        return False
+    caller = call.caller or "an unknown number"
+    incident = create_incident(
+        alert_source=number.alert_source,
+        summary=f"Call from {caller} for {option.label}",
+        details=f"{caller} called {number.name} ({number.phone_number}) and chose {option.digit} “{option.label}” ({how}).",
+        escalation_policy=option.escalation_policy,
+        suppress_escalation=True,
+    )
+    Call.objects.filter(pk=call.pk).update(incident=incident)
+    call.state, call.option, call.incident, call.simultaneous = S.ROUTING, option, incident, option.simultaneous
+    mode = "all at once" if option.simultaneous else "one after another"
+    _timeline(call, f"Call from {caller}: chose {option.digit} “{option.label}” ({how}). Calling agents {mode}.")
+    _log(call, "route", option=option.digit, how=how.replace(" ", "_"), incident=incident.pk)
+    _enqueue("start_dialling", call.pk)
+    return True
+
+
+@transaction.atomic
+def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
+    """End CALL with OUTCOME (once). Optionally cancel ringing legs, re-escalate or resolve its incident."""
+    now = timezone.now()
+    changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ENDED]).update(
+        state=S.ENDED, outcome=outcome, ended_at=now
+    )
+    if not changed:
+        return False
+    previous, call.state, call.outcome = call.state, S.ENDED, outcome
+    _log(call, "end", outcome=outcome or "none", was=previous)
+    _timeline(call, f"Call ended: {Call.Outcome(outcome).label.lower()}.")
+    if cancel_legs:
+        cancel_agent_legs(call, reason="the call ended")
+    if escalate:
+        escalate_call_incident(call, escalate)
+    if resolve and call.incident_id:
+        if call.routing_number.keep_incident_open:
+            _timeline(call, "The answered call ended; the incident stays open.")
+        else:
+            agent = call.connected_leg.user if call.connected_leg_id and call.connected_leg else None
+            resolve_incident(call.incident_id, agent, via="phone", reason="The answered call ended.")
+    return True
+
+
+def escalate_call_incident(call, reason):
+    """Hand the call's incident back to its escalation policy, once per call. True when this did it."""
+    if not call.incident_id:
+        return False
+    with transaction.atomic():
+        changed = Call.objects.filter(pk=call.pk, escalated_at__isnull=True).update(escalated_at=timezone.now())
+        if not changed:
+            return False
+        _log(call, "escalate", incident=call.incident_id)
+        escalate_incident(call.incident_id, reason=reason)
+    return True
+
+
+@transaction.atomic
+def send_to_nobody_left(call_id):
+    """Every agent was tried: voicemail when the number has it, else 'nobody available' and the end."""
+    call = Call.objects.select_for_update(of=("self",)).select_related("routing_number").get(pk=call_id)
+    number = call.routing_number
+    if number.voicemail_enabled:
+        if not Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.VOICEMAIL]).update(state=S.VOICEMAIL):
+            return False
+        call.state = S.VOICEMAIL
+        _log(call, "voicemail")
+        _timeline(call, "Nobody took the call: the caller is sent to voicemail.", kind=IncidentEvent.Kind.VOICEMAIL)
+        _enqueue("transfer_caller", call.pk, "voicemail")
+        # If no recording or transcription ever arrives (the caller hung up at the greeting), escalate anyway.
+        deadline = timezone.now() + dt.timedelta(seconds=number.voicemail_max_length) + VOICEMAIL_GRACE
+        transaction.on_commit(
+            lambda: schedule(
+                "callrouting.tasks.voicemail_deadline", call.pk, schedule_type=Schedule.ONCE, next_run=deadline
+            )
+        )
+        return True
+    if not end_call(call, Call.Outcome.NO_AGENT, escalate="nobody took the call"):
+        return False
+    _enqueue("transfer_caller", call.pk, "nobody_available")
+    return True
+
+
+# --- Agents ---------------------------------------------------------------------------------------------------
+
+
+def _policy_users(policy, at):
+    """The users to dial for POLICY at AT (escalation timeouts skipped), in a fixed number of queries."""
+    return list(prefetch_policy(policy.pk, at).users_at(at))
+
+
+@transaction.atomic
+def prepare_agent_legs(call_id):
+    """Freeze the agents to call for a routed call: one QUEUED leg per user of the incident's policy, in order.
+
+    Users without a phone number are skipped (and said so on the timeline). Returns the number of legs.
+    """
+    call = (
+        Call.objects.select_for_update(of=("self",))
+        .select_related("incident__escalation_policy", "option__escalation_policy")
+        .filter(pk=call_id)
+        .first()
+    )
+    if call is None or call.state != S.ROUTING:
+        return 0
+    existing = call.legs.count()
+    if existing:
+        return existing  # a repeated task: the agents are chosen already
+    policy = (call.incident.escalation_policy if call.incident_id else None) or (
+        call.option.escalation_policy if call.option_id else None
+    )
+    users = _policy_users(policy, timezone.now()) if policy else []
+    # Phone numbers of every agent in one query, whatever the policy helper loaded.
+    by_pk = User.objects.prefetch_related("contact_methods").in_bulk([user.pk for user in users])
+    users = [by_pk[user.pk] for user in users if user.pk in by_pk]
+    legs, skipped = [], []
+    for user in users:
+        phone = user.primary_phone()
+        if phone:
+            legs.append(AgentLeg(call=call, position=len(legs), user=user, phone_number=phone))
+        else:
+            skipped.append(str(user))
+    AgentLeg.objects.bulk_create(legs)
+    names = ", ".join(f"{leg.user} ({leg.phone_number})" for leg in legs) or "nobody"
+    _timeline(call, f"Agents to call: {names}." + (f" No phone number: {', '.join(skipped)}." if skipped else ""))
+    _log(call, "agents", count=len(legs), skipped=len(skipped), policy=policy.pk if policy else None)
+    return len(legs)
+
+
+@transaction.atomic
+def claim_next_legs(call_id):
+    """The ids of the legs to dial now (marked DIALLING): the next agent (sequential) or all waiting agents
+    (simultaneous). Empty while a leg is still ringing, or when the call has moved on; when every agent has
+    been tried the caller goes to voicemail or hears that nobody is available."""
+    call = Call.objects.select_for_update(of=("self",)).select_related("routing_number").filter(pk=call_id).first()
+    if call is None:
+        return []
+    statuses = list(call.legs.values_list("status", flat=True))
+    step = flow.next_dial(call, statuses, call.routing_number.voicemail_enabled)
+    for effect in step.effects:
+        if isinstance(effect, flow.NobodyLeft):
+            send_to_nobody_left(call.pk)
+            return []
+        if isinstance(effect, flow.DialNext):
+            queued = call.legs.filter(status=L.QUEUED).order_by("position")
+            legs = list(queued if call.simultaneous else queued[:1])
+            AgentLeg.objects.filter(pk__in=[leg.pk for leg in legs], status=L.QUEUED).update(status=L.DIALLING)
+            for leg in legs:
+                _log(call, "dial", option=call.option.digit if call.option_id else None, agent=leg.user_id, leg=leg.pk)
+                _timeline(call, f"Calling {_agent_name(leg)} at {leg.phone_number}.", user=leg.user)
+            return [leg.pk for leg in legs]
+    return []
+
+
+def dial_request(leg_id):
+    """What the dial task needs to place LEG_ID's call, or None when the leg is no longer wanted."""
+    leg = AgentLeg.objects.select_related("call__routing_number", "call__option", "user").filter(pk=leg_id).first()
+    if leg is None or leg.status != L.DIALLING or leg.call.state != S.ROUTING:
+        return None
+    call, number = leg.call, leg.call.routing_number
+    label = call.option.label if call.option_id else ""
+    return {
+        "to": leg.phone_number,
+        "from_": number.phone_number,
+        "event_url": flow.absolute_url("callrouting:leg-event", token=leg.token),
+        "ncco": flow.agent_whisper_ncco(number, label, call.caller, leg),
+        "ringing_timer": number.ringing_timeout,
+        "machine_detection": "hangup",
+    }
+
+
+def count_dial_attempt(leg_id):
+    AgentLeg.objects.filter(pk=leg_id).update(attempts=F("attempts") + 1)
+
+
+@transaction.atomic
+def leg_dialled(leg_id, uuid):
+    """Store the Vonage uuid of LEG_ID's call. False when the leg was given up meanwhile (hang the call up)."""
+    AgentLeg.objects.filter(pk=leg_id, vonage_uuid__isnull=True).update(vonage_uuid=uuid, dialled_at=timezone.now())
+    leg = AgentLeg.objects.select_related("call").get(pk=leg_id)
+    _log(leg.call, "dialled", agent=leg.user_id, leg=leg.pk, uuid=uuid)
+    return leg.status in flow.LEG_ACTIVE and leg.vonage_uuid == uuid
+
+
+def leg_dial_failed(leg_id, reason):
+    """Placing LEG_ID's call failed for good: the leg FAILED, the next agent is called."""
+    with transaction.atomic():
+        leg = AgentLeg.objects.select_related("call").filter(pk=leg_id).first()
+        if leg is None:
+            return
+        call = Call.objects.select_for_update(of=("self",)).select_related("routing_number").get(pk=leg.call_id)
+        set_leg_status(call, leg, L.FAILED, f"could not place the call: {reason}"[:200])
+
+
+def set_leg_status(call, leg, status, detail=""):
+    """Move LEG to STATUS if it still may; when the leg has ended, go on with the next agent. Call row locked."""
+    now = timezone.now()
+    values = {"status": status}
+    if detail:
+        values["detail"] = detail[:200]
+    if status == L.ANSWERED:
+        values["answered_at"] = now
+    if status in flow.LEG_FINISHED:
+        values["ended_at"] = now
+    if not AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[status]).update(**values):
+        return False
+    leg.status = status
+    _log(call, "leg", agent=leg.user_id, leg=leg.pk, status=status)
+    if status == L.ANSWERED:
+        _timeline(call, f"{_agent_name(leg)} answered and hears who is calling.", user=leg.user)
+    if status not in flow.LEG_FINISHED:
+        return True
+    _timeline(call, f"{_agent_name(leg)}: {L(status).label.lower()}" + (f" ({detail})." if detail else "."), user=leg.user)
+    statuses = list(call.legs.values_list("status", flat=True))
+    for effect in flow.next_dial(call, statuses, call.routing_number.voicemail_enabled).effects:
+        if isinstance(effect, (flow.DialNext, flow.NobodyLeft)):
+            # claim_next_legs decides again under the lock (and sends the caller on when nobody is left).
+            _enqueue("dial_next", call.pk)
+    return True
+
+
+def cancel_agent_legs(call, *, reason, keep_leg_id=None):
+    """Give up every leg of CALL that has not ended (except KEEP_LEG_ID) and hang up the ones already placed."""
+    legs = call.legs.filter(status__in=flow.LEG_FROM[L.CANCELLED])
+    if keep_leg_id:
+        legs = legs.exclude(pk=keep_leg_id)
+    legs = list(legs)
+    uuids = []
+    for leg in legs:
+        if AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[L.CANCELLED]).update(
+            status=L.CANCELLED, detail=reason[:200], ended_at=timezone.now()
+        ):
+            if leg.vonage_uuid:
+                uuids.append(leg.vonage_uuid)
+            _log(call, "cancel", agent=leg.user_id, leg=leg.pk)
+    if legs:
+        _timeline(call, f"Stopped calling {', '.join(_agent_name(leg) for leg in legs)}: {reason}.")
+    if uuids:
+        _enqueue("hang_up", uuids)
+    return len(legs)
+
+
+@transaction.atomic
+def connect_agent_leg(call, leg):
+    """LEG's agent takes CALL: CONNECTED, incident accepted and assigned, every other leg hung up.
+
+    Returns True for exactly one leg per call, whatever the interleaving of webhooks.
+    """
+    now = timezone.now()
+    if not Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.CONNECTED]).update(
+        state=S.CONNECTED, connected_leg=leg, connected_at=now
+    ):
+        return False
+    if not AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[L.ACCEPTED]).update(
+        status=L.ACCEPTED, answered_at=F("answered_at") if leg.answered_at else now
+    ):
+        transaction.set_rollback(True)
+        return False
+    call.state, call.connected_leg, leg.status = S.CONNECTED, leg, L.ACCEPTED
+    _log(call, "connect", agent=leg.user_id, leg=leg.pk)
+    _timeline(call, f"{_agent_name(leg)} accepted the call and is connected to the caller.", user=leg.user)
+    if call.incident_id and leg.user_id:
+        accept_incident(call.incident_id, leg.user, via="phone")
+    cancel_agent_legs(call, reason=f"{_agent_name(leg)} took the call", keep_leg_id=leg.pk)
+    return True
+
+
+# --- Voicemail --------------------------------------------------------------------------------------------------
+
+
+def _voicemail_for(call):
+    voicemail, _ = Voicemail.objects.get_or_create(call=call, defaults={"incident_id": call.incident_id})
+    return voicemail
+
+
+def _seconds_between(start, end):
+    try:
+        start, end = parse_datetime(str(start)), parse_datetime(str(end))
+        return max(0, int((end - start).total_seconds())) if start and end else None
+    except (TypeError, ValueError):
+        return None
+
+
+@transaction.atomic
+def record_voicemail(call, payload):
+    """The record webhook: remember Vonage's recording and fetch it (once)."""
+    url = payload.get("recording_url")
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise MalformedWebhook("record webhook without an https recording_url")
+    voicemail = _voicemail_for(call)
+    duration = _seconds_between(payload.get("start_time"), payload.get("end_time"))
+    if not Voicemail.objects.filter(pk=voicemail.pk, recording_url="").update(
+        recording_url=url[:500], recording_uuid=str(payload.get("recording_uuid") or "")[:64], duration=duration
+    ):
+        return False  # a repeated webhook
+    _log(call, "voicemail_recorded", seconds=duration)
+    _timeline(
+        call,
+        f"Voicemail recorded ({duration} s)." if duration is not None else "Voicemail recorded.",
+        kind=IncidentEvent.Kind.VOICEMAIL,
+        voicemail=voicemail.pk,
+    )
+    _enqueue("download_voicemail", voicemail.pk)
+    return True
+
+
+@transaction.atomic
+def store_voicemail_recording(voicemail_id, content=None, *, error=""):
+    """Keep the downloaded recording (or the reason it could not be fetched); escalate when complete."""
+    voicemail = Voicemail.objects.select_for_update(of=("self",)).select_related("call").get(pk=voicemail_id)
+    if voicemail.recording_saved_at:
+        return False
+    if content is not None:
+        voicemail.recording.save("voicemail.mp3", ContentFile(content), save=False)
+        message = f"Voicemail recording stored ({len(content) // 1024} KB)."
+    else:
+        voicemail.recording_error = error[:300]
+        message = f"The voicemail recording could not be downloaded: {error}. Vonage keeps it for 30 days at {voicemail.recording_url}"
+    voicemail.recording_saved_at = timezone.now()
+    voicemail.save(update_fields=["recording", "recording_error", "recording_saved_at"])
+    _timeline(voicemail.call, message, kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
+    _escalate_if_voicemail_complete(voicemail)
+    return True
+
+
+@transaction.atomic
+def attach_transcript(call, text, *, source=""):
+    """Attach the voicemail's transcript (once) and escalate when the voicemail is complete."""
+    voicemail = _voicemail_for(call)
+    text = (text or "").strip()
+    if not Voicemail.objects.filter(pk=voicemail.pk, transcribed_at__isnull=True).update(
+        transcript=text, transcribed_at=timezone.now()
+    ):
+        return False
+    voicemail.refresh_from_db()
+    _log(call, "transcript", chars=len(text), source=source or "inline")
+    _timeline(
+        call,
+        f"Voicemail transcript: {text}" if text else "The voicemail could not be transcribed.",
+        kind=IncidentEvent.Kind.VOICEMAIL,
+        voicemail=voicemail.pk,
+    )
+    _escalate_if_voicemail_complete(voicemail)
+    return True
+
+
+def _escalate_if_voicemail_complete(voicemail):
+    call = voicemail.call
+    needs_transcript = call.routing_number.voicemail_transcription
+    if voicemail.recording_saved_at and (voicemail.transcribed_at or not needs_transcript):
+        escalate_call_incident(call, "the caller left a voicemail")
+
+
+def transcript_text(payload):
+    """The transcript carried inline by a transcription webhook, or None (payload shape unconfirmed)."""
+    for key in ("transcript", "transcription", "text"):
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if isinstance(value, (list, dict)):
+            text = _collect_text(value)
+            if text:
+                return text
+    return None
+
+
+def transcript_from_document(content):
+    """The text of a fetched transcription document (JSON of Vonage's shape, or plain text)."""
+    try:
+        document = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return content.decode("utf-8", errors="replace").strip()
+    if isinstance(document, str):
+        return document.strip()
+    return _collect_text(document)
+
+
+def _collect_text(value):
+    """Sentences found under 'sentence', 'text' or 'transcript' keys anywhere in a JSON value, in order."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key in ("sentence", "text", "transcript") and isinstance(item, str):
+                    found.append(item.strip())
+                else:
+                    walk(item)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(value)
+    return " ".join(part for part in found if part)
+
+
+# --- Webhook entry points (called by the views) ----------------------------------------------------------------
+
+
+def _apply(call, step, *, number, options=()):
+    """Carry out STEP's effects for the caller's CALL; return the NCCO to answer with."""
+    for effect in step.effects:
+        if isinstance(effect, flow.Route):
+            option = next(o for o in options if o.pk == effect.option_id)
+            route_call(call, option, effect.how, number=number)
+        elif isinstance(effect, flow.CountTry):
+            Call.objects.filter(pk=call.pk, state=S.MENU).update(tries=F("tries") + 1)
+            _log(call, "menu_repeat", tries=call.tries + 1)
+        elif isinstance(effect, flow.EndCall):
+            end_call(call, effect.outcome, cancel_legs=effect.cancel_legs, escalate=effect.escalate, resolve=effect.resolve)
+    return step.ncco
+
+
+def handle_answer(payload):
+    """The answer webhook: the NCCO for a new inbound call (never an error for an unknown number)."""
+    uuid = payload.get("uuid")
+    if not isinstance(uuid, str) or not uuid:
+        raise MalformedWebhook("answer webhook without a uuid")
+    number = find_number(payload.get("to"))
+    if number is None:
+        log.info("call=%s action=unknown_number to=%s", uuid, payload.get("to"))
+        return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "unknown_number")
+    options = _options(number)
+    call, created = Call.objects.get_or_create(
+        vonage_uuid=uuid[:64],
+        defaults={
+            "account_id": number.account_id,
+            "routing_number": number,
+            "caller": str(payload.get("from") or "")[:32],
+            "called_number": number.phone_number,
+            "conversation_uuid": str(payload.get("conversation_uuid") or "")[:64],
+        },
+    )
+    call.routing_number = number
+    _log(call, "answer" if created else "answer_again", number=number.phone_number, options=len(options))
+    return _apply(call, flow.on_answer(number, options, call), number=number, options=options)
+
+
+def _call_by_token(token):
+    return Call.objects.select_related("routing_number__alert_source").filter(token=token).first()
+
+
+def _speech_texts(payload):
+    speech = payload.get("speech")
+    results = speech.get("results") if isinstance(speech, dict) else None
+    texts = []
+    for result in results if isinstance(results, list) else []:
+        if isinstance(result, dict) and isinstance(result.get("text"), str):
+            texts.append(result["text"])
+    return texts
+
+
+def _dtmf(payload):
+    dtmf = payload.get("dtmf")
+    if isinstance(dtmf, dict):
+        return str(dtmf.get("digits") or ""), bool(dtmf.get("timed_out"))
+    return "", False
+
+
+def handle_menu_input(token, payload):
+    """The caller's menu input webhook (a key or speech): the next NCCO."""
+    call = _call_by_token(token)
+    if call is None:
+        log.info("action=input_unknown_call")
+        return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+    number = call.routing_number
+    options = _options(number)
+    digits, _ = _dtmf(payload)
+    speech = _speech_texts(payload)
+    step = flow.on_menu_input(number, options, call, digits=digits, speech_texts=speech)
+    return _apply(call, step, number=number, options=options)
+
+
+def handle_call_event(payload):
+    """The application event webhook: only the end of a caller's leg matters."""
+    uuid = payload.get("uuid") or payload.get("call_uuid")
+    status = payload.get("status")
+    if not isinstance(status, str) or not isinstance(uuid, str):
+        raise MalformedWebhook("event webhook without status and uuid")
+    if status not in CALLER_GONE_STATUSES:
+        return
+    with transaction.atomic():
+        call = Call.objects.select_for_update(of=("self",)).select_related("routing_number", "connected_leg__user").filter(
+            vonage_uuid=uuid
+        ).first()
+        if call is None:
+            return
+        _log(call, "caller_event", status=status)
+        _apply(call, flow.on_caller_gone(call), number=call.routing_number)
+
+
+def _locked_leg(token):
+    """(call, leg) for a leg token with the Call row locked, or (None, None)."""
+    found = AgentLeg.objects.filter(token=token).values_list("pk", "call_id").first()
+    if found is None:
+        return None, None
+    leg_id, call_id = found
+    call = (
+        Call.objects.select_for_update(of=("self",))
+        .select_related("routing_number", "option", "connected_leg__user")
+        .get(pk=call_id)
+    )
+    leg = AgentLeg.objects.select_related("user").get(pk=leg_id)
+    return call, leg
+
+
+def handle_leg_event(token, payload):
+    """An agent leg's event webhook: progress, or the end of the attempt (then the next agent is called)."""
+    status = payload.get("status")
+    if not isinstance(status, str):
+        raise MalformedWebhook("leg event without a status")
+    uuid = payload.get("uuid") or payload.get("call_uuid")
+    stray = None
+    with transaction.atomic():
+        call, leg = _locked_leg(token)
+        if call is None:
+            log.info("action=leg_event_unknown_leg status=%s", status)
+            return
+        if isinstance(uuid, str) and uuid and status in ("started", "ringing", "answered"):
+            if (leg.vonage_uuid and uuid != leg.vonage_uuid) or leg.status in flow.LEG_FINISHED:
+                stray = uuid  # a call we no longer want (a retried create, or a cancelled leg): hang it up
+        step = flow.on_agent_event(call, leg, status, str(payload.get("detail") or ""))
+        for effect in step.effects:
+            if isinstance(effect, flow.SetLegStatus):
+                set_leg_status(call, leg, effect.status, effect.detail)
+            elif isinstance(effect, flow.EndCall):
+                end_call(call, effect.outcome, cancel_legs=effect.cancel_legs, escalate=effect.escalate, resolve=effect.resolve)
+        if stray and stray != (call.connected_leg.vonage_uuid if call.connected_leg_id else None):
+            _log(call, "hang_up_stray", leg=leg.pk, uuid=stray)
+            _enqueue("hang_up", [stray])
+
+
+def handle_leg_input(token, payload):
+    """The agent's key press: the NCCO that joins them to the caller, says goodbye, or says the call is gone."""
+    digits, timed_out = _dtmf(payload)
+    with transaction.atomic():
+        call, leg = _locked_leg(token)
+        if call is None:
+            return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+        number = call.routing_number
+        label = call.option.label if call.option_id else ""
+        step = flow.on_agent_input(number, call, leg, label, digits=digits, timed_out=timed_out)
+        _log(call, "agent_key", agent=leg.user_id, leg=leg.pk, key=digits[:1] or "none")
+        for effect in step.effects:
+            if isinstance(effect, flow.Connect):
+                if not connect_agent_leg(call, leg):
+                    call.refresh_from_db(fields=["state"])
+                    set_leg_status(call, leg, L.CANCELLED, "call already taken or ended")
+                    return flow.talk_ncco(number.language, "call_taken")
+            elif isinstance(effect, flow.SetLegStatus):
+                set_leg_status(call, leg, effect.status, effect.detail)
+        return step.ncco
+
+
+def handle_recording(token, payload):
+    call = Call.objects.select_related("routing_number").filter(token=token).first()
+    if call is None:
+        log.info("action=recording_unknown_call")
+        return
+    record_voicemail(call, payload)
+
+
+def handle_transcription(token, payload):
+    """The transcription webhook (payload shape unconfirmed: inline text, or a transcription_url to fetch)."""
+    log.info("action=transcription_webhook keys=%s payload=%s", sorted(payload), json.dumps(payload)[:2000])
+    call = Call.objects.select_related("routing_number").filter(token=token).first()
+    if call is None:
+        return
+    text = transcript_text(payload)
+    if text is not None:
+        attach_transcript(call, text)
+        return
+    url = payload.get("transcription_url") or payload.get("url")
+    if isinstance(url, str) and url.startswith("https://"):
+        with transaction.atomic():
+            _voicemail_for(call)
+            _enqueue("fetch_transcript", call.pk, url)
+        return
+    attach_transcript(call, "", source="empty")
+
+
+def handle_fallback(payload):
+    """The fallback webhook: a spoken message, and for a known call the place the caller belongs."""
+    original = payload.get("original_request") if isinstance(payload.get("original_request"), dict) else {}
+    url = str(original.get("url") or "")
+    log.warning("action=fallback reason=%s url=%s", payload.get("reason"), url[:200])
+    match = TOKEN_IN_URL.search(url)
+    if match and match.group(1) == "leg":
+        return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+    call = _call_by_token(match.group(2)) if match else None
+    if call is None and isinstance(payload.get("uuid"), str):
+        call = Call.objects.select_related("routing_number__alert_source").filter(vonage_uuid=payload["uuid"]).first()
+    if call is None:
+        if payload.get("to") and payload.get("uuid"):
+            return handle_answer(payload)
+        return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+    number = call.routing_number
+    if call.state == S.MENU:
+        options = _options(number)
+        if options:
+            _apply(call, flow.Step(effects=(flow.Route(options[0].pk, "fallback"),)), number=number, options=options)
+            call.state = S.ROUTING
+    sorry = flow.talk_ncco(number.language, "error")
+    if call.state in (S.ROUTING, S.CONNECTED):
+        return sorry + flow.hold_ncco(number.language, call, announce=False)
+    if call.state == S.VOICEMAIL:
+        return flow.voicemail_ncco(number, call)
+    return flow.talk_ncco(number.language, "error_goodbye")

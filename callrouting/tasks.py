@@ -1,0 +1,173 @@
+"""django-q2 tasks of the call flow: the only code that talks to Vonage for it.
+
+Tasks take ids, re-read the rows (callrouting.services decides under the call's row lock) and return early when
+the world has moved on. Retries are bounded: a request that places a call is tried at most 1 + MAX_RETRIES
+times, then the leg counts as failed and the next agent is called.
+"""
+import logging
+import threading
+import time
+from collections import deque
+
+from incidents.telephony import TelephonyError, get_telephony
+
+from . import flow, services
+from .models import Call, Voicemail
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 2
+BACKOFF_SECONDS = (0.5, 1.5)
+sleep = time.sleep  # replaced in tests
+
+
+class CallRatePacer:
+    """At most RATE create-call requests per PERIOD seconds from this process (Vonage allows 3 per second
+    per account and answers 429 above that, without queueing)."""
+
+    def __init__(self, rate=3, period=1.0, clock=time.monotonic):
+        self.rate, self.period, self.clock = rate, period, clock
+        self._sent = deque(maxlen=rate)
+        self._lock = threading.Lock()
+
+    def wait(self):
+        """Sleep until one more request fits; returns the seconds slept."""
+        with self._lock:
+            now = self.clock()
+            delay = 0.0
+            if len(self._sent) == self.rate:
+                delay = max(0.0, self._sent[0] + self.period - now)
+                if delay:
+                    sleep(delay)
+                    now += delay
+            self._sent.append(now)
+            return delay
+
+
+PACER = CallRatePacer()
+
+
+def start_dialling(call_id):
+    """A call was routed: choose its agents and call the first (or all of them)."""
+    services.prepare_agent_legs(call_id)
+    dial_next(call_id)
+
+
+def dial_next(call_id):
+    """Call whoever is next for CALL_ID (nothing while a leg is still ringing or once the call moved on)."""
+    for leg_id in services.claim_next_legs(call_id):
+        place_agent_call(leg_id)
+
+
+def place_agent_call(leg_id):
+    """Place the outbound call of a DIALLING leg, retrying temporary Vonage errors a bounded number of times."""
+    telephony = get_telephony()
+    for attempt in range(MAX_RETRIES + 1):
+        request = services.dial_request(leg_id)
+        if request is None:
+            log.info("leg=%s action=dial_skipped reason=moved_on", leg_id)
+            return
+        PACER.wait()
+        services.count_dial_attempt(leg_id)
+        try:
+            uuid = telephony.create_call(**request)
+        except TelephonyError as exc:
+            if exc.permanent or attempt == MAX_RETRIES:
+                log.warning("leg=%s action=dial_failed attempts=%d error=%s", leg_id, attempt + 1, exc.message)
+                services.leg_dial_failed(leg_id, exc.message)
+                return
+            log.info("leg=%s action=dial_retry attempt=%d status=%s", leg_id, attempt + 1, exc.status)
+            sleep(BACKOFF_SECONDS[attempt])
+            continue
+        if not services.leg_dialled(leg_id, uuid):
+            hang_up([uuid])  # the leg was given up while the request was under way
+        return
+
+
+def hang_up(uuids):
+    """Hang up the given call legs (an already ended leg is fine)."""
+    telephony = get_telephony()
+    for uuid in uuids:
+        for attempt in range(2):
+            try:
+                telephony.hangup(uuid)
+                break
+            except TelephonyError as exc:
+                if exc.permanent or attempt == 1:
+                    log.info("uuid=%s action=hang_up_failed error=%s", uuid, exc.message)
+                    break
+                sleep(BACKOFF_SECONDS[0])
+
+
+def transfer_caller(call_id, destination):
+    """Move the caller's leg to the voicemail recording or to 'nobody available' (then the call ends)."""
+    call = Call.objects.select_related("routing_number").filter(pk=call_id).first()
+    if call is None:
+        return
+    number = call.routing_number
+    if destination == "voicemail":
+        if call.state != Call.State.VOICEMAIL:
+            return
+        ncco = flow.voicemail_ncco(number, call)
+    else:
+        if call.outcome != Call.Outcome.NO_AGENT:
+            return
+        ncco = flow.nobody_available_ncco(number.language)
+    telephony = get_telephony()
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            telephony.transfer_ncco(call.vonage_uuid, ncco)
+            log.info("call=%s action=transfer destination=%s", call.vonage_uuid, destination)
+            return
+        except TelephonyError as exc:
+            if exc.permanent or attempt == MAX_RETRIES:
+                log.warning("call=%s action=transfer_failed destination=%s error=%s", call.vonage_uuid, destination, exc.message)
+                break
+            sleep(BACKOFF_SECONDS[attempt])
+    # The caller cannot be moved on: end the call rather than leave them on hold, and page people now.
+    services.escalate_call_incident(call, f"the caller could not be sent to {destination.replace('_', ' ')}")
+    hang_up([call.vonage_uuid])
+
+
+def _download(url):
+    telephony = get_telephony()
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            return telephony.download_recording(url)
+        except TelephonyError as exc:
+            if exc.permanent or attempt == MAX_RETRIES:
+                raise
+            sleep(BACKOFF_SECONDS[attempt])
+
+
+def download_voicemail(voicemail_id):
+    """Fetch a voicemail's recording from Vonage and keep it."""
+    voicemail = Voicemail.objects.filter(pk=voicemail_id).first()
+    if voicemail is None or voicemail.recording_saved_at or not voicemail.recording_url:
+        return
+    try:
+        content = _download(voicemail.recording_url)
+    except TelephonyError as exc:
+        services.store_voicemail_recording(voicemail_id, error=exc.message)
+        return
+    services.store_voicemail_recording(voicemail_id, content)
+
+
+def fetch_transcript(call_id, url):
+    """Fetch a transcription document Vonage pointed to and attach its text."""
+    call = Call.objects.select_related("routing_number").filter(pk=call_id).first()
+    if call is None:
+        return
+    try:
+        text = services.transcript_from_document(_download(url))
+    except TelephonyError as exc:
+        log.warning("call=%s action=transcript_fetch_failed error=%s", call.vonage_uuid, exc.message)
+        text = ""
+    services.attach_transcript(call, text, source="url")
+
+
+def voicemail_deadline(call_id):
+    """The voicemail window has passed: escalate the incident if the voicemail webhooks never completed it."""
+    call = Call.objects.select_related("routing_number").filter(pk=call_id).first()
+    if call is not None:
+        services.escalate_call_incident(call, "voicemail finished")

@@ -1,0 +1,435 @@
+"""End-to-end: calls driven through signed Vonage webhooks, with the real SDK placing agent calls against the
+local fake Vonage API. Acme's number has "Outage" (Alice then Bob, one after another) and "Billing" (Bob and
+Carol at once)."""
+import pytest
+
+from callrouting.models import AgentLeg, Call, Voicemail
+from incidents.models import Incident, IncidentEvent
+from tests.callrouting_factories import (  # noqa: F401 - fixtures
+    RoutingNumberFactory,
+    RoutingOptionFactory,
+    inline_tasks,
+    phone,
+    policy_of,
+    the_call,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def number(acme, alice, bob, carol):
+    number = RoutingNumberFactory(account=acme, phone_number="+4930901820", name="Acme support", greeting="Welcome to Acme.")
+    RoutingOptionFactory(routing_number=number, digit=1, label="Outage", escalation_policy=policy_of(acme, alice, bob))
+    RoutingOptionFactory(
+        routing_number=number, digit=2, label="Billing", escalation_policy=policy_of(acme, bob, carol), simultaneous=True
+    )
+    return number
+
+
+def texts(ncco):
+    return [action.get("text") for action in ncco if action["action"] == "talk"]
+
+
+def timeline(incident):
+    return list(incident.events.values_list("message", flat=True))
+
+
+def escalations(incident):
+    """How often the call handed its incident back to escalation (the engine's own lines not counted)."""
+    return incident.events.filter(kind=IncidentEvent.Kind.ESCALATED, message__startswith="Escalating").count()
+
+
+def route(phone, number, digit):
+    response, uuid = phone.dial(number.phone_number)
+    phone.press(response.json(), digit)
+    return the_call(uuid)
+
+
+# --- the menu -------------------------------------------------------------------------------------------------
+
+
+def test_answer_greets_with_menu_taking_a_key_or_speech(phone, number):
+    response, uuid = phone.dial(number.phone_number)
+    assert response.status_code == 200
+    talk, entry = response.json()
+    assert talk == {
+        "action": "talk",
+        "text": "Welcome to Acme. Press 1 or say Outage for Outage. Press 2 or say Billing for Billing.",
+        "language": "en-US",
+        "bargeIn": True,
+    }
+    assert talk["text"] == number.preview_greeting()
+    assert entry["type"] == ["dtmf", "speech"] and entry["dtmf"]["maxDigits"] == 1
+    assert entry["speech"]["context"] == ["Outage", "Billing"]
+    call = the_call(uuid)
+    assert call.state == Call.State.MENU and call.caller == "4917612345678"
+    assert call.token in entry["eventUrl"][0] and entry["eventUrl"][0].startswith("https://callrouting.test/vonage/call/")
+    assert phone.dialled() == []
+
+
+def test_answer_by_post_works_too(phone, number):
+    response, uuid = phone.dial(number.phone_number, method="POST")
+    assert response.status_code == 200 and response.json()[1]["action"] == "input"
+
+
+def test_digit_routes_creates_incident_and_holds_caller(phone, number, alice):
+    response, uuid = phone.dial(number.phone_number)
+    response = phone.press(response.json(), "1")
+    connecting, conversation = response.json()
+    assert connecting["text"] == "Connecting you, please hold."
+    call = the_call(uuid)
+    assert conversation == {
+        "action": "conversation",
+        "name": call.conversation_name,
+        "startOnEnter": False,
+        "endOnExit": True,
+        "musicOnHoldUrl": ["https://callrouting.test/static/callrouting/hold-music.mp3"],
+    }
+    assert call.state == Call.State.ROUTING and call.option.label == "Outage"
+    incident = call.incident
+    assert incident.status == Incident.Status.PENDING and incident.escalation_suppressed
+    assert incident.alert_source == number.alert_source and incident.escalation_policy == call.option.escalation_policy
+    assert "4917612345678" in incident.summary and "Outage" in incident.summary
+    # Sequential: only Alice is dialled, with the ringing timeout, machine detection and the whisper.
+    (request,) = phone.dialled()
+    assert request["to"] == [{"type": "phone", "number": "4915110000001"}]
+    assert request["from"] == {"type": "phone", "number": "4930901820"}
+    assert request["ringing_timer"] == 30 and request["machine_detection"] == "hangup"
+    whisper, keypress = request["ncco"]
+    assert whisper["text"] == (
+        "Acme support: Outage call from 4 9 1 7 6 1 2 3 4 5 6 7 8. Press 1 to accept, 2 to decline."
+    )
+    assert keypress["dtmf"]["maxDigits"] == 1
+    leg = AgentLeg.objects.get(call=call, user=alice)
+    assert leg.token in request["event_url"][0] and leg.token in keypress["eventUrl"][0]
+    assert leg.status == AgentLeg.Status.DIALLING and leg.vonage_uuid
+
+
+def test_hold_music_ships_as_a_small_mp3():
+    from django.contrib.staticfiles import finders
+
+    path = finders.find("callrouting/hold-music.mp3")
+    data = open(path, "rb").read()
+    assert 10_000 < len(data) < 200_000
+    assert data[:3] == b"ID3" or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0)  # an MPEG audio frame
+
+
+def test_speech_routes_by_label(phone, number, bob, carol):
+    response, uuid = phone.dial(number.phone_number)
+    response = phone.say(response.json(), "uh I have a question about billing please")
+    assert texts(response.json()) == ["Connecting you, please hold."]
+    call = the_call(uuid)
+    assert call.option.label == "Billing"
+    # Simultaneous: Bob and Carol at once.
+    assert [r["to"][0]["number"] for r in phone.dialled()] == ["4915110000002", "4915110000003"]
+
+
+def test_speech_routes_by_spoken_digit(phone, number):
+    response, uuid = phone.dial(number.phone_number)
+    phone.say(response.json(), "two")
+    assert the_call(uuid).option.digit == 2
+
+
+def test_no_input_repeats_menu_then_routes_to_first_option(phone, number):
+    response, uuid = phone.dial(number.phone_number)
+    menu = response.json()
+    first = phone.press(menu, "").json()
+    assert first == menu
+    second = phone.say(first, "something unrelated")
+    assert second.json() == menu and the_call(uuid).tries == 2
+    third = phone.press(second.json(), "7")  # no such option
+    assert texts(third.json()) == ["Connecting you, please hold."]
+    call = the_call(uuid)
+    assert call.state == Call.State.ROUTING and call.option.digit == 1
+    assert "no choice after 3 tries" in call.incident.details
+
+
+def test_single_option_skips_menu(phone, acme, alice):
+    number = RoutingNumberFactory(account=acme, greeting="Hello.")
+    RoutingOptionFactory(routing_number=number, digit=1, label="Support", escalation_policy=policy_of(acme, alice))
+    response, uuid = phone.dial(number.phone_number)
+    assert texts(response.json()) == ["Connecting you, please hold."]
+    assert the_call(uuid).state == Call.State.ROUTING
+    assert len(phone.dialled()) == 1
+
+
+def test_unknown_number_gets_an_apology_not_an_error(phone, number):
+    response, uuid = phone.dial("+4930901899")
+    assert response.status_code == 200
+    assert texts(response.json()) == ["Sorry, this number is not in service. Goodbye."]
+    assert not Call.objects.exists()
+
+
+# --- sequential -----------------------------------------------------------------------------------------------
+
+
+def test_sequential_accept_connects_and_accepts_incident(phone, number, alice, bob, vonage_api):
+    call = route(phone, number, "1")
+    alice_leg = phone.leg(alice)
+    phone.leg_event(alice_leg, "ringing")
+    phone.leg_event(alice_leg, "answered")
+    response = phone.agent_press(alice_leg, "1")
+    assert response.json() == [
+        {"action": "conversation", "name": call.conversation_name, "startOnEnter": True, "endOnExit": True}
+    ]
+    call.refresh_from_db()
+    assert call.state == Call.State.CONNECTED and call.connected_leg == alice_leg
+    incident = call.incident
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ACCEPTED and incident.assigned_to == alice
+    assert len(phone.dialled()) == 1  # Bob never rang
+    assert AgentLeg.objects.get(call=call, user=bob).status == AgentLeg.Status.CANCELLED
+
+
+@pytest.mark.parametrize(
+    "events, expected",
+    [
+        ([("answered", {}), ("press", "2")], AgentLeg.Status.DECLINED),
+        ([("unanswered", {"detail": "timeout"})], AgentLeg.Status.NO_ANSWER),
+        ([("timeout", {})], AgentLeg.Status.NO_ANSWER),
+        ([("busy", {})], AgentLeg.Status.BUSY),
+        ([("rejected", {"detail": "declined"})], AgentLeg.Status.DECLINED),
+        ([("failed", {"detail": "cannot_route"})], AgentLeg.Status.FAILED),
+        ([("machine", {"sub_state": "beep_start"})], AgentLeg.Status.MACHINE),
+        ([("answered", {}), ("press", "")], AgentLeg.Status.NO_ANSWER),
+        ([("answered", {}), ("completed", {})], AgentLeg.Status.NO_ANSWER),
+    ],
+    ids=["decline", "no-answer", "timeout", "busy", "rejected", "failed", "machine", "no-key", "hung-up"],
+)
+def test_sequential_moves_to_next_agent(phone, number, alice, bob, events, expected):
+    call = route(phone, number, "1")
+    alice_leg = phone.leg(alice)
+    for kind, value in events:
+        if kind == "press":
+            response = phone.agent_press(alice_leg, value)
+            assert texts(response.json()) == ["Goodbye."]
+        else:
+            phone.leg_event(alice_leg, kind, **value)
+    alice_leg.refresh_from_db()
+    assert alice_leg.status == expected
+    assert [r["to"][0]["number"] for r in phone.dialled()] == ["4915110000001", "4915110000002"]
+    bob_leg = phone.leg(bob)
+    assert bob_leg.status == AgentLeg.Status.DIALLING
+    phone.agent_press(bob_leg, "1")
+    call.refresh_from_db()
+    assert call.state == Call.State.CONNECTED and call.incident.assigned_to == bob
+    assert any("Alice" in line and expected.label.lower() in line for line in timeline(call.incident))
+
+
+def test_accepted_call_ending_resolves_incident(phone, number, alice):
+    call = route(phone, number, "1")
+    leg = phone.leg(alice)
+    phone.agent_press(leg, "1")
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED and call.outcome == Call.Outcome.ANSWERED
+    call.incident.refresh_from_db()
+    assert call.incident.status == Incident.Status.RESOLVED
+    # The agent's leg completing afterwards changes nothing.
+    phone.leg_event(leg, "completed")
+    assert Incident.objects.get().events.filter(kind=IncidentEvent.Kind.RESOLVED).count() == 1
+
+
+def test_agent_hanging_up_ends_call_and_resolves(phone, number, alice):
+    call = route(phone, number, "1")
+    leg = phone.leg(alice)
+    phone.agent_press(leg, "1")
+    phone.leg_event(leg, "completed")
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED and call.incident.status == Incident.Status.RESOLVED
+
+
+def test_keep_incident_open_option(phone, number, alice):
+    number.keep_incident_open = True
+    number.save()
+    call = route(phone, number, "1")
+    phone.agent_press(phone.leg(alice), "1")
+    phone.hang_up(call.vonage_uuid)
+    call.incident.refresh_from_db()
+    assert call.incident.status == Incident.Status.ACCEPTED
+
+
+# --- simultaneous ---------------------------------------------------------------------------------------------
+
+
+def test_simultaneous_first_accept_wins_others_hung_up(phone, number, bob, carol, vonage_api):
+    call = route(phone, number, "2")
+    bob_leg, carol_leg = phone.leg(bob), phone.leg(carol)
+    assert bob_leg.status == carol_leg.status == AgentLeg.Status.DIALLING
+    phone.leg_event(bob_leg, "answered")
+    phone.leg_event(carol_leg, "answered")
+    assert phone.agent_press(carol_leg, "1").json()[0]["startOnEnter"] is True
+    assert vonage_api.modifications(bob_leg.vonage_uuid) == [{"action": "hangup"}]
+    # Bob pressing 1 a moment later hears that the call was taken.
+    response = phone.agent_press(bob_leg, "1")
+    assert texts(response.json()) == ["This call has already been taken by someone else. Goodbye."]
+    call.refresh_from_db()
+    assert call.connected_leg == carol_leg and call.incident.assigned_to == carol
+    assert AgentLeg.objects.filter(call=call, status=AgentLeg.Status.ACCEPTED).count() == 1
+
+
+def test_simultaneous_fan_out_respects_three_calls_per_second(phone, acme, inline_tasks):
+    from tests.factories import UserFactory
+
+    agents = [UserFactory(account=acme, phone=f"+49151200000{i:02d}") for i in range(7)]
+    number = RoutingNumberFactory(account=acme)
+    RoutingOptionFactory(routing_number=number, digit=1, label="All", escalation_policy=policy_of(acme, *agents), simultaneous=True)
+    phone.dial(number.phone_number)
+    assert len(phone.dialled()) == 7
+    # The 4th and 7th requests had to wait for the one-second window of the 1st and 4th.
+    assert inline_tasks == [1.0, 1.0]
+
+
+def test_simultaneous_all_decline_goes_to_voicemail(phone, number, bob, carol, vonage_api):
+    number.voicemail_enabled = True
+    number.save()
+    call = route(phone, number, "2")
+    phone.leg_event(phone.leg(bob), "busy")
+    call.refresh_from_db()
+    assert call.state == Call.State.ROUTING
+    phone.agent_press(phone.leg(carol), "2")
+    call.refresh_from_db()
+    assert call.state == Call.State.VOICEMAIL
+    (transfer,) = vonage_api.modifications(call.vonage_uuid)
+    assert transfer["action"] == "transfer" and transfer["destination"]["ncco"][0]["action"] == "record"
+
+
+# --- nobody left ----------------------------------------------------------------------------------------------
+
+
+def test_voicemail_with_recording_and_transcript(phone, number, alice, bob, vonage_api, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    number.voicemail_enabled = True
+    number.voicemail_greeting = "Please leave a message."
+    number.save()
+    call = route(phone, number, "1")
+    phone.leg_event(phone.leg(alice), "unanswered", detail="timeout")
+    phone.leg_event(phone.leg(bob), "busy")
+    call.refresh_from_db()
+    assert call.state == Call.State.VOICEMAIL
+    (transfer,) = vonage_api.modifications(call.vonage_uuid)
+    greeting, record, thanks = transfer["destination"]["ncco"]
+    assert greeting["text"] == "Please leave a message."
+    assert record["format"] == "mp3" and record["endOnKey"] == "#" and record["timeOut"] == 120 and record["beepStart"]
+    assert record["transcription"]["language"] == "en-US"
+    assert call.token in record["eventUrl"][0] and call.token in record["transcription"]["eventUrl"][0]
+    assert escalations(call.incident) == 0
+
+    url = vonage_api.add_recording(b"ID3-fake-mp3-bytes")
+    phone.post(record["eventUrl"][0], {
+        "start_time": "2026-11-27T10:00:00Z", "end_time": "2026-11-27T10:00:12Z", "recording_url": url,
+        "recording_uuid": "rec-1", "size": 18, "conversation_uuid": "CON-1", "timestamp": "2026-11-27T10:00:12Z",
+    })
+    voicemail = Voicemail.objects.get(call=call)
+    assert voicemail.recording.read() == b"ID3-fake-mp3-bytes" and voicemail.duration == 12
+    # Transcription on: escalation waits for the transcript.
+    assert escalations(call.incident) == 0
+    phone.post(record["transcription"]["eventUrl"][0], {"recording_uuid": "rec-1", "transcript": "The VPN is down again."})
+    voicemail.refresh_from_db()
+    assert voicemail.transcript == "The VPN is down again." and voicemail.incident == call.incident
+    assert escalations(call.incident) == 1
+    incident = Incident.objects.get(pk=call.incident_id)
+    assert not incident.escalation_suppressed
+    assert any("Voicemail transcript: The VPN is down again." in line for line in timeline(incident))
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL
+
+
+def test_voicemail_transcript_fetched_from_url(phone, number, alice, bob, vonage_api, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    number.voicemail_enabled = True
+    number.save()
+    call = route(phone, number, "1")
+    phone.agent_press(phone.leg(alice), "2")
+    phone.agent_press(phone.leg(bob), "2")
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]  # empty greeting: record first
+    assert record["action"] == "record"
+    phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
+    document = b'{"channels": [{"transcript": [{"sentence": "Call me back"}, {"sentence": "please."}]}]}'
+    phone.post(record["transcription"]["eventUrl"][0], {"transcription_url": vonage_api.add_recording(document)})
+    assert Voicemail.objects.get().transcript == "Call me back please."
+    assert escalations(call.incident) == 1
+
+
+def test_voicemail_without_transcription_escalates_on_recording(phone, number, alice, bob, vonage_api, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    number.voicemail_enabled, number.voicemail_transcription = True, False
+    number.save()
+    call = route(phone, number, "1")
+    phone.leg_event(phone.leg(alice), "busy")
+    phone.leg_event(phone.leg(bob), "busy")
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    assert "transcription" not in record
+    phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
+    assert escalations(call.incident) == 1
+
+
+def test_voicemail_deadline_escalates_when_caller_leaves_no_message(phone, number, alice, bob):
+    from callrouting.tasks import voicemail_deadline
+    from django_q.models import Schedule
+
+    number.voicemail_enabled = True
+    number.save()
+    call = route(phone, number, "1")
+    phone.leg_event(phone.leg(alice), "busy")
+    phone.leg_event(phone.leg(bob), "busy")
+    phone.hang_up(call.vonage_uuid)
+    assert Schedule.objects.filter(func="callrouting.tasks.voicemail_deadline").count() == 1
+    voicemail_deadline(call.pk)
+    voicemail_deadline(call.pk)
+    assert escalations(call.incident) == 1
+
+
+def test_no_voicemail_says_nobody_available_and_escalates(phone, number, alice, bob, vonage_api):
+    call = route(phone, number, "1")
+    phone.leg_event(phone.leg(alice), "busy")
+    phone.leg_event(phone.leg(bob), "failed")
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED and call.outcome == Call.Outcome.NO_AGENT
+    (transfer,) = vonage_api.modifications(call.vonage_uuid)
+    assert texts(transfer["destination"]["ncco"])[0].startswith("Sorry, no one is available")
+    incident = Incident.objects.get(pk=call.incident_id)
+    assert incident.status == Incident.Status.PENDING and not incident.escalation_suppressed
+    assert escalations(incident) == 1
+
+
+def test_policy_without_reachable_agents_goes_straight_on(phone, acme, vonage_api):
+    from tests.factories import UserFactory
+
+    nophone = UserFactory(account=acme, username="nophone")
+    number = RoutingNumberFactory(account=acme)
+    RoutingOptionFactory(routing_number=number, digit=1, label="X", escalation_policy=policy_of(acme, nophone))
+    response, uuid = phone.dial(number.phone_number)
+    call = the_call(uuid)
+    assert call.outcome == Call.Outcome.NO_AGENT and phone.dialled() == []
+    assert any(f"No phone number: {nophone}" in line for line in timeline(call.incident))
+
+
+# --- caller hangs up -----------------------------------------------------------------------------------------
+
+
+def test_caller_hang_up_mid_dial_cancels_legs_and_escalates(phone, number, bob, carol, vonage_api):
+    call = route(phone, number, "2")
+    bob_leg, carol_leg = phone.leg(bob), phone.leg(carol)
+    phone.leg_event(bob_leg, "ringing")
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED and call.outcome == Call.Outcome.ABANDONED
+    assert set(AgentLeg.objects.filter(call=call).values_list("status", flat=True)) == {AgentLeg.Status.CANCELLED}
+    assert vonage_api.modifications(bob_leg.vonage_uuid) == [{"action": "hangup"}]
+    assert vonage_api.modifications(carol_leg.vonage_uuid) == [{"action": "hangup"}]
+    assert escalations(call.incident) == 1
+    # Carol answering and pressing 1 afterwards connects nobody.
+    response = phone.agent_press(carol_leg, "1")
+    assert texts(response.json()) == ["The caller has already hung up. Goodbye."]
+    call.refresh_from_db()
+    assert call.state == Call.State.ENDED and call.incident.status == Incident.Status.PENDING
+
+
+def test_caller_hang_up_in_menu_creates_no_incident(phone, number):
+    response, uuid = phone.dial(number.phone_number)
+    phone.hang_up(uuid)
+    call = the_call(uuid)
+    assert call.outcome == Call.Outcome.ABANDONED and call.incident is None and not Incident.objects.exists()
