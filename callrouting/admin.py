@@ -1,11 +1,13 @@
 """Admin for support staff: routing numbers with their menu and voicemail, and the read-only call log."""
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
 from escalation.admin import SupportStaffOnly
 
-from .models import AgentLeg, Call, RoutingNumber, RoutingOption, Voicemail
+from . import advanced_forms, hours
+from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Voicemail
 
 
 class RoutingOptionInline(admin.TabularInline):
@@ -15,23 +17,122 @@ class RoutingOptionInline(admin.TabularInline):
     autocomplete_fields = ["escalation_policy"]
 
 
+class SupportHoursRangeInline(admin.TabularInline):
+    model = SupportHoursRange
+    form = advanced_forms.SupportHoursRangeForm
+    formset = advanced_forms.SupportHoursRangeFormSet
+    extra = 0
+    verbose_name_plural = "support hours (weekly ranges; end 00:00 = midnight)"
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 0
+    fields = ["date", "name"]
+
+
+def audio_player(audio):
+    if audio is None or not audio.pk or not audio.file:
+        return "-"
+    return format_html('<audio controls preload="none" src="{}"></audio>', audio.get_absolute_url())
+
+
+class NumberAudioAdminForm(advanced_forms.AudioUploadForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["upload"].required = False  # an empty extra row is skipped; a new kind needs a file (clean)
+
+    def clean(self):
+        data = super().clean()
+        if not self.instance.pk and data.get("kind") and not data.get("upload") and not self.has_error("upload"):
+            self.add_error("upload", "Choose an MP3 or WAV file.")
+        return data
+
+    def save(self, commit=True):
+        if self.prepared is None:
+            return self.instance
+        self.number = self.instance.routing_number
+        return super().save(commit)
+
+
+class NumberAudioInline(admin.TabularInline):
+    model = NumberAudio
+    form = NumberAudioAdminForm
+    extra = 0
+    fields = ["kind", "upload", "player", "original_name", "duration", "details"]
+    readonly_fields = ["player", "original_name", "duration", "details"]
+
+    @admin.display(description="Listen")
+    def player(self, obj):
+        return audio_player(obj)
+
+
+class RoutingNumberAdminForm(forms.ModelForm):
+    holiday_calendar = forms.FileField(
+        required=False, label="Import holidays (.ics)",
+        help_text="Every date of every event in an iCalendar file is added as a holiday (multi-day events too).",
+    )
+
+    class Meta:
+        model = RoutingNumber
+        fields = "__all__"
+
+    def clean_holiday_calendar(self):
+        upload = self.cleaned_data.get("holiday_calendar")
+        self.holiday_entries = []
+        if upload:
+            try:
+                self.holiday_entries = hours.holidays_from_ical(upload.read())
+            except hours.CalendarError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return upload
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("in_hours_option", "out_of_hours_option"):
+            if name in self.fields:
+                number = self.instance if self.instance.pk else None
+                self.fields[name].queryset = RoutingOption.objects.filter(routing_number=number) if number else RoutingOption.objects.none()
+
+
 @admin.register(RoutingNumber)
 class RoutingNumberAdmin(SupportStaffOnly, admin.ModelAdmin):
-    list_display = ["name", "phone_number", "account", "language", "voicemail_enabled"]
-    list_filter = ["account", "language", "voicemail_enabled"]
+    form = RoutingNumberAdminForm
+    list_display = ["name", "phone_number", "account", "language", "voicemail_enabled", "support_hours_enabled"]
+    list_filter = ["account", "language", "voicemail_enabled", "support_hours_enabled", "voicemail_only"]
     search_fields = ["name", "phone_number", "account__name"]
     list_select_related = ["account"]
-    inlines = [RoutingOptionInline]
+    inlines = [RoutingOptionInline, SupportHoursRangeInline, HolidayInline, NumberAudioInline]
     readonly_fields = ["alert_source_link", "greeting_preview"]
     fieldsets = [
-        (None, {"fields": ["account", "phone_number", "name", "language", "ringing_timeout", "keep_incident_open"]}),
+        (None, {"fields": ["account", "phone_number", "name", "language", "ringing_timeout"]}),
         ("Greeting", {"fields": ["greeting", "greeting_only", "greeting_preview"]}),
         (
             "Voicemail",
-            {"fields": ["voicemail_enabled", "voicemail_greeting", "voicemail_max_length", "voicemail_transcription"]},
+            {"fields": ["voicemail_enabled", "voicemail_greeting", "voicemail_max_length", "voicemail_transcription",
+                        "voicemail_only"]},
         ),
-        ("Incidents", {"fields": ["alert_source_link"]}),
+        (
+            "Support hours",
+            {
+                "fields": ["support_hours_enabled", "timezone", "holiday_calendar",
+                           ("in_hours_target", "in_hours_option", "in_hours_calling"),
+                           ("out_of_hours_target", "out_of_hours_option", "out_of_hours_calling")],
+                "description": "Weekly ranges and holidays are edited below. Without support hours every call hears "
+                               "the greeting and the menu.",
+            },
+        ),
+        ("Incidents", {"fields": ["keep_incident_open", "auto_raise", "alert_source_link"]}),
     ]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        entries = getattr(form, "holiday_entries", None)
+        if entries:
+            from .advanced import import_holidays
+
+            added, updated, _ = import_holidays(form.instance, entries)
+            self.message_user(request, f"Imported holidays: {added} added, {updated} renamed.", messages.SUCCESS)
 
     @admin.display(description="Callers hear")
     def greeting_preview(self, obj):

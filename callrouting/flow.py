@@ -5,6 +5,8 @@ asks this module what happens next, and applies the effects with conditional upd
 
 Caller (Call.State)                                   Agent leg (AgentLeg.Status)
   MENU -- option chosen / single option / 3rd miss --> ROUTING     QUEUED -> DIALLING -> RINGING -> ANSWERED
+  MENU -- support hours target: an option --> ROUTING (greeting, no menu)
+  MENU -- target voicemail / voicemail-only mode --> VOICEMAIL
   ROUTING -- an agent presses 1 --> CONNECTED                       ANSWERED -- 1 --> ACCEPTED
   ROUTING -- nobody left, voicemail on --> VOICEMAIL                any active -- 2 / no key / busy / no answer /
   ROUTING -- nobody left, voicemail off --> ENDED (no_agent)           machine / failed --> the next agent is called
@@ -21,7 +23,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 
 from . import ncco, phrases
-from .models import AgentLeg, Call
+from .models import AgentLeg, Call, CallTarget, NumberAudio, Target
 
 MAX_MENU_TRIES = 3
 HOLD_MUSIC = "callrouting/hold-music.mp3"
@@ -33,7 +35,7 @@ L = AgentLeg.Status
 CALL_FROM = {
     S.ROUTING: (S.MENU,),
     S.CONNECTED: (S.ROUTING,),
-    S.VOICEMAIL: (S.ROUTING,),
+    S.VOICEMAIL: (S.MENU, S.ROUTING),
     S.ENDED: (S.MENU, S.ROUTING, S.CONNECTED, S.VOICEMAIL),
 }
 LEG_ACTIVE = (L.DIALLING, L.RINGING, L.ANSWERED)
@@ -56,6 +58,15 @@ class Route:
     """Route the call to OPTION_ID (create the incident, put the caller on hold, start calling agents)."""
 
     option_id: int
+    how: str
+
+
+@dataclass(frozen=True)
+class StartVoicemail:
+    """Send the caller straight to voicemail (support hours target, voicemail-only mode): create the incident
+    for OPTION_ID's policy (None: the alert source's), held back until the message is in."""
+
+    option_id: int | None
     how: str
 
 
@@ -113,17 +124,28 @@ def absolute_url(name, **kwargs):
     return settings.PUBLIC_BASE_URL + reverse(name, kwargs=kwargs or None)
 
 
-def hold_music_url():
+def hold_music_url(number=None):
+    """The number's own hold music, else the one shipped with the product."""
+    custom = number.audio_urls().get(NumberAudio.Kind.HOLD_MUSIC) if number is not None else None
+    if custom:
+        return custom
     url = static(HOLD_MUSIC)
     return url if url.startswith("http") else settings.PUBLIC_BASE_URL + url
 
 
+def greeting_ncco(number, options, *, barge_in):
+    """The greeting a caller hears first: the number's recording if it has one (it replaces the spoken greeting
+    and menu), else the spoken greeting with the menu for OPTIONS (none: greeting only)."""
+    custom = number.audio_urls().get(NumberAudio.Kind.GREETING)
+    if custom:
+        return [ncco.stream(custom, barge_in=barge_in)]
+    text = number.greeting_text(options)
+    return [ncco.talk(text, number.language, barge_in=barge_in)] if text else []
+
+
 def menu_ncco(number, options, call):
     """The greeting with the menu (barge-in) and an input for one key or a spoken label."""
-    actions = []
-    text = number.greeting_text(options)
-    if text:
-        actions.append(ncco.talk(text, number.language, barge_in=True))
+    actions = greeting_ncco(number, options, barge_in=True)
     actions.append(
         ncco.menu_input(
             absolute_url("callrouting:call-input", token=call.token),
@@ -134,22 +156,26 @@ def menu_ncco(number, options, call):
     return actions
 
 
-def hold_ncco(language, call, *, announce=True):
+def hold_ncco(number, call, *, announce=True):
     """'Connecting you, please hold', then hold music in the call's conversation until an agent joins."""
+    language = number.language
     actions = [ncco.talk(phrases.phrase(language, "connecting"), language)] if announce else []
     actions.append(
         ncco.conversation(
-            call.conversation_name, start_on_enter=False, end_on_exit=True, music_on_hold_url=hold_music_url()
+            call.conversation_name, start_on_enter=False, end_on_exit=True, music_on_hold_url=hold_music_url(number)
         )
     )
     return actions
 
 
 def voicemail_ncco(number, call):
-    """The mailbox greeting (none: the recording starts at once), the recording, and a thank-you."""
+    """The mailbox greeting (recording or text; none: the recording starts at once), the recording, a thank-you."""
     actions = []
+    custom = number.audio_urls().get(NumberAudio.Kind.MAILBOX_GREETING)
     greeting = number.voicemail_greeting.strip()
-    if greeting:
+    if custom:
+        actions.append(ncco.stream(custom))
+    elif greeting:
         actions.append(ncco.talk(greeting, number.language))
     actions.append(
         ncco.record(
@@ -197,7 +223,7 @@ def caller_ncco_for_state(number, options, call):
     if call.state == S.MENU:
         return menu_ncco(number, options, call)
     if call.state in (S.ROUTING, S.CONNECTED):
-        return hold_ncco(number.language, call, announce=False)
+        return hold_ncco(number, call, announce=False)
     if call.state == S.VOICEMAIL:
         return voicemail_ncco(number, call)
     return talk_ncco(number.language, "error_goodbye")
@@ -206,13 +232,33 @@ def caller_ncco_for_state(number, options, call):
 # --- Caller events ------------------------------------------------------------------------------------------
 
 
-def on_answer(number, options, call):
-    """The answer webhook: greet with the menu; a single option is routed at once."""
-    if call.state == S.MENU and not options:
+def _hours_phrase(target):
+    if target.in_support_hours is None:
+        return ""
+    return "during support hours" if target.in_support_hours else "outside support hours"
+
+
+def on_answer(number, options, call, target=None):
+    """The answer webhook. TARGET (a CallTarget; default: the menu) says where a new call goes: the greeting
+    with the menu (a single option is routed at once), an option directly (the greeting without the menu), or
+    voicemail. A number in voicemail-only mode records every call."""
+    if call.state != S.MENU:
+        return Step(caller_ncco_for_state(number, options, call))
+    target = target or CallTarget()
+    first = options[0].pk if options else None
+    if number.voicemail_only:
+        return Step(voicemail_ncco(number, call), (StartVoicemail(first, "voicemail-only mode"),))
+    if target.kind == Target.VOICEMAIL:
+        return Step(voicemail_ncco(number, call), (StartVoicemail(first, _hours_phrase(target) or "voicemail"),))
+    if not options:
         return Step(nobody_available_ncco(number.language), (EndCall(Call.Outcome.NO_AGENT),))
-    if call.state == S.MENU and len(options) == 1:
-        return Step(hold_ncco(number.language, call), (Route(options[0].pk, "single option"),))
-    return Step(caller_ncco_for_state(number, options, call))
+    direct = next((o for o in options if o.pk == target.option_id), None) if target.kind == Target.OPTION else None
+    if direct is not None:
+        how = " ".join(filter(None, ["direct", _hours_phrase(target)]))
+        return Step(greeting_ncco(number, [], barge_in=False) + hold_ncco(number, call), (Route(direct.pk, how),))
+    if len(options) == 1:
+        return Step(hold_ncco(number, call), (Route(options[0].pk, "single option"),))
+    return Step(menu_ncco(number, options, call))
 
 
 def _normalise(text):
@@ -251,9 +297,9 @@ def on_menu_input(number, options, call, *, digits="", speech_texts=()):
         return Step(nobody_available_ncco(number.language), (EndCall(Call.Outcome.NO_AGENT),))
     option, how = match_option(options, number.language, digits, speech_texts)
     if option is not None:
-        return Step(hold_ncco(number.language, call), (Route(option.pk, how),))
+        return Step(hold_ncco(number, call), (Route(option.pk, how),))
     if call.tries + 1 >= MAX_MENU_TRIES:
-        return Step(hold_ncco(number.language, call), (Route(options[0].pk, f"no choice after {MAX_MENU_TRIES} tries"),))
+        return Step(hold_ncco(number, call), (Route(options[0].pk, f"no choice after {MAX_MENU_TRIES} tries"),))
     return Step(menu_ncco(number, options, call), (CountTry(),))
 
 

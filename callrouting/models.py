@@ -1,15 +1,25 @@
-"""Routing numbers and their menus (configuration), and the call log (calls and agent legs, voicemails)."""
-import secrets
+"""Routing numbers and their menus (configuration), and the call log (calls and agent legs, voicemails).
 
-from django.core.exceptions import ValidationError
+Advanced settings of a number: support hours (weekly ranges, holidays) with a target for calls during and outside
+them, voicemail-only mode, auto raise, and custom audio (greeting, hold music, mailbox greeting).
+"""
+import datetime as dt
+import secrets
+import zoneinfo
+from dataclasses import dataclass
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.utils import timezone as django_timezone
 
-from escalation.models import Account, EscalationPolicy, User, normalize_phone_number
+from escalation.models import Account, EscalationPolicy, User, normalize_phone_number, validate_timezone
 from incidents.models import AlertSource, Incident
 
-from . import phrases
+from . import hours, phrases
 
 
 def new_token():
@@ -19,6 +29,31 @@ def new_token():
 
 def new_conversation_name():
     return "cr-" + secrets.token_urlsafe(18)
+
+
+class Target(models.TextChoices):
+    """Where a call goes first (support hours choose between the in-hours and the out-of-hours target)."""
+
+    MENU = "menu", "The greeting and the menu"
+    OPTION = "option", "A routing option directly (greeting, no menu)"
+    VOICEMAIL = "voicemail", "Voicemail"
+
+
+class CallingStyle(models.TextChoices):
+    OPTION = "option", "As configured on the routing option"
+    SIMULTANEOUS = "simultaneous", "Ring every agent at once"
+    SEQUENTIAL = "sequential", "Ring agents one by one"
+
+
+@dataclass(frozen=True)
+class CallTarget:
+    """Where a call goes: KIND (a Target), the OPTION_ID of an OPTION target, the CALLING style, and whether the
+    call came in during support hours (None: the number has no support hours)."""
+
+    kind: str = Target.MENU
+    option_id: int | None = None
+    calling: str = CallingStyle.OPTION
+    in_support_hours: bool | None = None
 
 
 class RoutingNumber(models.Model):
@@ -54,6 +89,43 @@ class RoutingNumber(models.Model):
         default=120, validators=[MinValueValidator(3), MaxValueValidator(7200)], help_text="Longest message in seconds."
     )
     voicemail_transcription = models.BooleanField(default=True, help_text="Have Vonage transcribe the message.")
+    voicemail_only = models.BooleanField(
+        "voicemail-only mode",
+        default=False,
+        help_text="No greeting, no menu: every call goes straight to the recording; the first routing option's "
+        "escalation policy handles the incident once the message is in.",
+    )
+
+    # Incident behaviour.
+    auto_raise = models.BooleanField(
+        default=False,
+        help_text="A call sent to voicemail outside support hours creates a low-priority incident that is raised "
+        "to high priority and escalated when the next support hours start (holidays respected).",
+    )
+
+    # Support hours: a time zone, weekly ranges (SupportHoursRange), holidays (Holiday), and two targets.
+    support_hours_enabled = models.BooleanField("support hours", default=False)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    in_hours_target = models.CharField(
+        "during support hours", max_length=12, choices=Target.choices, default=Target.MENU
+    )
+    in_hours_option = models.ForeignKey(
+        "RoutingOption", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="routing option during support hours",
+    )
+    in_hours_calling = models.CharField(
+        "calling style during support hours", max_length=12, choices=CallingStyle.choices, default=CallingStyle.OPTION
+    )
+    out_of_hours_target = models.CharField(
+        "outside support hours", max_length=12, choices=Target.choices, default=Target.MENU
+    )
+    out_of_hours_option = models.ForeignKey(
+        "RoutingOption", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name="routing option outside support hours",
+    )
+    out_of_hours_calling = models.CharField(
+        "calling style outside support hours", max_length=12, choices=CallingStyle.choices, default=CallingStyle.OPTION
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -63,12 +135,43 @@ class RoutingNumber(models.Model):
     def __str__(self):
         return f"{self.name} ({self.phone_number})"
 
+    def full_clean(self, exclude=None, validate_unique=True, validate_constraints=True):
+        # clean() names the field a form shows: a form of one section must not get errors for another's fields.
+        self._clean_exclude = set(exclude or ())
+        try:
+            super().full_clean(exclude, validate_unique, validate_constraints)
+        finally:
+            del self._clean_exclude
+
+    def _error_field(self, *candidates):
+        """The first of CANDIDATES the form being validated shows (all of them for a plain full_clean())."""
+        excluded = getattr(self, "_clean_exclude", set())
+        return next((name for name in candidates if name not in excluded), NON_FIELD_ERRORS)
+
     def clean(self):
         super().clean()
         try:
             self.phone_number = normalize_phone_number(self.phone_number)
         except ValidationError as exc:
             raise ValidationError({"phone_number": exc.messages}) from exc
+        errors = {}
+
+        def add(message, *fields):
+            errors.setdefault(self._error_field(*fields), []).append(message)
+
+        if self.voicemail_only and not self.voicemail_enabled:
+            add("Voicemail-only mode records every call: turn voicemail on.", "voicemail_only", "voicemail_enabled")
+        for when, label in (("in_hours", "during"), ("out_of_hours", "outside")):
+            target, option = getattr(self, f"{when}_target"), getattr(self, f"{when}_option")
+            if target == Target.VOICEMAIL and not self.voicemail_enabled:
+                add(f"Calls {label} support hours go to voicemail: turn voicemail on, or choose another target.",
+                    f"{when}_target", "voicemail_enabled")
+            if target == Target.OPTION and option is None:
+                add("Choose the routing option to send these calls to.", f"{when}_option", f"{when}_target")
+            if option is not None and (self.pk is None or option.routing_number_id != self.pk):
+                add("Choose one of this number's routing options.", f"{when}_option")
+        if errors:
+            raise ValidationError(errors)
 
     def save(self, *args, **kwargs):
         """Save, creating the alert source with the number or renaming it with the number."""
@@ -97,6 +200,177 @@ class RoutingNumber(models.Model):
     def preview_greeting(self):
         """The greeting and menu exactly as callers will hear them (one query for the options)."""
         return self.greeting_text(list(self.options.all()))
+
+    # --- Support hours --------------------------------------------------------------------------------------
+
+    def support_calendar(self, around=None):
+        """The number's support hours as an hours.SupportCalendar (two queries, then cached on the instance).
+
+        Holidays are loaded from a day before AROUND (default: now) to past the longest search ahead.
+        """
+        cached = getattr(self, "_support_calendar", None)
+        day = (around or django_timezone.now()).astimezone(self.tzinfo).date()
+        if cached is not None and cached.covers(day):
+            return cached
+        ranges = [(r.weekday, r.start, r.end) for r in self.support_ranges.all()] if self.pk else []
+        first, last = day - dt.timedelta(days=2), day + dt.timedelta(days=hours.SEARCH_DAYS + 2)
+        holidays = (
+            set(self.holidays.filter(date__gte=first, date__lte=last).values_list("date", flat=True)) if self.pk else set()
+        )
+        self._support_calendar = hours.SupportCalendar(self.tzinfo, ranges, holidays, first=first, last=last)
+        return self._support_calendar
+
+    @property
+    def tzinfo(self):
+        try:
+            return zoneinfo.ZoneInfo(self.timezone or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return dt.timezone.utc
+
+    def in_support_hours(self, at):
+        """True when AT (an aware datetime) is inside the weekly ranges and not on a holiday (local dates)."""
+        return self.support_calendar(at).in_hours(at)
+
+    def next_support_hours_start(self, after):
+        """The first moment at or after AFTER at which support hours begin (holidays skipped, DST-correct), or
+        None when there is none within hours.SEARCH_DAYS days."""
+        return self.support_calendar(after).next_start(after)
+
+    def target_at(self, at):
+        """The CallTarget for a call arriving at AT: the menu without support hours, else the in-hours or the
+        out-of-hours target (an option target whose option is gone falls back to the menu)."""
+        if not self.support_hours_enabled:
+            return CallTarget()
+        inside = self.in_support_hours(at)
+        when = "in_hours" if inside else "out_of_hours"
+        kind, option_id = getattr(self, f"{when}_target"), getattr(self, f"{when}_option_id")
+        if kind == Target.OPTION and option_id is None:
+            kind = Target.MENU
+        if kind == Target.VOICEMAIL and not self.voicemail_enabled:
+            kind = Target.MENU
+        return CallTarget(kind, option_id if kind == Target.OPTION else None, getattr(self, f"{when}_calling"), inside)
+
+    # --- Custom audio ---------------------------------------------------------------------------------------
+
+    def audio_urls(self):
+        """{kind: absolute URL} of the number's custom audio (no query when audio_files is prefetched)."""
+        if self.pk is None:
+            return {}
+        return {audio.kind: audio.absolute_url() for audio in self.audio_files.all() if audio.file}
+
+
+class SupportHoursRange(models.Model):
+    """One weekly range of a number's support hours, in the number's time zone: WEEKDAY from START (included) to
+    END (excluded). END 00:00 means midnight at the end of the day (24:00); a range never crosses midnight, so
+    support through the night is two ranges (Mon 22:00-00:00 and Tue 00:00-06:00)."""
+
+    Weekday = hours.Weekday
+
+    routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="support_ranges")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    start = models.TimeField()
+    end = models.TimeField(help_text="00:00 is midnight at the end of the day.")
+
+    class Meta:
+        ordering = ["routing_number", "weekday", "start"]
+        constraints = [
+            models.CheckConstraint(condition=Q(weekday__gte=0, weekday__lte=6), name="support_range_weekday_0_6"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_weekday_display()} {self.start:%H:%M}-{self.end:%H:%M}".replace("-00:00", "-24:00")
+
+    def clean(self):
+        super().clean()
+        if self.start is None or self.end is None:
+            return
+        for field in ("start", "end"):
+            value = getattr(self, field)
+            if value.second or value.microsecond:
+                raise ValidationError({field: "Use whole minutes (for example 09:00)."})
+        if not hours.valid_range(self.start, self.end):
+            raise ValidationError({"end": "The end must be after the start (00:00 for midnight at the end of the day)."})
+        if self.routing_number_id is None or self.weekday is None or getattr(self, "_siblings_checked_by_formset", False):
+            return  # a formset compares the rows being edited with their new values instead
+        siblings = SupportHoursRange.objects.filter(routing_number_id=self.routing_number_id, weekday=self.weekday)
+        for other in siblings.exclude(pk=self.pk):
+            if hours.overlaps((self.start, self.end), (other.start, other.end)):
+                raise ValidationError({"start": f"Overlaps {other}."})
+
+
+@receiver(post_delete, sender="callrouting.NumberAudio", dispatch_uid="callrouting.delete_audio_file")
+def delete_audio_file(sender, instance, **kwargs):
+    """A removed custom recording takes its file along (once the deletion is committed)."""
+    if instance.file:
+        name, storage = instance.file.name, instance.file.storage
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+class Holiday(models.Model):
+    """A date (in the number's time zone) that counts as outside support hours all day."""
+
+    routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["routing_number", "date"]
+        constraints = [models.UniqueConstraint(fields=["routing_number", "date"], name="unique_holiday_date")]
+
+    def __str__(self):
+        return f"{self.date:%Y-%m-%d} {self.name}".strip()
+
+
+def audio_path(instance, filename):
+    # A fresh random name: nothing about the number or the token shows up in the stored path.
+    return f"audio/{instance.routing_number.account_id}/{secrets.token_hex(16)}.{instance.format}"
+
+
+class NumberAudio(models.Model):
+    """A custom recording of a number, validated and converted by callrouting.audio, served to Vonage at
+    /audio/<token>.<format> (a new upload gets a new token, so the URL can be cached forever)."""
+
+    class Kind(models.TextChoices):
+        GREETING = "greeting", "Greeting (replaces the spoken greeting and menu)"
+        HOLD_MUSIC = "hold_music", "Hold music"
+        MAILBOX_GREETING = "mailbox_greeting", "Mailbox greeting (before the beep)"
+
+    class Format(models.TextChoices):
+        MP3 = "mp3", "MP3"
+        WAV = "wav", "WAV (16-bit mono)"
+
+    routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="audio_files")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    file = models.FileField(upload_to=audio_path, blank=True)
+    format = models.CharField(max_length=4, choices=Format.choices, editable=False)
+    original_name = models.CharField(max_length=255, blank=True, editable=False)
+    duration = models.FloatField(default=0, editable=False, help_text="Seconds.")
+    details = models.CharField(max_length=200, blank=True, editable=False, help_text="What was checked and converted.")
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["routing_number", "kind"]
+        verbose_name = "custom audio"
+        verbose_name_plural = "custom audio"
+        constraints = [models.UniqueConstraint(fields=["routing_number", "kind"], name="unique_number_audio_kind")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.original_name or self.token}"
+
+    @property
+    def content_type(self):
+        return "audio/mpeg" if self.format == self.Format.MP3 else "audio/wav"
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("callrouting-audio", kwargs={"token": self.token, "ext": self.format})
+
+    def absolute_url(self):
+        from django.conf import settings
+
+        return settings.PUBLIC_BASE_URL + self.get_absolute_url()
 
 
 class RoutingOption(models.Model):
@@ -175,9 +449,37 @@ class Call(models.Model):
         null=True, blank=True, help_text="When the call's incident went back to normal escalation (once per call)."
     )
 
+    # Frozen when the call comes in (callrouting.models.CallTarget).
+    target = models.CharField(max_length=12, choices=Target.choices, default=Target.MENU)
+    calling_style = models.CharField(max_length=12, choices=CallingStyle.choices, default=CallingStyle.OPTION)
+    in_support_hours = models.BooleanField(null=True, blank=True, help_text="Empty: the number has no support hours.")
+
+    # Due times claimed by the callrouting sweeper (callrouting.sweeper), each cleared by the one who acts on it.
+    routing_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="While agents are called: when to move on if no agent-leg event arrived."
+    )
+    voicemail_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="In voicemail: when to escalate if the recording never completed it."
+    )
+    raise_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Auto raise: when the low-priority incident is raised and escalated."
+    )
+
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["account", "-started_at"])]
+        indexes = [
+            models.Index(fields=["account", "-started_at"]),
+            models.Index(fields=["routing_due_at"], name="call_routing_due_idx", condition=Q(routing_due_at__isnull=False)),
+            models.Index(fields=["voicemail_due_at"], name="call_voicemail_due_idx", condition=Q(voicemail_due_at__isnull=False)),
+            models.Index(fields=["raise_due_at"], name="call_raise_due_idx", condition=Q(raise_due_at__isnull=False)),
+        ]
+
+    @property
+    def duration_seconds(self):
+        """Seconds from the agent taking the call to its end (None for a call nobody took or still going)."""
+        if self.connected_at and self.ended_at:
+            return max(0, int((self.ended_at - self.connected_at).total_seconds()))
+        return None
 
     def __str__(self):
         return f"Call from {self.caller or 'unknown'} to {self.called_number} ({self.get_state_display()})"
@@ -246,6 +548,8 @@ class Voicemail(models.Model):
     recording_error = models.CharField(max_length=300, blank=True)
     transcript = models.TextField(blank=True)
     transcribed_at = models.DateTimeField(null=True, blank=True)
+    # The secret of the recording's public link (alert action payloads): /voicemail/<token>.mp3
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -253,3 +557,12 @@ class Voicemail(models.Model):
 
     def __str__(self):
         return f"Voicemail of {self.call}"
+
+    def public_url(self):
+        """The absolute, unguessable link to the stored recording (None until it is stored)."""
+        from django.conf import settings
+        from django.urls import reverse
+
+        if not self.recording:
+            return None
+        return settings.PUBLIC_BASE_URL + reverse("callrouting-voicemail", kwargs={"token": self.token})

@@ -13,21 +13,27 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django_q.models import Schedule
-from django_q.tasks import async_task, schedule
+from django_q.tasks import async_task
 
 from escalation.models import User, normalize_phone_number
 from escalation.oncall import prefetch_policy
-from incidents.models import IncidentEvent
-from incidents.services import accept_incident, add_event, create_incident, escalate_incident, resolve_incident
+from incidents.models import IncidentEvent, Priority
+from incidents.services import (
+    accept_incident,
+    add_event,
+    create_incident,
+    escalate_incident,
+    resolve_incident,
+    set_priority,
+)
 from incidents.webhooks import MalformedWebhook
 
 from . import flow, phrases
-from .models import AgentLeg, Call, RoutingNumber, Voicemail
+from .models import AgentLeg, Call, CallingStyle, CallTarget, RoutingNumber, Voicemail
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,9 @@ L = AgentLeg.Status
 CALLER_GONE_STATUSES = {"completed", "disconnected", "failed", "rejected", "cancelled", "timeout", "busy", "unanswered"}
 # Extra time after the longest message before a voicemail whose webhooks never arrived is escalated anyway.
 VOICEMAIL_GRACE = dt.timedelta(minutes=5)
+# While agents are called: how long after the ringing timeout without any agent-leg event the sweeper moves on
+# (covers create-call retries, the whisper and the key press; a lost task or webhook costs at most this).
+ROUTING_GRACE = dt.timedelta(seconds=60)
 TOKEN_IN_URL = re.compile(r"/vonage/(call|leg)/([A-Za-z0-9_-]{16,64})/")
 
 
@@ -61,6 +70,12 @@ def _agent_name(leg):
 # --- Configuration questions ---------------------------------------------------------------------------------
 
 
+# The language of each routing number this process has looked up (digits -> language), so that with the
+# database down a caller still hears the apology in the number's language. Bounded; best effort per process.
+_LANGUAGES = {}
+_LANGUAGES_MAX = 1000
+
+
 def find_number(to):
     """The RoutingNumber for the dialled number TO (Vonage sends digits without '+'), or None."""
     raw = str(to or "").strip()
@@ -70,7 +85,46 @@ def find_number(to):
         e164 = normalize_phone_number(raw if raw.startswith("+") else "+" + raw)
     except ValidationError:
         return None
-    return RoutingNumber.objects.select_related("alert_source").filter(phone_number=e164).first()
+    number = (
+        RoutingNumber.objects.select_related("alert_source").prefetch_related("audio_files").filter(phone_number=e164).first()
+    )
+    if number is not None:
+        if len(_LANGUAGES) >= _LANGUAGES_MAX:
+            _LANGUAGES.clear()
+        _LANGUAGES[e164[1:]] = number.language
+    return number
+
+
+def known_language(*numbers):
+    """The language of the first of NUMBERS (as Vonage sends them) that is a routing number this process has
+    seen, without asking the database; the default language when none is known."""
+    for value in numbers:
+        digits = str(value or "").strip().lstrip("+")
+        if digits in _LANGUAGES:
+            return _LANGUAGES[digits]
+    return phrases.DEFAULT_LANGUAGE
+
+
+def caller_number(value):
+    """The caller as stored and shown: E.164 ("+4915550000100") when Vonage's digits (it sends no "+") form a
+    valid number, else the raw value ("Unknown", a SIP URI, a withheld or malformed number), cut to fit."""
+    raw = str(value or "").strip()
+    digits = raw[1:] if raw.startswith("+") else raw
+    if digits.isascii() and digits.isdigit():
+        try:
+            return normalize_phone_number("+" + digits)
+        except ValidationError:
+            pass
+    return raw[: Call._meta.get_field("caller").max_length]
+
+
+def routing_due(number, now=None):
+    """When the sweeper should look at a routed call of NUMBER that no agent-leg event moved on."""
+    return (now or timezone.now()) + dt.timedelta(seconds=number.ringing_timeout) + ROUTING_GRACE
+
+
+def _bump_routing_due(call, number):
+    Call.objects.filter(pk=call.pk, state=S.ROUTING).update(routing_due_at=routing_due(number))
 
 
 def _options(number):
@@ -87,8 +141,11 @@ def route_call(call, option, how, *, number):
     Returns True when this call made the change (False: it was routed already).
     """
     now = timezone.now()
+    simultaneous = {CallingStyle.SIMULTANEOUS: True, CallingStyle.SEQUENTIAL: False}.get(
+        call.calling_style, option.simultaneous
+    )
     changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ROUTING]).update(
-        state=S.ROUTING, option=option, simultaneous=option.simultaneous, routed_at=now
+        state=S.ROUTING, option=option, simultaneous=simultaneous, routed_at=now, routing_due_at=routing_due(number, now)
     )
     if not changed:
         return False
@@ -101,11 +158,55 @@ def route_call(call, option, how, *, number):
         suppress_escalation=True,
     )
     Call.objects.filter(pk=call.pk).update(incident=incident)
-    call.state, call.option, call.incident, call.simultaneous = S.ROUTING, option, incident, option.simultaneous
-    mode = "all at once" if option.simultaneous else "one after another"
+    call.state, call.option, call.incident, call.simultaneous = S.ROUTING, option, incident, simultaneous
+    mode = "all at once" if simultaneous else "one after another"
     _timeline(call, f"Call from {caller}: chose {option.digit} “{option.label}” ({how}). Calling agents {mode}.")
     _log(call, "route", option=option.digit, how=how.replace(" ", "_"), incident=incident.pk)
     _enqueue("start_dialling", call.pk)
+    return True
+
+
+@transaction.atomic
+def start_voicemail(call, option, how, *, number):
+    """Send CALL straight to voicemail (support hours target or voicemail-only mode): create its incident for
+    OPTION's escalation policy (None: the alert source's), held back until the message is in.
+
+    Outside support hours with auto raise, the incident starts LOW and is raised and escalated by the sweeper at
+    the next support-hours start (Call.raise_due_at); with no support hours ahead it is created as usual.
+    Returns True when this call made the change.
+    """
+    now = timezone.now()
+    raise_at = None
+    if number.auto_raise and number.support_hours_enabled and call.in_support_hours is False:
+        raise_at = number.next_support_hours_start(now)
+    changed = Call.objects.filter(pk=call.pk, state=S.MENU).update(
+        state=S.VOICEMAIL,
+        option=option,
+        routed_at=now,
+        voicemail_due_at=now + dt.timedelta(seconds=number.voicemail_max_length) + VOICEMAIL_GRACE,
+        raise_due_at=raise_at,
+    )
+    if not changed:
+        return False
+    caller = call.caller or "an unknown number"
+    about = f" ({option.digit} “{option.label}”)" if option is not None else ""
+    incident = create_incident(
+        alert_source=number.alert_source,
+        summary=f"Voicemail from {caller}" + (f" for {option.label}" if option is not None else ""),
+        details=f"{caller} called {number.name} ({number.phone_number}) and was sent to voicemail{about}: {how}.",
+        priority=Priority.LOW if raise_at else None,
+        escalation_policy=option.escalation_policy if option is not None else None,
+        suppress_escalation=True,
+    )
+    Call.objects.filter(pk=call.pk).update(incident=incident)
+    call.state, call.option, call.incident, call.raise_due_at = S.VOICEMAIL, option, incident, raise_at
+    _timeline(call, f"Call from {caller}: sent to voicemail ({how}).", kind=IncidentEvent.Kind.VOICEMAIL)
+    if raise_at:
+        local = raise_at.astimezone(number.tzinfo)
+        _timeline(call, f"Auto raise: low priority until support hours start ({local:%a %Y-%m-%d %H:%M} {number.timezone}), "
+                        "then high priority and escalated.")
+    _log(call, "voicemail_direct", how=how.replace(" ", "_"), incident=incident.pk,
+         raise_at=raise_at.isoformat() if raise_at else None)
     return True
 
 
@@ -114,7 +215,7 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
     """End CALL with OUTCOME (once). Optionally cancel ringing legs, re-escalate or resolve its incident."""
     now = timezone.now()
     changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ENDED]).update(
-        state=S.ENDED, outcome=outcome, ended_at=now
+        state=S.ENDED, outcome=outcome, ended_at=now, routing_due_at=None
     )
     if not changed:
         return False
@@ -134,12 +235,18 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
     return True
 
 
-def escalate_call_incident(call, reason):
-    """Hand the call's incident back to its escalation policy, once per call. True when this did it."""
+def escalate_call_incident(call, reason, *, unless_raise_pending=False):
+    """Hand the call's incident back to its escalation policy, once per call. True when this did it.
+
+    UNLESS_RAISE_PENDING: do nothing while an auto raise is pending (the sweeper escalates at the raise).
+    """
     if not call.incident_id:
         return False
     with transaction.atomic():
-        changed = Call.objects.filter(pk=call.pk, escalated_at__isnull=True).update(escalated_at=timezone.now())
+        calls = Call.objects.filter(pk=call.pk, escalated_at__isnull=True)
+        if unless_raise_pending:
+            calls = calls.filter(raise_due_at__isnull=True)
+        changed = calls.update(escalated_at=timezone.now())
         if not changed:
             return False
         _log(call, "escalate", incident=call.incident_id)
@@ -153,19 +260,17 @@ def send_to_nobody_left(call_id):
     call = Call.objects.select_for_update(of=("self",)).select_related("routing_number").get(pk=call_id)
     number = call.routing_number
     if number.voicemail_enabled:
-        if not Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.VOICEMAIL]).update(state=S.VOICEMAIL):
+        # If no recording or transcription ever arrives (the caller hung up at the greeting), the sweeper
+        # escalates at voicemail_due_at anyway.
+        deadline = timezone.now() + dt.timedelta(seconds=number.voicemail_max_length) + VOICEMAIL_GRACE
+        if not Call.objects.filter(pk=call.pk, state=S.ROUTING).update(
+            state=S.VOICEMAIL, voicemail_due_at=deadline, routing_due_at=None
+        ):
             return False
         call.state = S.VOICEMAIL
         _log(call, "voicemail")
         _timeline(call, "Nobody took the call: the caller is sent to voicemail.", kind=IncidentEvent.Kind.VOICEMAIL)
         _enqueue("transfer_caller", call.pk, "voicemail")
-        # If no recording or transcription ever arrives (the caller hung up at the greeting), escalate anyway.
-        deadline = timezone.now() + dt.timedelta(seconds=number.voicemail_max_length) + VOICEMAIL_GRACE
-        transaction.on_commit(
-            lambda: schedule(
-                "callrouting.tasks.voicemail_deadline", call.pk, schedule_type=Schedule.ONCE, next_run=deadline
-            )
-        )
         return True
     if not end_call(call, Call.Outcome.NO_AGENT, escalate="nobody took the call"):
         return False
@@ -237,6 +342,7 @@ def claim_next_legs(call_id):
             queued = call.legs.filter(status=L.QUEUED).order_by("position")
             legs = list(queued if call.simultaneous else queued[:1])
             AgentLeg.objects.filter(pk__in=[leg.pk for leg in legs], status=L.QUEUED).update(status=L.DIALLING)
+            _bump_routing_due(call, call.routing_number)
             for leg in legs:
                 _log(call, "dial", option=call.option.digit if call.option_id else None, agent=leg.user_id, leg=leg.pk)
                 _timeline(call, f"Calling {_agent_name(leg)} at {leg.phone_number}.", user=leg.user)
@@ -297,6 +403,7 @@ def set_leg_status(call, leg, status, detail=""):
     if not AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[status]).update(**values):
         return False
     leg.status = status
+    _bump_routing_due(call, call.routing_number)
     _log(call, "leg", agent=leg.user_id, leg=leg.pk, status=status)
     if status == L.ANSWERED:
         _timeline(call, f"{_agent_name(leg)} answered and hears who is calling.", user=leg.user)
@@ -340,7 +447,7 @@ def connect_agent_leg(call, leg):
     """
     now = timezone.now()
     if not Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.CONNECTED]).update(
-        state=S.CONNECTED, connected_leg=leg, connected_at=now
+        state=S.CONNECTED, connected_leg=leg, connected_at=now, routing_due_at=None
     ):
         return False
     if not AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[L.ACCEPTED]).update(
@@ -355,6 +462,134 @@ def connect_agent_leg(call, leg):
         accept_incident(call.incident_id, leg.user, via="phone")
     cancel_agent_legs(call, reason=f"{_agent_name(leg)} took the call", keep_leg_id=leg.pk)
     return True
+
+
+# --- Due times (claimed by callrouting.sweeper) -------------------------------------------------------------------
+
+
+@transaction.atomic
+def move_on_stuck_call(call_id, now):
+    """A routed call whose routing_due_at passed at NOW: no agent-leg event moved it on for the ringing timeout
+    plus ROUTING_GRACE (a lost webhook, or a worker killed while dialling). Give up the legs still ringing and
+    call the next agent, or choose and call the agents if that never happened. Returns True when it acted."""
+    call = (
+        Call.objects.select_for_update(of=("self",))
+        .select_related("routing_number")
+        .filter(pk=call_id, state=S.ROUTING, routing_due_at__lte=now)
+        .first()
+    )
+    if call is None:
+        return False
+    number = call.routing_number
+    Call.objects.filter(pk=call.pk).update(routing_due_at=routing_due(number))
+    waited = number.ringing_timeout + int(ROUTING_GRACE.total_seconds())
+    active = list(call.legs.select_related("user").filter(status__in=flow.LEG_ACTIVE))
+    _log(call, "stuck", active_legs=len(active), waited=waited)
+    if not active:
+        _timeline(call, f"No progress calling agents for {waited} s: calling the next agent.")
+        _enqueue("start_dialling", call.pk)
+        return True
+    uuids = [leg.vonage_uuid for leg in active if leg.vonage_uuid]
+    for leg in active:
+        set_leg_status(call, leg, L.NO_ANSWER, f"no word from the phone network for {waited} s")
+    if uuids:
+        _enqueue("hang_up", uuids)
+    return True
+
+
+@transaction.atomic
+def raise_call_incident(call_id, now):
+    """Auto raise at the start of support hours: the call's incident goes to HIGH priority and is escalated.
+
+    Returns True when this call made the change (its raise_due_at had passed at NOW and is now cleared).
+    """
+    call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id, raise_due_at__lte=now).first()
+    if call is None or not Call.objects.filter(pk=call.pk, raise_due_at=call.raise_due_at).update(raise_due_at=None):
+        return False
+    call.raise_due_at = None
+    incident = call.incident
+    if incident is None or not incident.is_open:
+        _log(call, "raise_skipped", incident=call.incident_id)
+        return True
+    set_priority(incident.pk, Priority.HIGH, reason="Support hours started (auto raise).")
+    escalate_call_incident(call, "support hours started (auto raise)")
+    _log(call, "raise", incident=incident.pk)
+    return True
+
+
+@transaction.atomic
+def voicemail_time_up(call_id, now):
+    """The voicemail window of the call passed at NOW: escalate if the voicemail webhooks never completed it
+    (and no auto raise is pending). Returns True when it escalated."""
+    call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id, voicemail_due_at__lte=now).first()
+    if call is None:
+        return False
+    return finish_voicemail(call, "voicemail finished")
+
+
+# --- Calls that came in while the database was down (callrouting.spool) -----------------------------------------
+
+
+@transaction.atomic
+def record_outage_call(payload, received_at):
+    """Record a call whose answer webhook arrived at RECEIVED_AT while the database was down (its spooled
+    PAYLOAD): an ended call nobody took, and an escalated incident for the number's first option's escalation
+    policy (the alert source's when the number has no options). The caller only heard an apology.
+
+    Once per Vonage uuid. Returns the Call created, or None: recorded already (the database came back while the
+    call went on, or another sweeper was first), or not a call to one of our numbers.
+    """
+    uuid = payload.get("uuid")
+    if not isinstance(uuid, str) or not uuid:
+        log.warning("action=outage_call_skipped reason=no_uuid")
+        return None
+    uuid = uuid[:64]
+    if Call.objects.filter(vonage_uuid=uuid).exists():
+        log.info("call=%s action=outage_call_skipped reason=recorded_already", uuid)
+        return None
+    number = find_number(payload.get("to"))
+    if number is None:
+        log.warning("call=%s action=outage_call_skipped reason=unknown_number to=%s", uuid, str(payload.get("to"))[:32])
+        return None
+    options = _options(number)
+    option = options[0] if options else None
+    try:
+        with transaction.atomic():  # the unique vonage_uuid decides between two sweepers
+            call = Call.objects.create(
+                vonage_uuid=uuid,
+                account_id=number.account_id,
+                routing_number=number,
+                caller=caller_number(payload.get("from")),
+                called_number=number.phone_number,
+                conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+                state=S.ENDED,
+                outcome=Call.Outcome.NO_AGENT,
+                option=option,
+                ended_at=received_at,
+            )
+    except IntegrityError:
+        log.info("call=%s action=outage_call_skipped reason=recorded_already", uuid)
+        return None
+    Call.objects.filter(pk=call.pk).update(started_at=received_at)  # when it rang, not when it was replayed
+    caller = call.caller or "an unknown number"
+    local = received_at.astimezone(number.tzinfo)
+    incident = create_incident(
+        alert_source=number.alert_source,
+        summary=f"Missed call from {caller} during a database outage",
+        details=(
+            f"{caller} called {number.name} ({number.phone_number}) at {local:%Y-%m-%d %H:%M} {number.timezone} while "
+            "the database was unavailable. The caller heard that we have technical difficulties; nobody was called."
+        ),
+        escalation_policy=option.escalation_policy if option is not None else None,
+        suppress_escalation=True,
+    )
+    Call.objects.filter(pk=call.pk).update(incident=incident)
+    call.incident = incident
+    _timeline(call, f"Call received during a database outage ({local:%Y-%m-%d %H:%M} {number.timezone}): {caller} "
+                    "heard an apology, nobody was called. Recorded once the database was back.")
+    _log(call, "outage_call", incident=incident.pk, received_at=received_at.isoformat())
+    escalate_call_incident(call, "missed call during a database outage")
+    return call
 
 
 # --- Voicemail --------------------------------------------------------------------------------------------------
@@ -440,7 +675,21 @@ def _escalate_if_voicemail_complete(voicemail):
     call = voicemail.call
     needs_transcript = call.routing_number.voicemail_transcription
     if voicemail.recording_saved_at and (voicemail.transcribed_at or not needs_transcript):
-        escalate_call_incident(call, "the caller left a voicemail")
+        finish_voicemail(call, "the caller left a voicemail")
+
+
+def finish_voicemail(call, reason):
+    """The voicemail is complete (or its time is up): escalate, unless an auto raise will do it later.
+
+    Returns True when the incident was handed to escalation now.
+    """
+    Call.objects.filter(pk=call.pk).update(voicemail_due_at=None)
+    if escalate_call_incident(call, reason, unless_raise_pending=True):
+        return True
+    if Call.objects.filter(pk=call.pk, escalated_at__isnull=True, raise_due_at__isnull=False).exists():
+        _timeline(call, "The voicemail is in; the incident waits for support hours (auto raise).",
+                  kind=IncidentEvent.Kind.VOICEMAIL)
+    return False
 
 
 def transcript_text(payload):
@@ -495,6 +744,9 @@ def _apply(call, step, *, number, options=()):
         if isinstance(effect, flow.Route):
             option = next(o for o in options if o.pk == effect.option_id)
             route_call(call, option, effect.how, number=number)
+        elif isinstance(effect, flow.StartVoicemail):
+            option = next((o for o in options if o.pk == effect.option_id), None)
+            start_voicemail(call, option, effect.how, number=number)
         elif isinstance(effect, flow.CountTry):
             Call.objects.filter(pk=call.pk, state=S.MENU).update(tries=F("tries") + 1)
             _log(call, "menu_repeat", tries=call.tries + 1)
@@ -513,23 +765,35 @@ def handle_answer(payload):
         log.info("call=%s action=unknown_number to=%s", uuid, payload.get("to"))
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "unknown_number")
     options = _options(number)
+    target = number.target_at(timezone.now())
     call, created = Call.objects.get_or_create(
         vonage_uuid=uuid[:64],
         defaults={
             "account_id": number.account_id,
             "routing_number": number,
-            "caller": str(payload.get("from") or "")[:32],
+            "caller": caller_number(payload.get("from")),
             "called_number": number.phone_number,
             "conversation_uuid": str(payload.get("conversation_uuid") or "")[:64],
+            "target": target.kind,
+            "calling_style": target.calling,
+            "in_support_hours": target.in_support_hours,
         },
     )
     call.routing_number = number
-    _log(call, "answer" if created else "answer_again", number=number.phone_number, options=len(options))
-    return _apply(call, flow.on_answer(number, options, call), number=number, options=options)
+    if not created:  # a repeated answer webhook: what was decided for the call counts (see flow.on_answer)
+        target = CallTarget(call.target, None, call.calling_style, call.in_support_hours)
+    _log(call, "answer" if created else "answer_again", number=number.phone_number, options=len(options),
+         target=target.kind, hours={None: "none", True: "in", False: "out"}[target.in_support_hours])
+    return _apply(call, flow.on_answer(number, options, call, target), number=number, options=options)
 
 
 def _call_by_token(token):
-    return Call.objects.select_related("routing_number__alert_source").filter(token=token).first()
+    return (
+        Call.objects.select_related("routing_number__alert_source")
+        .prefetch_related("routing_number__audio_files")
+        .filter(token=token)
+        .first()
+    )
 
 
 def _speech_texts(payload):
@@ -602,21 +866,27 @@ def handle_leg_event(token, payload):
     if not isinstance(status, str):
         raise MalformedWebhook("leg event without a status")
     uuid = payload.get("uuid") or payload.get("call_uuid")
-    stray = None
+    uuid = uuid if isinstance(uuid, str) and uuid else None
     with transaction.atomic():
         call, leg = _locked_leg(token)
         if call is None:
             log.info("action=leg_event_unknown_leg status=%s", status)
             return
-        if isinstance(uuid, str) and uuid and status in ("started", "ringing", "answered"):
-            if (leg.vonage_uuid and uuid != leg.vonage_uuid) or leg.status in flow.LEG_FINISHED:
-                stray = uuid  # a call we no longer want (a retried create, or a cancelled leg): hang it up
-        step = flow.on_agent_event(call, leg, status, str(payload.get("detail") or ""))
-        for effect in step.effects:
-            if isinstance(effect, flow.SetLegStatus):
-                set_leg_status(call, leg, effect.status, effect.detail)
-            elif isinstance(effect, flow.EndCall):
-                end_call(call, effect.outcome, cancel_legs=effect.cancel_legs, escalate=effect.escalate, resolve=effect.resolve)
+        # Another call on this leg's URL: a create-call request that timed out but was placed anyway (the retry
+        # placed the leg's real call). Its events say nothing about the leg: a live one is hung up, none is
+        # applied (its "completed" would end the leg while the agent's phone still rings).
+        orphan = uuid is not None and leg.vonage_uuid is not None and uuid != leg.vonage_uuid
+        # A live call we no longer want (an orphan, or a leg given up while it rang) is hung up.
+        stray = uuid if status in ("started", "ringing", "answered") and (orphan or leg.status in flow.LEG_FINISHED) else None
+        if orphan:
+            _log(call, "leg_event_ignored", leg=leg.pk, uuid=uuid, status=status)
+        else:
+            step = flow.on_agent_event(call, leg, status, str(payload.get("detail") or ""))
+            for effect in step.effects:
+                if isinstance(effect, flow.SetLegStatus):
+                    set_leg_status(call, leg, effect.status, effect.detail)
+                elif isinstance(effect, flow.EndCall):
+                    end_call(call, effect.outcome, cancel_legs=effect.cancel_legs, escalate=effect.escalate, resolve=effect.resolve)
         if stray and stray != (call.connected_leg.vonage_uuid if call.connected_leg_id else None):
             _log(call, "hang_up_stray", leg=leg.pk, uuid=stray)
             _enqueue("hang_up", [stray])
@@ -694,7 +964,7 @@ def handle_fallback(payload):
             call.state = S.ROUTING
     sorry = flow.talk_ncco(number.language, "error")
     if call.state in (S.ROUTING, S.CONNECTED):
-        return sorry + flow.hold_ncco(number.language, call, announce=False)
+        return sorry + flow.hold_ncco(number, call, announce=False)
     if call.state == S.VOICEMAIL:
         return flow.voicemail_ncco(number, call)
     return flow.talk_ncco(number.language, "error_goodbye")

@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "escalation",
     "incidents",
@@ -131,6 +134,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"
+# Calls answered while the database is down are written here (one JSON file each) and recorded by the
+# callrouting sweeper once it is back (callrouting.spool). Must be shared by the web and worker processes.
+CALL_SPOOL_DIR = Path(env.str("CALL_SPOOL_DIR", default="") or BASE_DIR / "var" / "spool")
 
 # Vonage (see README "Connecting Vonage"). Without an application id the product runs against no phone network.
 VONAGE_APPLICATION_ID = env.str("VONAGE_APPLICATION_ID", default="")
@@ -145,6 +151,12 @@ VONAGE_TIMEOUT = env.float("VONAGE_TIMEOUT", default=5.0)
 VONAGE_FROM_NUMBER = env.str("VONAGE_FROM_NUMBER", default="")
 # Signed webhooks older than this many seconds are refused (replay protection).
 VONAGE_SIGNATURE_MAX_AGE = env.int("VONAGE_SIGNATURE_MAX_AGE", default=300)
+
+# The local phone network (manage.py phone_network; run_local starts it and sets these when no Vonage
+# credentials are configured). The Test call page talks to its control API.
+EMULATOR_URL = env.str("EMULATOR_URL", default="")
+EMULATOR_TOKEN = secret("EMULATOR_TOKEN", default="")
+EMULATOR_CA = env.str("EMULATOR_CA", default="")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -177,6 +189,23 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# OpenAPI schema at /api/schema/, Swagger UI at /api/docs/ and Redoc at /api/redoc/, served without a CDN.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "callrouting API",
+    "DESCRIPTION": "Routing numbers, escalation policies, on-call schedules, incidents and the call log of your "
+    "account. Authenticate with `Authorization: Token <token>` (create one at /settings/api-token/).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "incidents.models.Incident.Status",
+        "AgentLegStatusEnum": "callrouting.models.AgentLeg.Status",
+    },
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

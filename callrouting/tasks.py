@@ -166,8 +166,23 @@ def fetch_transcript(call_id, url):
     services.attach_transcript(call, text, source="url")
 
 
+SWEEP_FUNC = "callrouting.tasks.sweep"
+
+
+def sweep(now=None):
+    """The periodic task (every minute): calls spooled during a database outage, and the stuck routed calls,
+    voicemail deadlines and auto raises that are due.
+
+    Returns the counts of what it changed; safe to run concurrently (see callrouting.sweeper).
+    """
+    from .sweeper import sweep as run_sweep
+
+    return run_sweep(now)
+
+
 def voicemail_deadline(call_id):
-    """The voicemail window has passed: escalate the incident if the voicemail webhooks never completed it."""
-    call = Call.objects.select_related("routing_number").filter(pk=call_id).first()
+    """Kept for one-off schedules created before the sweeper took this over (Call.voicemail_due_at):
+    escalate the incident if the voicemail webhooks never completed it."""
+    call = Call.objects.filter(pk=call_id).first()
     if call is not None:
-        services.escalate_call_incident(call, "voicemail finished")
+        services.finish_voicemail(call, "voicemail finished")

@@ -12,5 +12,12 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
     path("vonage/", include("callrouting.webhook_urls")),
+    path("api/", include("callrouting.api.urls")),
+    # Public, token-addressed media: custom audio fetched by Vonage, voicemail links in alert actions.
+    path("", include("callrouting.public_urls")),
+    path("test-call/", include("callrouting.testcall")),
+    # The settings pages (/, /numbers/, /incidents/<pk>/, ...) share the /incidents/ prefix with incidents.urls;
+    # no path is in both (see callrouting/web/urls.py).
+    path("", include("callrouting.web.urls")),
     path("incidents/", include("incidents.urls")),
 ]

@@ -3,12 +3,14 @@ function and answers with an NCCO (or 204 for events). Per-call URLs also carry 
 import logging
 from functools import wraps
 
-from django.http import HttpResponse, JsonResponse
-from django.views.decorators.http import require_http_methods
+from django.db import DatabaseError
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.views.decorators.http import require_http_methods, require_safe
 
 from incidents.webhooks import MalformedWebhook, vonage_webhook
 
-from . import flow, phrases, services
+from . import flow, phrases, services, spool
+from .models import NumberAudio, Voicemail
 
 log = logging.getLogger(__name__)
 webhook_methods = require_http_methods(["GET", "POST"])
@@ -33,12 +35,41 @@ def refuse_malformed(view):
     return wrapper
 
 
+def answer_when_database_down(spool_as=None):
+    """Decorate an NCCO-returning webhook view: when the database fails (DatabaseError), answer at once with
+    HTTP 200 and a spoken apology in the number's language (when this process knows it), and with SPOOL_AS
+    ("answer", "fallback") keep the payload in callrouting.spool so the call is recorded once the database is back.
+
+    Why 200 and not 503: a 503 sends Vonage to retry the answer URL and then the fallback URL, which need the
+    same database; the caller waits through up to four attempts (seconds each when the database hangs) in
+    silence and may be dropped without a word. A 200 with a talk action is heard immediately, and the spool
+    makes sure the on-call team still learns about the call.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, payload, *args, **kwargs):
+            try:
+                return view(request, payload, *args, **kwargs)
+            except DatabaseError as exc:
+                log.error("webhook database_down path=%s error=%s: %s", request.path, type(exc).__name__, exc)
+                if spool_as:
+                    spool.spool_call(spool_as, payload)
+                language = services.known_language(payload.get("to"), payload.get("from"))
+                return JsonResponse(flow.talk_ncco(language, "error_goodbye"), safe=False)
+
+        return wrapper
+
+    return decorator
+
+
 def no_content():
     return HttpResponse(status=204)
 
 
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
+@answer_when_database_down(spool_as="answer")
 @refuse_malformed
 def answer(request, payload):
     return JsonResponse(services.handle_answer(payload), safe=False)
@@ -46,6 +77,7 @@ def answer(request, payload):
 
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
+@answer_when_database_down()
 @refuse_malformed
 def call_input(request, payload, token):
     return JsonResponse(services.handle_menu_input(token, payload), safe=False)
@@ -85,6 +117,7 @@ def leg_event(request, payload, token):
 
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
+@answer_when_database_down()
 @refuse_malformed
 def leg_input(request, payload, token):
     return JsonResponse(services.handle_leg_input(token, payload), safe=False)
@@ -92,10 +125,47 @@ def leg_input(request, payload, token):
 
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
+@answer_when_database_down(spool_as="fallback")
 def fallback(request, payload):
     try:
         ncco = services.handle_fallback(payload)
+    except DatabaseError:
+        raise  # answer_when_database_down: the apology, and the call is kept for when the database is back
     except Exception:  # the last line of defence: whatever broke, the caller hears a message
         log.exception("fallback failed")
         ncco = goodbye_ncco()
     return JsonResponse(ncco, safe=False)
+
+
+# --- Public media, addressed by unguessable tokens (no login: Vonage and alert-action readers fetch them) ------
+
+AUDIO_CACHE = "public, max-age=86400, immutable"  # a new upload gets a new token, so a URL never changes content
+
+
+def _file_response(field, content_type, cache_control, filename):
+    try:
+        handle = field.open("rb")
+    except (FileNotFoundError, ValueError) as exc:
+        raise Http404("no such file") from exc
+    response = FileResponse(handle, content_type=content_type, as_attachment=False, filename=filename)
+    response["Cache-Control"] = cache_control
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_safe
+def audio_file(request, token, ext):
+    """A number's custom audio (greeting, hold music, mailbox greeting) for Vonage's stream and hold music."""
+    audio = NumberAudio.objects.filter(token=token, format=ext).first()
+    if audio is None or not audio.file:
+        raise Http404("no such audio")
+    return _file_response(audio.file, audio.content_type, AUDIO_CACHE, f"{audio.kind}.{audio.format}")
+
+
+@require_safe
+def voicemail_recording(request, token):
+    """A stored voicemail recording, linked from alert action payloads."""
+    voicemail = Voicemail.objects.filter(token=token).first()
+    if voicemail is None or not voicemail.recording:
+        raise Http404("no such voicemail")
+    return _file_response(voicemail.recording, "audio/mpeg", "private, max-age=3600", f"voicemail-{voicemail.call_id}.mp3")

@@ -16,6 +16,9 @@ SDK quirks this module works around (see /work/shared/VONAGE.md):
   its own clients, and SMS uses a client of its own.
 - client.http_client.download_file_stream has no timeout and client.voice.download_recording refuses other hosts,
   so recordings are fetched with requests, authenticated with the SDK's application JWT, after checking the host.
+- The Numbers API (linking a number to the application) is on the REST host and authenticates with HTTP Basic
+  (API key/secret), which the shared header dict would then carry into other requests: it gets a client of its
+  own too. Its success is a body {"error-code": "200"}; the SDK indexes that key without checking it is there.
 """
 import logging
 import math
@@ -25,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import phonenumbers
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -41,6 +45,8 @@ from vonage_http_client.errors import (
     RateLimitedError,
     ServerError,
 )
+from vonage_numbers import UpdateNumberParams
+from vonage_numbers.errors import NumbersError
 from vonage_sms import SmsMessage
 from vonage_sms.errors import PartialFailureError, SmsError
 
@@ -98,6 +104,21 @@ def _digits(number, field):
     if not PHONE_RE.match(value):
         raise TelephonyError(f"{field} is not an E.164 phone number: {value!r}", permanent=True)
     return value.lstrip("+")
+
+
+def _country(msisdn):
+    """The ISO 3166-1 alpha-2 country of the number MSISDN (digits) that the Numbers API wants with it."""
+    try:
+        parsed = phonenumbers.parse(f"+{msisdn}")
+    except phonenumbers.NumberParseException:
+        parsed = None
+    region = phonenumbers.region_code_for_number(parsed) if parsed else None
+    if not region and parsed:
+        # Numbers phonenumbers does not know yet (new ranges): the main country of the calling code.
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+    if not region or not re.fullmatch(r"[A-Z]{2}", region):
+        raise TelephonyError(f"no country for the phone number +{msisdn}", permanent=True)
+    return region
 
 
 def _sms_sender(sender):
@@ -186,6 +207,13 @@ def _translate(action, exc):
     if isinstance(exc, PartialFailureError):
         # Some parts of a multi-part SMS went out: sending it again would repeat them.
         return TelephonyError(f"Vonage {action} partially failed: {_short(exc.response)}", permanent=True)
+    if isinstance(exc, NumbersError):
+        # "Numbers API operation failed: <error-code> <label>" from a 2xx answer.
+        match = re.search(r"failed: (\d+)", str(exc))
+        code = int(match.group(1)) if match else 400
+        temporary = code >= 500 or code in (408, 429)
+        # status stays None: it is the HTTP status elsewhere, and this answer was a 2xx.
+        return TelephonyError(f"Vonage {action} failed: {_short(exc)}", permanent=not temporary)
     if isinstance(exc, SmsError):
         match = re.search(r"error code (\w+)", str(exc))
         code = match.group(1) if match else None
@@ -209,7 +237,8 @@ def _fail(action, exc, **context):
 
 
 class Telephony:
-    """Voice and SMS through Vonage. Safe to share between threads (each thread gets its own SDK clients)."""
+    """Voice, SMS and number linking through Vonage. Safe to share between threads (each thread gets its own SDK
+    clients)."""
 
     def __init__(
         self,
@@ -356,6 +385,29 @@ class Telephony:
         log.info("vonage action=send_sms to=%s message_id=%s parts=%s", to, message_id, response.message_count)
         return message_id or ""
 
+    # --- Numbers API -----------------------------------------------------------------------------------------
+
+    def link_number(self, number):
+        """Point inbound calls to the Vonage number NUMBER (E.164) at this application. Returns None.
+
+        Linking is idempotent: linking a number that already points here changes nothing.
+        """
+        msisdn = _digits(number, "number")
+        country = _country(msisdn)
+        if not self.application_id:
+            raise NotConfigured("VONAGE_APPLICATION_ID must be set to link numbers to the application")
+        client = self._numbers_client()
+        params = UpdateNumberParams(country=country, msisdn=msisdn, app_id=self.application_id)
+        try:
+            client.numbers.update_number(params)
+        except (KeyError, TypeError) as exc:
+            # A 2xx answer without "error-code": the SDK cannot tell success from failure.
+            error = TelephonyError(f"Vonage link_number got an unexpected answer ({type(exc).__name__})", permanent=True)
+            _fail("link_number", error, number=number)
+        except Exception as exc:
+            _fail("link_number", exc, number=number)
+        log.info("vonage action=link_number number=%s country=%s app_id=%s", number, country, self.application_id)
+
     # --- internals -------------------------------------------------------------------------------------------
 
     def _voice_request(self, action, request, **context):
@@ -404,6 +456,18 @@ class Telephony:
             except (VonageError, ValidationError) as exc:
                 raise NotConfigured(f"Vonage SMS client cannot be built: {type(exc).__name__}") from None
             self._local.sms = client
+        return client
+
+    def _numbers_client(self):
+        client = getattr(self._local, "numbers", None)
+        if client is None:
+            if not (self._api_key and self._api_secret):
+                raise NotConfigured("VONAGE_API_KEY and VONAGE_API_SECRET must be set to link numbers")
+            try:
+                client = Vonage(Auth(api_key=self._api_key, api_secret=self._api_secret), self._options())
+            except (VonageError, ValidationError) as exc:
+                raise NotConfigured(f"Vonage Numbers client cannot be built: {type(exc).__name__}") from None
+            self._local.numbers = client
         return client
 
     def _recording_url_allowed(self, url):

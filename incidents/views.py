@@ -1,10 +1,14 @@
 """Webhooks of notification calls and the incident link. Thin: verify, parse, call one service, answer."""
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from . import notifications, services, voice
 from .webhooks import vonage_webhook
+
+# The settings-page view of one incident (callrouting/web/urls.py), for account users.
+ACCOUNT_INCIDENT_URL = "web:incident"
 
 
 @vonage_webhook(safe_ncco=voice.safe_ncco)
@@ -25,5 +29,19 @@ def voice_event(request, payload, token):
 
 
 def incident_link(request, pk):
-    """The link in SMS, email and alert actions; the incident's page is its admin page for now."""
-    return redirect(reverse("admin:incidents_incident_change", args=[pk]))
+    """The link in SMS, email and alert actions: a redirect to the incident's page for whoever opens it.
+
+    Support staff (no account) get the admin page; account users the settings-page incident view, which checks the
+    incident is their account's; anonymous visitors sign in first and come back here.
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    admin_url = reverse("admin:incidents_incident_change", args=[pk])
+    if user.account_id is None and user.is_staff:
+        return redirect(admin_url)
+    # By URL name only: incidents must not import callrouting, which serves the settings pages.
+    try:
+        return redirect(reverse(ACCOUNT_INCIDENT_URL, args=[pk]))
+    except NoReverseMatch:
+        return redirect(admin_url)

@@ -80,18 +80,47 @@ def verify_signature(request):
 
 
 def webhook_payload(request):
-    """The webhook's fields: the JSON object body of a POST, or the query parameters (last value each) of a GET."""
+    """The webhook's fields: the JSON object body of a POST, or the query parameters (last value each) of a GET.
+
+    Raises MalformedWebhook for a body that is not a JSON object, or for any string in it (keys included) the
+    database cannot store: see check_storable.
+    """
     if request.method in ("GET", "HEAD"):
-        return {key: value for key, value in request.GET.items()}
-    if not request.body:
-        raise MalformedWebhook("empty body")
-    try:
-        payload = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedWebhook(f"body is not JSON ({type(exc).__name__})") from None
-    if not isinstance(payload, dict):
-        raise MalformedWebhook(f"body is JSON {type(payload).__name__}, not an object")
+        payload = {key: value for key, value in request.GET.items()}
+    else:
+        if not request.body:
+            raise MalformedWebhook("empty body")
+        try:
+            payload = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise MalformedWebhook(f"body is not JSON ({type(exc).__name__})") from None
+        if not isinstance(payload, dict):
+            raise MalformedWebhook(f"body is JSON {type(payload).__name__}, not an object")
+    check_storable(payload)
     return payload
+
+
+def check_storable(value):
+    """Raise MalformedWebhook if any string in VALUE (nested dicts and lists, keys too) holds a NUL character or
+    a lone surrogate. JSON allows both as escapes (\\u0000, \\ud800) and a GET query can carry %00, but
+    PostgreSQL text cannot hold NUL and a lone surrogate cannot be encoded as UTF-8 at all: saving, or even
+    filtering on, such a string fails with a 500. No real Vonage field carries either, so the payload is refused.
+    """
+    stack = [value]
+    while stack:  # iterative: a deeply nested body must not hit the recursion limit
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise MalformedWebhook("a string holds a NUL character")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedWebhook("a string holds a lone surrogate") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def vonage_webhook(view=None, *, safe_ncco=None):

@@ -167,3 +167,24 @@ def phone(vonage_client, django_capture_on_commit_callbacks, vonage_api, inline_
 
 def the_call(uuid):
     return Call.objects.get(vonage_uuid=uuid)
+
+
+def set_support_hours(number, *, inside, timezone="Europe/Berlin"):
+    """Give NUMBER support hours that are true (every day, all day) or false (09:00-17:00 only on a weekday that
+    is neither today nor tomorrow) at the real current time. Returns NUMBER (its cached calendar dropped)."""
+    import zoneinfo
+
+    from callrouting.models import SupportHoursRange
+
+    number.support_hours_enabled, number.timezone = True, timezone
+    number.save()
+    SupportHoursRange.objects.filter(routing_number=number).delete()
+    if inside:
+        days, start, end = range(7), dt.time(0), dt.time(0)
+    else:
+        today = dt.datetime.now(zoneinfo.ZoneInfo(timezone)).weekday()
+        days, start, end = [(today + 3) % 7], dt.time(9), dt.time(17)
+    for day in days:
+        SupportHoursRange.objects.create(routing_number=number, weekday=day, start=start, end=end)
+    number.__dict__.pop("_support_calendar", None)
+    return number

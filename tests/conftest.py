@@ -86,6 +86,14 @@ def vonage_api(fake_vonage, settings):
     reset_telephony()
 
 
+@pytest.fixture(autouse=True)
+def call_spool(settings, tmp_path):
+    """Each test's own spool directory for calls answered during a database outage (callrouting.spool), so no
+    test writes into the checkout or replays another test's calls."""
+    settings.CALL_SPOOL_DIR = tmp_path / "call-spool"
+    return settings.CALL_SPOOL_DIR
+
+
 @pytest.fixture
 def vonage_client():
     """A Django test client with post_webhook(path, payload) and get_webhook(path, params), signed like Vonage."""

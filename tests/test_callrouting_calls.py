@@ -63,7 +63,7 @@ def test_answer_greets_with_menu_taking_a_key_or_speech(phone, number):
     assert entry["type"] == ["dtmf", "speech"] and entry["dtmf"]["maxDigits"] == 1
     assert entry["speech"]["context"] == ["Outage", "Billing"]
     call = the_call(uuid)
-    assert call.state == Call.State.MENU and call.caller == "4917612345678"
+    assert call.state == Call.State.MENU and call.caller == "+4917612345678"
     assert call.token in entry["eventUrl"][0] and entry["eventUrl"][0].startswith("https://callrouting.test/vonage/call/")
     assert phone.dialled() == []
 
@@ -90,7 +90,7 @@ def test_digit_routes_creates_incident_and_holds_caller(phone, number, alice):
     incident = call.incident
     assert incident.status == Incident.Status.PENDING and incident.escalation_suppressed
     assert incident.alert_source == number.alert_source and incident.escalation_policy == call.option.escalation_policy
-    assert "4917612345678" in incident.summary and "Outage" in incident.summary
+    assert "+4917612345678" in incident.summary and "Outage" in incident.summary
     # Sequential: only Alice is dialled, with the ringing timeout, machine detection and the whisper.
     (request,) = phone.dialled()
     assert request["to"] == [{"type": "phone", "number": "4915110000001"}]
@@ -367,7 +367,9 @@ def test_voicemail_without_transcription_escalates_on_recording(phone, number, a
 
 
 def test_voicemail_deadline_escalates_when_caller_leaves_no_message(phone, number, alice, bob):
-    from callrouting.tasks import voicemail_deadline
+    import datetime as dt
+
+    from callrouting.tasks import sweep
     from django_q.models import Schedule
 
     number.voicemail_enabled = True
@@ -376,9 +378,15 @@ def test_voicemail_deadline_escalates_when_caller_leaves_no_message(phone, numbe
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
     phone.hang_up(call.vonage_uuid)
-    assert Schedule.objects.filter(func="callrouting.tasks.voicemail_deadline").count() == 1
-    voicemail_deadline(call.pk)
-    voicemail_deadline(call.pk)
+    call.refresh_from_db()
+    # A due time on the call, claimed by the minute sweeper (no one-off schedule per call).
+    assert not Schedule.objects.filter(func="callrouting.tasks.voicemail_deadline").exists()
+    due = call.voicemail_due_at
+    assert due is not None
+    assert sweep(now=due - dt.timedelta(seconds=1))["voicemails"] == 0
+    assert escalations(call.incident) == 0
+    assert sweep(now=due)["voicemails"] == 1
+    assert sweep(now=due + dt.timedelta(minutes=1))["voicemails"] == 0
     assert escalations(call.incident) == 1
 
 

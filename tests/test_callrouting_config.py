@@ -146,6 +146,20 @@ def test_demo_routing_is_idempotent(acme):
         (1, "Outage", "Critical infrastructure", False),
         (2, "Billing", "Customer support", True),
     ]
+    # Support hours Mon-Fri 09:00-17:00 in Berlin: the menu inside them, voicemail with auto raise outside.
+    assert number.support_hours_enabled and number.timezone == "Europe/Berlin" and number.auto_raise
+    assert [str(r) for r in number.support_ranges.all()] == [
+        f"{day} 09:00-17:00" for day in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
+    ]
+    import datetime as dt
+    import zoneinfo
+
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    assert number.target_at(dt.datetime(2026, 12, 1, 10, 0, tzinfo=berlin)).kind == "menu"
+    assert number.target_at(dt.datetime(2026, 12, 1, 18, 0, tzinfo=berlin)).kind == "voicemail"
+    assert number.target_at(dt.datetime(2026, 12, 5, 10, 0, tzinfo=berlin)).kind == "voicemail"
+    load_demo_routing(acme, support_hours=False)
+    assert not RoutingNumber.objects.get().support_hours_enabled
 
 
 def test_demo_routing_without_policies_creates_one(acme):

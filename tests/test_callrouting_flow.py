@@ -218,3 +218,28 @@ def test_voicemail_ncco():
     vm.voicemail_greeting, vm.voicemail_transcription = "", False
     ncco = flow.voicemail_ncco(vm, call(S.VOICEMAIL))
     assert ncco[0]["action"] == "record" and "transcription" not in ncco[0]
+
+
+# --- support hours targets and voicemail-only mode (no database: unsaved numbers have no custom audio) ----------
+
+
+def test_answer_option_target_greets_without_menu_and_routes():
+    from callrouting.models import CallTarget, Target
+
+    step = flow.on_answer(number(), options("Outage", "Billing"), call(), CallTarget(Target.OPTION, 11, "option", False))
+    assert actions(step) == ["talk", "talk", "conversation"]
+    assert step.ncco[0] == {"action": "talk", "text": "Welcome.", "language": "en-US"}
+    assert step.effects == (flow.Route(11, "direct outside support hours"),)
+
+
+def test_answer_voicemail_target_and_voicemail_only_mode_record_at_once():
+    from callrouting.models import CallTarget, Target
+
+    step = flow.on_answer(number(voicemail_enabled=True), options("Outage", "Billing"), call(),
+                          CallTarget(Target.VOICEMAIL, None, "option", False))
+    assert actions(step) == ["record", "talk"] and step.effects == (flow.StartVoicemail(10, "outside support hours"),)
+    step = flow.on_answer(number(voicemail_enabled=True, voicemail_only=True), options("Outage"), call())
+    assert actions(step) == ["record", "talk"] and step.effects == (flow.StartVoicemail(10, "voicemail-only mode"),)
+    # Once in voicemail, a repeated answer webhook gets the recording again and changes nothing.
+    step = flow.on_answer(number(voicemail_enabled=True, voicemail_only=True), options("Outage"), call(S.VOICEMAIL))
+    assert actions(step) == ["record", "talk"] and step.effects == ()

@@ -94,6 +94,6 @@ def test_admin_actions_call_the_services(incident, sam, client):
     assert incident.status == Incident.Status.RESOLVED
 
 
-def test_incident_link_leads_to_the_admin_page(incident, client):
+def test_incident_link_asks_anonymous_visitors_to_log_in_first(incident, client):
     response = client.get(f"/incidents/{incident.pk}")
-    assert response.status_code == 302 and response.url == f"/admin/incidents/incident/{incident.pk}/change/"
+    assert response.status_code == 302 and response.url == f"/accounts/login/?next=/incidents/{incident.pk}"

@@ -2,17 +2,28 @@
 
 Both run as child processes. Ctrl-C or SIGTERM stops both; when either one exits on its own the other is
 stopped too and the command exits non-zero.
+
+Without Vonage credentials (VONAGE_APPLICATION_ID empty) the local phone network (manage.py phone_network) runs
+first, as a third child, and the web server and worker are pointed at it: calls then work without a Vonage
+account (Test call page, manage.py simulate_call). Its credentials are generated once under --state-dir.
 """
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from callrouting.emulator.server import LocalSetup
+
 STOP_TIMEOUT = 15  # seconds a child gets to stop before it is killed
+EMULATOR_START_TIMEOUT = 20
+LOCAL_FROM_NUMBER = "+4930901800"  # caller id of notification calls in the local phone network
 
 
 class Command(BaseCommand):
@@ -20,8 +31,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="host:port of the web server")
+        parser.add_argument("--state-dir", default=str(settings.BASE_DIR / ".local"),
+                            help="where the local phone network keeps its generated credentials")
+        parser.add_argument("--emulator-speed", type=float, default=float(os.environ.get("EMULATOR_SPEED", "1")),
+                            help="simulated time factor of the local phone network (1: real time)")
 
-    def handle(self, *args, addr, **options):
+    def handle(self, *args, addr, state_dir=None, emulator_speed=1.0, **options):
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         stop_requested = []
         previous_handlers = {
@@ -29,12 +44,19 @@ class Command(BaseCommand):
             for signum in (signal.SIGINT, signal.SIGTERM)
         }
         children = {}
+        env = None
         try:
+            if not settings.VONAGE_APPLICATION_ID:
+                env = self._start_phone_network(children, manage, addr, state_dir or settings.BASE_DIR / ".local",
+                                                emulator_speed, stop_requested)
             # Own sessions: the terminal's Ctrl-C reaches only this process, which then stops both children.
-            children["worker"] = subprocess.Popen([*manage, "qcluster"], start_new_session=True)
-            children["web"] = subprocess.Popen([*manage, "runserver", "--noreload", addr], start_new_session=True)
+            children["worker"] = subprocess.Popen([*manage, "qcluster"], start_new_session=True, env=env)
+            children["web"] = subprocess.Popen([*manage, "runserver", "--noreload", addr], start_new_session=True, env=env)
             url = f"http://{addr}/"
             self.stdout.write(self.style.SUCCESS(f"callrouting on {url} (admin: {url}admin/). Ctrl-C stops both."))
+            if env is not None:
+                self.stdout.write(f"No Vonage credentials: calls go to the local phone network. Try {url}test-call/")
+            self.stdout.flush()
             while not stop_requested and all(child.poll() is None for child in children.values()):
                 time.sleep(0.2)
         finally:
@@ -46,6 +68,57 @@ class Command(BaseCommand):
             name, code = next(iter(exited.items()))
             raise CommandError(f"The {name} exited (code {code}); stopped the rest.")
         self.stdout.write("Stopped.")
+
+    def _start_phone_network(self, children, manage, addr, state_dir, speed, stop_requested):
+        """Start the local phone network and return the environment that points the product at it."""
+        setup = LocalSetup.load_or_create(os.path.join(state_dir, "phone-network"))
+        port = _free_port()
+        host, _, web_port = addr.rpartition(":")
+        web_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+        base = f"http://{web_host}:{web_port}"
+        emulator_url = f"https://127.0.0.1:{port}"
+        children["phone network"] = subprocess.Popen(
+            [*manage, "phone_network", "--state-dir", str(setup.directory), "--addr", f"127.0.0.1:{port}",
+             "--webhook-base", base, "--speed", str(speed)],
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + EMULATOR_START_TIMEOUT
+        while True:
+            try:
+                requests.get(f"{emulator_url}/_emulator/health", verify=str(setup.ca_cert_path), timeout=1)
+                break
+            except requests.RequestException:
+                if (children["phone network"].poll() is not None or stop_requested
+                        or time.monotonic() > deadline):
+                    raise CommandError("The local phone network did not start.") from None
+                time.sleep(0.2)
+        env = dict(os.environ)
+        env.update(
+            VONAGE_API_HOST=f"127.0.0.1:{port}",
+            VONAGE_REST_HOST=f"127.0.0.1:{port}",
+            VONAGE_APPLICATION_ID=setup.application_id,
+            VONAGE_PRIVATE_KEY=str(setup.private_key_path),
+            VONAGE_API_KEY=setup.api_key,
+            VONAGE_API_SECRET=setup.api_secret,
+            VONAGE_SIGNATURE_SECRET=setup.signature_secret,
+            VONAGE_FROM_NUMBER=settings.VONAGE_FROM_NUMBER or LOCAL_FROM_NUMBER,
+            REQUESTS_CA_BUNDLE=str(setup.client_ca_bundle()),
+            PUBLIC_BASE_URL=base,
+            EMULATOR_URL=emulator_url,
+            EMULATOR_TOKEN=setup.control_token,
+            NO_PROXY=",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
+        )
+        # For manage.py simulate_call in another terminal.
+        running = setup.directory / "running.json"
+        running.write_text(json.dumps({"url": emulator_url, "ca": str(setup.ca_cert_path)}))
+        self.stdout.write(f"Local phone network on {emulator_url} (speed {speed:g}).")
+        return env
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _stop(children):

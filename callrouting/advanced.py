@@ -1,0 +1,65 @@
+"""Verbs that change a number's advanced settings: holidays imported from iCalendar, custom audio stored.
+
+Validation happens before (advanced_forms, callrouting.audio, callrouting.hours); these only make the change,
+atomically. Used by the settings pages, the admin and the tests.
+"""
+import logging
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from .models import Holiday, NumberAudio, new_token
+
+log = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def import_holidays(number, entries, *, replace=False):
+    """Add ENTRIES [(date, name)] as NUMBER's holidays (a date already there keeps its row and takes the new
+    name). REPLACE: remove the holidays not in ENTRIES first. Returns (added, updated, removed) counts."""
+    entries = dict(entries)
+    removed = 0
+    if replace:
+        removed, _ = Holiday.objects.filter(routing_number=number).exclude(date__in=list(entries)).delete()
+    existing = {h.date: h for h in Holiday.objects.select_for_update().filter(routing_number=number, date__in=list(entries))}
+    updated = 0
+    for day, name in entries.items():
+        holiday = existing.get(day)
+        if holiday is not None and name and holiday.name != name:
+            Holiday.objects.filter(pk=holiday.pk).update(name=name[:200])
+            updated += 1
+    new = [Holiday(routing_number=number, date=day, name=(name or "")[:200]) for day, name in entries.items() if day not in existing]
+    Holiday.objects.bulk_create(new)
+    log.info("number=%s action=import_holidays added=%d updated=%d removed=%d", number.pk, len(new), updated, removed)
+    return len(new), updated, removed
+
+
+@transaction.atomic
+def store_audio(number, kind, prepared):
+    """Store PREPARED (a callrouting.audio.PreparedAudio) as NUMBER's KIND recording, replacing the previous one
+    (its file is deleted once the change is committed). A new recording always gets a new token (URL)."""
+    audio = NumberAudio.objects.select_for_update().filter(routing_number=number, kind=kind).first()
+    old_file = audio.file.name if audio is not None and audio.file else None
+    if audio is None:
+        audio = NumberAudio(routing_number=number, kind=kind)
+    audio.routing_number = number
+    audio.format = prepared.format
+    audio.duration = prepared.duration
+    audio.original_name = prepared.original_name
+    audio.details = prepared.details[:200]
+    audio.token = new_token()
+    audio.file.save(f"{kind}.{prepared.format}", ContentFile(prepared.content), save=False)
+    audio.save()
+    if old_file:
+        storage = audio.file.storage
+        transaction.on_commit(lambda: storage.delete(old_file))
+    log.info("number=%s action=store_audio kind=%s format=%s seconds=%.1f", number.pk, kind, audio.format, audio.duration)
+    return audio
+
+
+@transaction.atomic
+def remove_audio(audio):
+    """Delete a custom recording: callers hear the spoken text (or the default hold music) again. The file goes
+    with the row (models.delete_audio_file), also when the admin or a cascade deletes it."""
+    log.info("number=%s action=remove_audio kind=%s", audio.routing_number_id, audio.kind)
+    audio.delete()

@@ -1,0 +1,31 @@
+"""REST API URLs, mounted at /api/: the router's resources, the OpenAPI schema and its documentation pages."""
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("numbers", views.RoutingNumberViewSet, basename="routingnumber")
+router.register("routing-options", views.RoutingOptionViewSet, basename="routingoption")
+router.register("escalation-policies", views.EscalationPolicyViewSet, basename="escalationpolicy")
+router.register("escalation-rules", views.EscalationRuleViewSet, basename="escalationrule")
+router.register("schedules", views.OnCallScheduleViewSet, basename="oncallschedule")
+router.register("rotation-layers", views.RotationLayerViewSet, basename="rotationlayer")
+router.register("layer-restrictions", views.LayerRestrictionViewSet, basename="layerrestriction")
+router.register("schedule-overrides", views.ScheduleOverrideViewSet, basename="scheduleoverride")
+router.register("users", views.UserViewSet, basename="user")
+router.register("contact-methods", views.ContactMethodViewSet, basename="contactmethod")
+router.register("alert-sources", views.AlertSourceViewSet, basename="alertsource")
+router.register("alert-actions", views.AlertActionViewSet, basename="alertaction")
+router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("calls", views.CallViewSet, basename="call")
+
+app_name = "api"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include(router.urls)),
+]

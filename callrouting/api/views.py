@@ -1,0 +1,313 @@
+"""Endpoints of the REST API (mounted at /api/). Thin: scope, validate with the serializer, call a service.
+
+Every queryset goes through callrouting.tenancy.scoped(), so another account's object is a 404. Account members
+read everything of their account; the account's owner and admins change configuration; every member may accept
+and resolve incidents (through incidents.services, as on the web pages).
+"""
+import datetime as dt
+
+from django.db.models import ProtectedError
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers as drf_serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+
+from escalation.models import (
+    ContactMethod,
+    EscalationPolicy,
+    EscalationRule,
+    LayerRestriction,
+    OnCallSchedule,
+    RotationLayer,
+    ScheduleOverride,
+    User,
+)
+from escalation.oncall import OVERRIDE
+from incidents import services as incident_services
+from incidents.models import AlertAction, AlertSource, Incident
+
+from ..models import Call, RoutingNumber, RoutingOption
+from ..tenancy import scoped
+from . import serializers
+from .filters import AccountFilterBackend, CallFilter, IncidentFilter
+
+MAX_SHIFT_DAYS = 62
+
+
+class AccountMember(BasePermission):
+    """Signed in (token or session) as a user of an account; support staff use the Django admin instead."""
+
+    message = "The API is for users of an account."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and user.account_id is not None)
+
+
+class AdminWrites(AccountMember):
+    """Reads for every member; writes for the account's owner and admins."""
+
+    message = "Only the account's owner and admins change configuration."
+
+    def has_permission(self, request, view):
+        return super().has_permission(request, view) and (
+            request.method in SAFE_METHODS or request.user.is_account_admin
+        )
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class AccountViewSet(viewsets.GenericViewSet):
+    """Base of every endpoint: the account's rows only, pagination, filters."""
+
+    permission_classes = [AdminWrites]
+    pagination_class = Pagination
+    filter_backends = [AccountFilterBackend]
+
+    def get_queryset(self):
+        account = getattr(self.request.user, "account", None) if self.request else None
+        return scoped(self.queryset, account)
+
+    def perform_create(self, serializer):
+        fields = {f.name for f in serializer.Meta.model._meta.concrete_fields}
+        extra = {"account": self.request.user.account} if "account" in fields else {}
+        serializer.save(**extra)
+
+    def perform_destroy(self, instance):
+        try:
+            instance.delete()
+        except ProtectedError as exc:
+            used_by = ", ".join(sorted({str(row) for row in exc.protected_objects})[:5])
+            raise ValidationError({"detail": f"Still used by {used_by}; change those first."}) from exc
+
+
+# AccountViewSet comes first so its perform_create/perform_destroy win over the mixins'.
+class CrudViewSet(
+    AccountViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+):
+    pass
+
+
+class ReadOnlyViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    permission_classes = [AccountMember]
+
+
+# --- People ---------------------------------------------------------------------------------------------------
+
+
+class UserViewSet(ReadOnlyViewSet):
+    """The account's users with their contact methods."""
+
+    queryset = User.objects.prefetch_related("contact_methods")
+    serializer_class = serializers.UserSerializer
+    filterset_fields = ["role"]
+
+
+class ContactMethodViewSet(CrudViewSet):
+    queryset = ContactMethod.objects.all()
+    serializer_class = serializers.ContactMethodSerializer
+    filterset_fields = ["user", "kind"]
+
+
+# --- Routing numbers ------------------------------------------------------------------------------------------
+
+
+class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin):
+    """Routing numbers of the account. Support staff provision and remove numbers; accounts configure them."""
+
+    queryset = RoutingNumber.objects.prefetch_related("options")
+    serializer_class = serializers.RoutingNumberSerializer
+    filterset_fields = ["language", "voicemail_enabled"]
+
+    @extend_schema(request=serializers.VoicemailSettingsSerializer, responses=serializers.VoicemailSettingsSerializer)
+    @action(detail=True, methods=["get", "put", "patch"], serializer_class=serializers.VoicemailSettingsSerializer)
+    def voicemail(self, request, pk=None):
+        """The number's voicemail settings (GET, or PUT/PATCH to change them)."""
+        number = self.get_object()
+        if request.method == "GET":
+            return Response(serializers.VoicemailSettingsSerializer(number, context=self.get_serializer_context()).data)
+        serializer = serializers.VoicemailSettingsSerializer(
+            number, data=request.data, partial=request.method == "PATCH", context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    @extend_schema(responses=serializers.OptionOnCallSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="on-call", pagination_class=None, filter_backends=[])
+    def on_call(self, request, pk=None):
+        """Whom each routing option would call right now, options in menu order, users in dialling order."""
+        number = self.get_object()
+        now = timezone.now()
+        options = list(number.options.all())
+        policies = {
+            p.pk: p for p in EscalationPolicy.objects.with_oncall(now).filter(pk__in={o.escalation_policy_id for o in options})
+        }
+        data = [
+            {
+                "option": option.pk,
+                "digit": option.digit,
+                "label": option.label,
+                "simultaneous": option.simultaneous,
+                "users": serializers.user_refs(policies[option.escalation_policy_id].users_at(now)),
+            }
+            for option in options
+        ]
+        return Response(data)
+
+
+class RoutingOptionViewSet(CrudViewSet):
+    queryset = RoutingOption.objects.all()
+    serializer_class = serializers.RoutingOptionSerializer
+    filterset_fields = ["routing_number", "escalation_policy"]
+
+
+# --- Escalation policies and on-call schedules ----------------------------------------------------------------
+
+
+class EscalationPolicyViewSet(CrudViewSet):
+    queryset = EscalationPolicy.objects.prefetch_related("rules")
+    serializer_class = serializers.EscalationPolicySerializer
+
+    @extend_schema(responses=serializers.OnCallUserSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="on-call", pagination_class=None, filter_backends=[])
+    def on_call(self, request, pk=None):
+        """The users the policy would notify right now, in order (call routing dials exactly these)."""
+        policy = self.get_object()
+        now = timezone.now()
+        policy = EscalationPolicy.objects.with_oncall(now).get(pk=policy.pk)
+        return Response(serializers.user_refs(policy.users_at(now)))
+
+
+class EscalationRuleViewSet(CrudViewSet):
+    queryset = EscalationRule.objects.prefetch_related("rule_users", "rule_schedules")
+    serializer_class = serializers.EscalationRuleSerializer
+    filterset_fields = ["policy"]
+
+
+class OnCallScheduleViewSet(CrudViewSet):
+    queryset = OnCallSchedule.objects.prefetch_related("layers")
+    serializer_class = serializers.OnCallScheduleSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", OpenApiTypes.INT, description=f"How many days from now (1-{MAX_SHIFT_DAYS}, default 14).")],
+        responses=serializers.ShiftSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def shifts(self, request, pk=None):
+        """Who is on call from now on: the final schedule (overrides and layers resolved) as shifts."""
+        schedule = self.get_object()
+        try:
+            days = int(request.query_params.get("days", 14))
+        except ValueError:
+            raise ValidationError({"days": "A whole number of days."}) from None
+        if not 1 <= days <= MAX_SHIFT_DAYS:
+            raise ValidationError({"days": f"Between 1 and {MAX_SHIFT_DAYS}."})
+        now = timezone.now()
+        schedule = OnCallSchedule.objects.with_oncall(now).get(pk=schedule.pk)
+        shifts = schedule.shifts_between(now, now + dt.timedelta(days=days))
+        data = [
+            {
+                "user": {"id": s.user.pk, "name": str(s.user)},
+                "start": s.start,
+                "end": s.end,
+                "source": "override" if s.source == OVERRIDE else str(s.source),
+            }
+            for s in shifts
+        ]
+        return Response(serializers.ShiftSerializer(data, many=True).data)
+
+
+class RotationLayerViewSet(CrudViewSet):
+    queryset = RotationLayer.objects.prefetch_related("members", "restrictions")
+    serializer_class = serializers.RotationLayerSerializer
+    filterset_fields = ["schedule"]
+
+
+class LayerRestrictionViewSet(CrudViewSet):
+    queryset = LayerRestriction.objects.all()
+    serializer_class = serializers.LayerRestrictionSerializer
+    filterset_fields = ["layer"]
+
+
+class ScheduleOverrideViewSet(CrudViewSet):
+    queryset = ScheduleOverride.objects.all()
+    serializer_class = serializers.ScheduleOverrideSerializer
+    filterset_fields = ["schedule", "user"]
+
+
+# --- Alert sources and actions --------------------------------------------------------------------------------
+
+
+class AlertSourceViewSet(ReadOnlyViewSet):
+    queryset = AlertSource.objects.all()
+    serializer_class = serializers.AlertSourceSerializer
+
+
+class AlertActionViewSet(CrudViewSet):
+    queryset = AlertAction.objects.all()
+    serializer_class = serializers.AlertActionSerializer
+    filterset_fields = ["alert_source", "kind", "enabled"]
+
+
+# --- Incidents and the call log -------------------------------------------------------------------------------
+
+
+ActionResult = inline_serializer(
+    "IncidentActionResult",
+    {"changed": drf_serializers.BooleanField(), "incident": serializers.IncidentSerializer()},
+)
+
+
+class IncidentViewSet(ReadOnlyViewSet):
+    """Incidents of the account, newest first. Accept and resolve as the signed-in user."""
+
+    queryset = Incident.objects.select_related("alert_source__routing_number")
+    filterset_class = IncidentFilter
+
+    def get_serializer_class(self):
+        return serializers.IncidentDetailSerializer if self.action == "retrieve" else serializers.IncidentSerializer
+
+    def _act(self, verb):
+        incident = self.get_object()
+        if verb == "accept":
+            changed = incident_services.accept_incident(incident.pk, self.request.user, via="api")
+        else:
+            changed = incident_services.resolve_incident(incident.pk, self.request.user, via="api")
+        incident.refresh_from_db()
+        data = {"changed": changed, "incident": serializers.IncidentSerializer(incident, context=self.get_serializer_context()).data}
+        return Response(data, status=status.HTTP_200_OK)
+
+    @extend_schema(request=None, responses=ActionResult)
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        """Accept a pending incident (changed=false when it was not pending any more)."""
+        return self._act("accept")
+
+    @extend_schema(request=None, responses=ActionResult)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        """Resolve an open incident (changed=false when it was resolved already)."""
+        return self._act("resolve")
+
+
+class CallViewSet(ReadOnlyViewSet):
+    """The call log: calls with the agents called (legs) and any voicemail."""
+
+    queryset = Call.objects.select_related("voicemail").prefetch_related("legs")
+    serializer_class = serializers.CallSerializer
+    filterset_class = CallFilter

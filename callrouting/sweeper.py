@@ -1,0 +1,64 @@
+"""Time-based work of the call flow, stored as due times on the Call and claimed once a minute by
+callrouting.tasks.sweep (the same pattern as incidents.sweeper; django-q2 has no countdown):
+
+- routing_due_at: agents are being called but no agent-leg event arrived for the ringing timeout plus a grace
+  (a lost webhook, or a worker killed mid-dial): the ringing legs are given up and the next agent is called, so
+  a caller is never left on hold for ever;
+- voicemail_due_at: the voicemail window passed without the recording completing: escalate anyway;
+- raise_due_at: auto raise, the next support hours started: the incident goes to high priority and is escalated;
+- outage_calls: calls answered while the database was down, spooled to files (callrouting.spool), are recorded
+  (an ended call and an escalated incident, once per Vonage uuid) now that the database answers again.
+
+Each due row is locked with SELECT ... FOR UPDATE SKIP LOCKED (where the database has it) and handled in its own
+transaction by a verb of callrouting.services that re-checks the due time under the lock, so two sweepers never
+act on the same row and a failing row does not hold up the others.
+"""
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from incidents.sweeper import locked
+
+from . import services, spool
+from .models import Call
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+DUE = [
+    # (counter, due-time field, extra filter, verb)
+    ("stuck_calls", "routing_due_at", {"state": Call.State.ROUTING}, services.move_on_stuck_call),
+    ("voicemails", "voicemail_due_at", {}, services.voicemail_time_up),
+    ("raises", "raise_due_at", {}, services.raise_call_incident),
+]
+
+
+def _due_ids(field, filters, now):
+    with transaction.atomic():
+        due = locked(Call.objects.filter(**{f"{field}__lte": now}, **filters).order_by(field))
+        return list(due.values_list("pk", flat=True)[:BATCH])
+
+
+def sweep(now=None):
+    """Record the spooled outage calls and act on every call due at NOW (default: the current time).
+    Returns {"outage_calls": n, "stuck_calls": n, ...}: how many calls each kind of work recorded or changed."""
+    now = now or timezone.now()
+    counts = {}
+    try:
+        counts["outage_calls"] = spool.replay()
+    except Exception:  # the spool must not stop the due work below; it is tried again next minute
+        log.exception("action=sweep_failed kind=outage_calls")
+        counts["outage_calls"] = 0
+    for name, field, filters, verb in DUE:
+        done = 0
+        for call_id in _due_ids(field, filters, now):
+            try:
+                done += bool(verb(call_id, now))
+            except Exception:  # one broken row must not stop the others; it is tried again next minute
+                log.exception("call_id=%s action=sweep_failed kind=%s", call_id, name)
+        counts[name] = done
+    if any(counts.values()):
+        log.info("callrouting sweep at=%s %s", now.isoformat(), " ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts

@@ -1,0 +1,270 @@
+"""The Test call page: call a routing number through the local phone network and play caller and agents.
+
+The browser talks only to these views; they proxy to the phone network's control API (callrouting/emulator), so
+the control token never reaches the browser. Scoping: a user may act only on the calls this session placed to a
+routing number of their account, and on the agent legs the product dialled for those calls. Account admins only.
+
+URLs (included under /test-call/ by callrouting/urls.py):
+  GET  ""                         the page
+  POST "call/"                    {number} -> {"call": uuid}
+  GET  "state/?call=<uuid>"       the legs (transcripts, what each waits for), the call log and the incident timeline
+  POST "legs/<uuid>/<action>/"    dtmf, say, hangup, voicemail (caller); accept, decline, answer, reject, busy,
+                                  no_answer, machine, hangup (agents)
+"""
+import base64
+import logging
+import os
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from callrouting.emulator.script import DEFAULT_CALLER_ID, EmulatorClient, EmulatorError
+from callrouting.web.access import account_view
+
+from .models import AgentLeg, Call, RoutingNumber
+
+log = logging.getLogger(__name__)
+
+app_name = "testcall"
+SESSION_KEY = "test_calls"
+MAX_CALLS_IN_SESSION = 20
+# The agent's answers to the product's accept prompt (flow.agent_whisper_ncco): 1 accepts, 2 declines.
+ACCEPT_KEY, DECLINE_KEY = "1", "2"
+MAX_AUDIO_BYTES = 4 * 1024 * 1024
+
+
+def emulator_client():
+    """A client of the local phone network's control API, or None when the product talks to the real Vonage."""
+    if not settings.EMULATOR_URL or not settings.EMULATOR_TOKEN:
+        return None
+    verify = settings.EMULATOR_CA or os.environ.get("REQUESTS_CA_BUNDLE") or True
+    return EmulatorClient(settings.EMULATOR_URL, settings.EMULATOR_TOKEN, verify=verify, timeout=5)
+
+
+def admin_view(view):
+    @account_view
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_account_admin:
+            raise PermissionDenied("Only the account's owner and admins place test calls.")
+        return view(request, *args, **kwargs)
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+def _unavailable():
+    return JsonResponse(
+        {"error": "The Test call needs the local phone network: run `make run` without Vonage credentials."}, status=503
+    )
+
+
+def _emulator_failed(exc):
+    log.warning("testcall action=emulator_error error=%s", exc)
+    return JsonResponse({"error": f"The local phone network refused: {exc}"}, status=502)
+
+
+@require_GET
+@admin_view
+def page(request):
+    numbers = RoutingNumber.objects.filter(account=request.account).order_by("name")
+    return render(
+        request,
+        "callrouting/test_call.html",
+        {"numbers": numbers, "available": emulator_client() is not None, "caller_id": DEFAULT_CALLER_ID},
+    )
+
+
+@require_POST
+@admin_view
+def place_call(request):
+    client = emulator_client()
+    if client is None:
+        return _unavailable()
+    number = RoutingNumber.objects.filter(account=request.account, pk=request.POST.get("number") or 0).first()
+    if number is None:
+        raise Http404("No such routing number in your account.")
+    try:
+        leg = client.place_call(to=number.phone_number, from_=DEFAULT_CALLER_ID)
+    except EmulatorError as exc:
+        return _emulator_failed(exc)
+    calls = request.session.get(SESSION_KEY, {})
+    calls[leg["uuid"]] = {"account": request.account.pk, "number": number.pk}
+    request.session[SESSION_KEY] = dict(list(calls.items())[-MAX_CALLS_IN_SESSION:])
+    log.info("testcall action=call number=%s uuid=%s user=%s", number.phone_number, leg["uuid"], request.user.pk)
+    return JsonResponse({"call": leg["uuid"]}, status=201)
+
+
+def _scope(request, call_uuid):
+    """{leg uuid: AgentLeg or None (the caller)} of a test call this session placed for the user's account."""
+    entry = request.session.get(SESSION_KEY, {}).get(call_uuid)
+    if not entry or entry.get("account") != request.account.pk:
+        raise Http404("No such test call.")
+    legs = AgentLeg.objects.filter(
+        call__vonage_uuid=call_uuid, call__account=request.account, vonage_uuid__isnull=False
+    ).select_related("user")
+    return {call_uuid: None, **{leg.vonage_uuid: leg for leg in legs}}
+
+
+def _time(moment):
+    from django.utils import timezone
+
+    return timezone.localtime(moment).strftime("%H:%M:%S") if moment else ""
+
+
+def _call_log(call):
+    if call is None:
+        return None
+    legs = [
+        {
+            "name": str(leg.user) if leg.user_id else leg.phone_number,
+            "phone": leg.phone_number,
+            "status": leg.status,
+            "status_label": leg.get_status_display(),
+            "detail": leg.detail,
+        }
+        for leg in call.legs.select_related("user").order_by("position")
+    ]
+    voicemail = call.voicemail if hasattr(call, "voicemail") else None  # hasattr: the reverse one-to-one may be missing
+    return {
+        "id": call.pk,
+        "url": _reverse_or_empty("web:call", call_pk=call.pk),
+        "state": call.state,
+        "state_label": call.get_state_display(),
+        "outcome": call.outcome,
+        "outcome_label": call.get_outcome_display() if call.outcome else "",
+        "option": f"{call.option.digit} {call.option.label}" if call.option_id else "",
+        "legs": legs,
+        "voicemail": {"transcript": voicemail.transcript, "duration": voicemail.duration} if voicemail else None,
+    }
+
+
+def _incident(call):
+    if call is None or call.incident_id is None:
+        return None
+    incident = call.incident
+    return {
+        "id": incident.pk,
+        "url": _reverse_or_empty("web:incident", incident_pk=incident.pk),
+        "summary": incident.summary,
+        "status": incident.status,
+        "status_label": incident.get_status_display(),
+        "timeline": [
+            {"time": _time(event.at), "kind": event.kind, "kind_label": event.get_kind_display(), "message": event.message}
+            for event in incident.events.order_by("at", "pk")
+        ],
+    }
+
+
+def _reverse_or_empty(name, **kwargs):
+    try:
+        return reverse(name, kwargs=kwargs)
+    except Exception:  # the page of another app may not exist in this installation
+        return ""
+
+
+@require_GET
+@admin_view
+def state(request):
+    call_uuid = request.GET.get("call", "")
+    scope = _scope(request, call_uuid)
+    client = emulator_client()
+    if client is None:
+        return _unavailable()
+    try:
+        legs = client.state(uuids=list(scope))["legs"]
+    except EmulatorError as exc:
+        return _emulator_failed(exc)
+    for leg in legs:
+        agent = scope.get(leg["uuid"])
+        leg["role"] = "caller" if agent is None else "agent"
+        leg["name"] = "You (caller)" if agent is None else (str(agent.user) if agent.user_id else agent.phone_number)
+    legs.sort(key=lambda leg: (leg["role"] != "caller", leg["created_at"]))
+    call = (
+        Call.objects.select_related("option", "incident", "voicemail")
+        .filter(vonage_uuid=call_uuid, account=request.account)
+        .first()
+    )
+    return JsonResponse({"call": call_uuid, "legs": legs, "call_log": _call_log(call), "incident": _incident(call)})
+
+
+@require_POST
+@admin_view
+def leg_action(request, uuid, action):
+    call_uuid = request.POST.get("call", "")
+    scope = _scope(request, call_uuid)
+    if uuid not in scope:
+        raise Http404("No such leg in this test call.")
+    client = emulator_client()
+    if client is None:
+        return _unavailable()
+    role = "caller" if scope[uuid] is None else "agent"
+    try:
+        leg = client.leg(uuid)
+        request_args = _translate(role, action, leg, request)
+        if request_args is None:
+            return JsonResponse({"error": f"{action} is not possible now"}, status=409)
+        result = client.act(uuid, request_args[0], **request_args[1])
+    except EmulatorError as exc:
+        return _emulator_failed(exc)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    log.info("testcall action=%s role=%s uuid=%s", action, role, uuid)
+    return JsonResponse({"ok": True, "status": result.get("status")})
+
+
+def _translate(role, action, leg, request):
+    """(emulator action, body) for the page's ACTION on LEG, or None when it makes no sense now."""
+    ringing = leg["state"] == "ringing"
+    if action == "hangup":
+        return "hangup", {}
+    if role == "caller":
+        if action == "dtmf":
+            digits = request.POST.get("digits", "")
+            if not digits or any(ch not in "0123456789*#" for ch in digits) or len(digits) > 20:
+                raise ValueError("keys must be 0-9, * or #")
+            return "dtmf", {"digits": digits}
+        if action == "say":
+            text = " ".join(request.POST.get("text", "").split())[:300]
+            if not text:
+                raise ValueError("type what to say")
+            return "say", {"text": text}
+        if action == "voicemail":
+            body = {"text": " ".join(request.POST.get("text", "").split())[:2000]}
+            audio = request.FILES.get("audio")
+            if audio is not None:
+                if audio.size > MAX_AUDIO_BYTES:
+                    raise ValueError("the recording is too long")
+                body["audio_base64"] = base64.b64encode(audio.read()).decode()
+                body["content_type"] = (audio.content_type or "audio/webm")[:100]
+            if not body["text"] and "audio_base64" not in body:
+                raise ValueError("type a message or record one")
+            return "voicemail", body
+        return None
+    if action == "accept":
+        return ("answer", {"then_press": ACCEPT_KEY}) if ringing else ("dtmf", {"digits": ACCEPT_KEY})
+    if action == "decline":
+        return ("reject", {}) if ringing else ("dtmf", {"digits": DECLINE_KEY})
+    if action == "answer" and ringing:
+        return "answer", {}
+    if action in ("reject", "busy", "machine") and ringing:
+        return action, {}
+    if action == "no_answer" and ringing:
+        return "unanswered", {}
+    if action == "dtmf":
+        digits = request.POST.get("digits", "")
+        if len(digits) == 1 and digits in "0123456789*#":
+            return "dtmf", {"digits": digits}
+    return None
+
+
+urlpatterns = [
+    path("", page, name="page"),
+    path("call/", place_call, name="call"),
+    path("state/", state, name="state"),
+    path("legs/<str:uuid>/<str:action>/", leg_action, name="leg-action"),
+]

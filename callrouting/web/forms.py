@@ -1,0 +1,258 @@
+"""Forms of the settings pages. Validation is the models' (ModelForm runs full_clean); the formsets spanning
+several rows reuse escalation/forms.py. Every dropdown offers only the account's own people, schedules and
+policies, so an id of another account is a field error ("Select a valid choice"), never a leak."""
+from django import forms
+from django.forms.models import inlineformset_factory
+
+from escalation.forms import InlineFormSet, LayerMemberFormSet, RuleUserFormSet
+from escalation.models import (
+    TIMEZONE_CHOICES,
+    EscalationPolicy,
+    EscalationRule,
+    LayerMember,
+    LayerRestriction,
+    OnCallSchedule,
+    RotationLayer,
+    RuleSchedule,
+    RuleUser,
+    ScheduleOverride,
+    User,
+)
+from incidents.models import AlertAction, AlertSource, Incident
+
+from ..models import Call, RoutingNumber, RoutingOption
+from ..tenancy import scoped, unique_errors
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+SHORT_TEXT = forms.Textarea(attrs={"rows": 3})
+
+
+class AccountForm(forms.ModelForm):
+    """A ModelForm of one account: limits the user/schedule/policy dropdowns and checks unique constraints
+    whose account or parent field is not on the form (Django skips those), naming the field."""
+
+    account_choices = {"user": User, "schedule": OnCallSchedule, "escalation_policy": EscalationPolicy}
+
+    def __init__(self, *args, account=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account = account
+        for name, model in self.account_choices.items():
+            if name in self.fields:
+                self.fields[name].queryset = scoped(model, account)
+
+    def _post_clean(self):
+        super()._post_clean()
+        for field, message in unique_errors(self.instance).items():
+            if field in self.fields and not self.has_error(field):
+                self.add_error(field, message)
+
+
+# --- Routing numbers ------------------------------------------------------------------------------------------
+
+
+class NumberGeneralForm(AccountForm):
+    class Meta:
+        model = RoutingNumber
+        fields = ["name", "language", "greeting", "greeting_only", "ringing_timeout", "keep_incident_open"]
+        widgets = {"greeting": SHORT_TEXT}
+
+
+class VoicemailForm(AccountForm):
+    class Meta:
+        model = RoutingNumber
+        fields = ["voicemail_enabled", "voicemail_greeting", "voicemail_max_length", "voicemail_transcription"]
+        widgets = {"voicemail_greeting": SHORT_TEXT}
+
+
+class PreviewForm(forms.Form):
+    """What the preview endpoint reads of the (unsaved) general settings form."""
+
+    greeting = forms.CharField(required=False)
+    greeting_only = forms.BooleanField(required=False)
+    language = forms.CharField(required=False)
+
+
+class RoutingOptionForm(AccountForm):
+    class Meta:
+        model = RoutingOption
+        fields = ["position", "digit", "label", "escalation_policy", "simultaneous"]
+        widgets = {"position": forms.NumberInput(attrs={"min": 0, "class": "narrow"}),
+                   "digit": forms.NumberInput(attrs={"min": 1, "max": 9, "class": "narrow"})}
+        labels = {"simultaneous": "Ring all at once"}
+
+
+class RoutingOptionFormSet(InlineFormSet):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # The new row goes to the end of the menu unless the admin types another position.
+            last = max((form.instance.position for form in self.initial_forms), default=-1)
+            for form in self.extra_forms:
+                form.initial.setdefault("position", last + 1)
+
+
+OptionFormSet = inlineformset_factory(
+    RoutingNumber, RoutingOption, form=RoutingOptionForm, formset=RoutingOptionFormSet, extra=1, can_delete=False
+)
+
+
+class AlertActionForm(AccountForm):
+    class Meta:
+        model = AlertAction
+        fields = ["name", "kind", "url", "on_created", "on_accepted", "on_resolved", "enabled"]
+        widgets = {"url": forms.URLInput(attrs={"placeholder": "https://hooks.example.com/..."})}
+
+
+AlertActionFormSet = inlineformset_factory(
+    AlertSource, AlertAction, form=AlertActionForm, formset=InlineFormSet, extra=1, can_delete=False
+)
+
+
+# --- Escalation policies ------------------------------------------------------------------------------------
+
+
+class PolicyForm(AccountForm):
+    class Meta:
+        model = EscalationPolicy
+        fields = ["name", "description", "repeat_count"]
+        widgets = {"description": SHORT_TEXT}
+
+
+class RuleForm(AccountForm):
+    class Meta:
+        model = EscalationRule
+        fields = ["position", "escalation_timeout_minutes"]
+
+
+class RuleUserForm(AccountForm):
+    class Meta:
+        model = RuleUser
+        fields = ["position", "user"]
+        widgets = {"position": forms.NumberInput(attrs={"min": 0, "class": "narrow"})}
+
+
+class RuleScheduleForm(AccountForm):
+    class Meta:
+        model = RuleSchedule
+        fields = ["position", "schedule"]
+        widgets = {"position": forms.NumberInput(attrs={"min": 0, "class": "narrow"})}
+
+
+RuleUsersFormSet = inlineformset_factory(
+    EscalationRule, RuleUser, form=RuleUserForm, formset=RuleUserFormSet, extra=2, can_delete=True
+)
+RuleSchedulesFormSet = inlineformset_factory(
+    EscalationRule, RuleSchedule, form=RuleScheduleForm, formset=InlineFormSet, extra=1, can_delete=True
+)
+
+
+# --- On-call schedules -----------------------------------------------------------------------------------------
+
+
+class ScheduleForm(AccountForm):
+    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC")
+
+    class Meta:
+        model = OnCallSchedule
+        fields = ["name", "description", "timezone"]
+        widgets = {"description": SHORT_TEXT}
+
+
+class LayerForm(AccountForm):
+    class Meta:
+        model = RotationLayer
+        fields = ["name", "level", "shift_length", "shift_unit", "start_date", "handoff_time", "end_date"]
+        widgets = {"start_date": DATE, "end_date": DATE, "handoff_time": TIME}
+
+
+class LayerMemberForm(AccountForm):
+    class Meta:
+        model = LayerMember
+        fields = ["position", "user"]
+        widgets = {"position": forms.NumberInput(attrs={"min": 0, "class": "narrow"})}
+
+
+class RestrictionForm(AccountForm):
+    class Meta:
+        model = LayerRestriction
+        fields = ["weekday", "start_time", "end_time"]
+        widgets = {"start_time": TIME, "end_time": TIME}
+
+
+MembersFormSet = inlineformset_factory(
+    RotationLayer, LayerMember, form=LayerMemberForm, formset=LayerMemberFormSet, extra=2, can_delete=True
+)
+RestrictionsFormSet = inlineformset_factory(
+    RotationLayer, LayerRestriction, form=RestrictionForm, formset=InlineFormSet, extra=1, can_delete=True
+)
+
+
+class OverrideForm(AccountForm):
+    class Meta:
+        model = ScheduleOverride
+        fields = ["user", "start", "end"]
+        widgets = {"start": DATETIME, "end": DATETIME}
+
+
+# --- Filters --------------------------------------------------------------------------------------------------
+
+
+class IncidentFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any state"), ("open", "Open"), *Incident.Status.choices], required=False)
+    number = forms.ModelChoiceField(queryset=RoutingNumber.objects.none(), required=False, empty_label="Any number")
+    date_from = forms.DateField(required=False, widget=DATE, label="From")
+    date_to = forms.DateField(required=False, widget=DATE, label="To")
+
+    def __init__(self, *args, account=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["number"].queryset = scoped(RoutingNumber, account)
+
+    def filter(self, incidents):
+        """INCIDENTS narrowed by the valid filters (invalid ones show their error and are ignored)."""
+        data = self.cleaned_data if self.is_valid() else getattr(self, "cleaned_data", {})
+        status = data.get("status")
+        if status == "open":
+            incidents = incidents.exclude(status=Incident.Status.RESOLVED)
+        elif status:
+            incidents = incidents.filter(status=status)
+        if data.get("number"):
+            incidents = incidents.filter(alert_source__routing_number=data["number"])
+        if data.get("date_from"):
+            incidents = incidents.filter(created_at__date__gte=data["date_from"])
+        if data.get("date_to"):
+            incidents = incidents.filter(created_at__date__lte=data["date_to"])
+        return incidents
+
+
+class CallFilterForm(forms.Form):
+    number = forms.ModelChoiceField(queryset=RoutingNumber.objects.none(), required=False, empty_label="Any number")
+    outcome = forms.ChoiceField(
+        choices=[("", "Any outcome"), ("live", "In progress"), *[c for c in Call.Outcome.choices if c[0]]], required=False
+    )
+    date_from = forms.DateField(required=False, widget=DATE, label="From")
+    date_to = forms.DateField(required=False, widget=DATE, label="To")
+
+    def __init__(self, *args, account=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["number"].queryset = scoped(RoutingNumber, account)
+
+    def filter(self, calls):
+        data = self.cleaned_data if self.is_valid() else getattr(self, "cleaned_data", {})
+        if data.get("number"):
+            calls = calls.filter(routing_number=data["number"])
+        if data.get("outcome") == "live":
+            calls = calls.exclude(state=Call.State.ENDED)
+        elif data.get("outcome"):
+            calls = calls.filter(outcome=data["outcome"])
+        if data.get("date_from"):
+            calls = calls.filter(started_at__date__gte=data["date_from"])
+        if data.get("date_to"):
+            calls = calls.filter(started_at__date__lte=data["date_to"])
+        return calls
+
+
+def is_valid_all(*forms_and_formsets):
+    """Validate every form and formset (so all of them show their errors) and say whether all are valid."""
+    return all([f.is_valid() for f in forms_and_formsets])

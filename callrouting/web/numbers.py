@@ -1,0 +1,215 @@
+"""Routing number pages: the list, and one page per number built from independent sections.
+
+Each section (general settings, routing options, voicemail, alert actions) has its own form, posts to its own
+URL and is saved on its own; a failing section is shown with its errors while the others show what is saved.
+New settings (support hours, custom audio, incident behaviour) are added as further Section subclasses in
+SECTIONS, with a template; the page, the URLs and the tests pick them up from that list.
+"""
+import copy
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from escalation.models import EscalationPolicy
+from incidents.models import AlertAction
+
+from .. import advanced_sections, configuration, phrases
+from ..models import RoutingNumber, RoutingOption
+from ..tenancy import get_scoped_or_404, scoped
+from . import forms
+from .access import account_view, require_admin
+from .common import confirm_delete, not_allowed
+
+
+class Section:
+    """One independently saved part of a number's page."""
+
+    slug = ""
+    title = ""
+    template = ""
+
+    def build(self, request, number, data=None, files=None):
+        """The template context of the section: its form or formset, bound to DATA when given."""
+        raise NotImplementedError
+
+    def is_valid(self, context):
+        return all(item.is_valid() for item in self.editables(context))
+
+    def save(self, request, number, context):
+        for item in self.editables(context):
+            item.save()
+
+    def editables(self, context):
+        return [context[key] for key in ("form", "formset") if key in context]
+
+
+class GeneralSection(Section):
+    slug, title, template = "general", "General", "web/numbers/_general.html"
+
+    def build(self, request, number, data=None, files=None):
+        return {"form": forms.NumberGeneralForm(data, files, instance=number, prefix="general", account=request.account)}
+
+
+class OptionsSection(Section):
+    slug, title, template = "options", "Routing options", "web/numbers/_options.html"
+
+    def build(self, request, number, data=None, files=None):
+        formset = forms.OptionFormSet(data, files, instance=number, prefix="options", form_kwargs={"account": request.account})
+        return {"formset": formset}
+
+    def save(self, request, number, context):
+        with transaction.atomic():
+            context["formset"].save()
+            configuration.renumber_options(number)
+
+
+class VoicemailSection(Section):
+    slug, title, template = "voicemail", "Voicemail", "web/numbers/_voicemail.html"
+
+    def build(self, request, number, data=None, files=None):
+        form = forms.VoicemailForm(data, files, instance=number, prefix="voicemail", account=request.account)
+        default_prompt = phrases.phrase(number.language, "voicemail_prompt")
+        return {"form": form, "default_prompt": default_prompt}
+
+
+class AlertActionsSection(Section):
+    slug, title, template = "actions", "Alert actions", "web/numbers/_actions.html"
+
+    def build(self, request, number, data=None, files=None):
+        formset = forms.AlertActionFormSet(
+            data, files, instance=number.alert_source, prefix="actions", form_kwargs={"account": request.account}
+        )
+        return {"formset": formset}
+
+
+SECTIONS = [GeneralSection(), OptionsSection(), VoicemailSection(), *advanced_sections.SECTIONS, AlertActionsSection()]
+SECTIONS_BY_SLUG = {section.slug: section for section in SECTIONS}
+
+
+def _number(request, number_pk):
+    return get_scoped_or_404(RoutingNumber.objects.select_related("alert_source"), request.account, pk=number_pk)
+
+
+def on_call_now(number, at):
+    """[(option, [users])] for NUMBER's options in menu order: whom each option would call at AT, in order."""
+    options = list(number.options.all())
+    policies = {
+        policy.pk: policy
+        for policy in EscalationPolicy.objects.with_oncall(at).filter(pk__in={o.escalation_policy_id for o in options})
+    }
+    return [(option, policies[option.escalation_policy_id].users_at(at)) for option in options]
+
+
+@account_view
+@require_GET
+def number_list(request):
+    numbers = scoped(RoutingNumber, request.account).prefetch_related("options")
+    return render(request, "web/numbers/list.html", {"numbers": numbers})
+
+
+def _render_number(request, number, bound=None, status=200):
+    """The number's page; BOUND = (section, context) of a section that failed validation."""
+    sections = []
+    for section in SECTIONS:
+        if bound and bound[0] is section:
+            context = bound[1]
+        else:
+            context = section.build(request, copy.copy(number))
+        sections.append({"section": section, "url": reverse(f"web:number-{section.slug}", args=[number.pk]), **context})
+    now = timezone.now()
+    return render(
+        request,
+        "web/numbers/detail.html",
+        {
+            "number": number,
+            "sections": sections,
+            "preview": number.preview_greeting(),
+            "on_call": on_call_now(number, now),
+            "now": now,
+        },
+        status=status,
+    )
+
+
+@account_view
+def number_detail(request, number_pk):
+    number = _number(request, number_pk)
+    return not_allowed(request, "GET") or _render_number(request, number)
+
+
+@account_view
+def number_section(request, number_pk, section):
+    """POST one section of the number's page; errors re-render the page (status 400), success redirects."""
+    number = _number(request, number_pk)
+    if request.method != "POST":
+        return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
+    require_admin(request)
+    handler = SECTIONS_BY_SLUG[section]
+    context = handler.build(request, copy.copy(number), request.POST, request.FILES)
+    if not handler.is_valid(context):
+        messages.error(request, f"{handler.title} not saved: please correct the errors below.")
+        return _render_number(request, number, bound=(handler, context), status=400)
+    handler.save(request, number, context)
+    messages.success(request, f"{handler.title} saved.")
+    return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
+
+
+@account_view
+def number_preview(request, number_pk):
+    """JSON {"text": ...}: what callers would hear with the posted (unsaved) greeting settings and the saved menu."""
+    number = _number(request, number_pk)
+    if refused := not_allowed(request, "POST"):
+        return refused
+    form = forms.PreviewForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    languages = dict(phrases.LANGUAGE_CHOICES)
+    draft = RoutingNumber(
+        greeting=data.get("greeting") or "",
+        greeting_only=bool(data.get("greeting_only")),
+        language=data.get("language") if data.get("language") in languages else number.language,
+    )
+    return JsonResponse({"text": draft.greeting_text(list(number.options.all()))})
+
+
+@account_view
+def option_delete(request, number_pk, option_pk):
+    number = _number(request, number_pk)
+    option = get_scoped_or_404(RoutingOption, request.account, pk=option_pk, routing_number=number)
+    require_admin(request)
+    url = reverse("web:number", args=[number.pk]) + "#options"
+
+    def delete():
+        with transaction.atomic():
+            option.delete()
+            configuration.renumber_options(number)
+
+    return confirm_delete(
+        request, option, back_url=url, done_url=url, what=f"routing option {option}", delete=delete,
+        consequences=["Callers no longer hear it in the menu. Past calls keep their log."],
+    )
+
+
+@account_view
+def option_move(request, number_pk, option_pk):
+    number = _number(request, number_pk)
+    option = get_scoped_or_404(RoutingOption, request.account, pk=option_pk, routing_number=number)
+    if refused := not_allowed(request, "POST"):
+        return refused
+    require_admin(request)
+    configuration.move_option(option, request.POST.get("direction", ""))
+    return redirect(reverse("web:number", args=[number.pk]) + "#options")
+
+
+@account_view
+def action_delete(request, number_pk, action_pk):
+    number = _number(request, number_pk)
+    action = get_scoped_or_404(AlertAction, request.account, pk=action_pk, alert_source=number.alert_source_id)
+    require_admin(request)
+    url = reverse("web:number", args=[number.pk]) + "#actions"
+    return confirm_delete(request, action, back_url=url, done_url=url, what=f"alert action “{action}”")

@@ -1,0 +1,182 @@
+"""On-call schedule pages: the list, a schedule with its two-week timeline, layers and overrides, and the layer
+editor (participants in rotation order, restriction windows)."""
+import datetime as dt
+
+from django.contrib import messages
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+
+from escalation.models import OnCallSchedule, RotationLayer, ScheduleOverride
+
+from ..tenancy import get_scoped_or_404, scoped
+from . import forms
+from .access import account_view, require_admin
+from .common import confirm_delete, not_allowed
+from .timeline import timeline
+
+TIMELINE_DAYS = 14
+
+
+def _schedule(request, schedule_pk):
+    return get_scoped_or_404(OnCallSchedule.objects.with_oncall(timezone.now()), request.account, pk=schedule_pk)
+
+
+@account_view
+def schedule_list(request):
+    if refused := not_allowed(request, "GET"):
+        return refused
+    now = timezone.now()
+    schedules = scoped(OnCallSchedule.objects.with_oncall(now), request.account)
+    return render(request, "web/schedules/list.html", {"rows": [(s, s.on_call_at(now)) for s in schedules]})
+
+
+@account_view
+def schedule_new(request):
+    require_admin(request)
+    if refused := not_allowed(request, "GET", "POST"):
+        return refused
+    schedule = OnCallSchedule(account=request.account, timezone=request.account.timezone)
+    form = forms.ScheduleForm(request.POST or None, instance=schedule, account=request.account)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Created the on-call schedule “{schedule}”. Now add a rotation layer.")
+        return redirect("web:schedule", schedule.pk)
+    return render(request, "web/schedules/new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _render_schedule(request, schedule, form, override_form, status=200):
+    now = timezone.now()
+    days, legend = timeline(schedule, now, TIMELINE_DAYS)
+    overrides = schedule.overrides.filter(end__gt=now - dt.timedelta(days=1)).select_related("user")
+    return render(
+        request,
+        "web/schedules/detail.html",
+        {
+            "schedule": schedule,
+            "form": form,
+            "override_form": override_form,
+            "days": days,
+            "legend": legend,
+            "on_call": schedule.on_call_at(now),
+            "layers": schedule.layers.prefetch_related("members__user", "restrictions"),
+            "overrides": overrides,
+            "hours": range(0, 24, 3),
+        },
+        status=status,
+    )
+
+
+@account_view
+def schedule_detail(request, schedule_pk):
+    schedule = _schedule(request, schedule_pk)
+    if refused := not_allowed(request, "GET", "POST"):
+        return refused
+    form = forms.ScheduleForm(request.POST or None, instance=schedule, account=request.account)
+    if request.method == "POST":
+        require_admin(request)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Schedule saved.")
+            return redirect("web:schedule", schedule.pk)
+    override_form = forms.OverrideForm(account=request.account, prefix="override")
+    return _render_schedule(request, schedule, form, override_form, status=400 if form.errors else 200)
+
+
+@account_view
+def schedule_delete(request, schedule_pk):
+    schedule = _schedule(request, schedule_pk)
+    require_admin(request)
+    return confirm_delete(
+        request,
+        schedule,
+        back_url=reverse("web:schedule", args=[schedule.pk]),
+        done_url=reverse("web:schedules"),
+        what=f"on-call schedule “{schedule}”",
+        consequences=["Its layers and overrides are deleted with it.", "Escalation rules stop notifying it."],
+    )
+
+
+@account_view
+def override_new(request, schedule_pk):
+    schedule = _schedule(request, schedule_pk)
+    if refused := not_allowed(request, "POST"):
+        return refused
+    require_admin(request)
+    override = ScheduleOverride(schedule=schedule)
+    form = forms.OverrideForm(request.POST, instance=override, account=request.account, prefix="override")
+    if form.is_valid():
+        form.save()
+        messages.success(request, f"Override added: {override}.")
+        return redirect(reverse("web:schedule", args=[schedule.pk]) + "#overrides")
+    schedule_form = forms.ScheduleForm(instance=schedule, account=request.account)
+    return _render_schedule(request, schedule, schedule_form, form, status=400)
+
+
+@account_view
+def override_delete(request, schedule_pk, override_pk):
+    schedule = _schedule(request, schedule_pk)
+    override = get_scoped_or_404(ScheduleOverride, request.account, pk=override_pk, schedule=schedule)
+    require_admin(request)
+    url = reverse("web:schedule", args=[schedule.pk]) + "#overrides"
+    return confirm_delete(request, override, back_url=url, done_url=url, what=f"override {override}")
+
+
+def _layer_page(request, schedule, layer, *, created):
+    data = request.POST if request.method == "POST" else None
+    form = forms.LayerForm(data, instance=layer, account=request.account)
+    members = forms.MembersFormSet(data, instance=layer, prefix="members", form_kwargs={"account": request.account})
+    restrictions = forms.RestrictionsFormSet(
+        data, instance=layer, prefix="restrictions", form_kwargs={"account": request.account}
+    )
+    if data is not None:
+        require_admin(request)
+        if forms.is_valid_all(form, members, restrictions):
+            with transaction.atomic():
+                form.save()
+                members.save()
+                restrictions.save()
+            messages.success(request, "Rotation layer saved.")
+            return redirect("web:schedule", schedule.pk)
+    return render(
+        request,
+        "web/schedules/layer.html",
+        {"schedule": schedule, "layer": layer, "form": form, "members": members, "restrictions": restrictions,
+         "created": created},
+        status=400 if data is not None else 200,
+    )
+
+
+@account_view
+def layer_new(request, schedule_pk):
+    schedule = _schedule(request, schedule_pk)
+    require_admin(request)
+    if refused := not_allowed(request, "GET", "POST"):
+        return refused
+    top = max((layer.level for layer in schedule.layers.all()), default=0)
+    layer = RotationLayer(
+        schedule=schedule,
+        level=top + 1,
+        start_date=timezone.localdate(timezone.now(), schedule.tz),
+        handoff_time=dt.time(9, 0),
+    )
+    return _layer_page(request, schedule, layer, created=True)
+
+
+@account_view
+def layer_detail(request, schedule_pk, layer_pk):
+    schedule = _schedule(request, schedule_pk)
+    layer = get_scoped_or_404(RotationLayer, request.account, pk=layer_pk, schedule=schedule)
+    if refused := not_allowed(request, "GET", "POST"):
+        return refused
+    return _layer_page(request, schedule, layer, created=False)
+
+
+@account_view
+def layer_delete(request, schedule_pk, layer_pk):
+    schedule = _schedule(request, schedule_pk)
+    layer = get_scoped_or_404(RotationLayer, request.account, pk=layer_pk, schedule=schedule)
+    require_admin(request)
+    url = reverse("web:schedule", args=[schedule.pk])
+    return confirm_delete(request, layer, back_url=url, done_url=url, what=f"rotation layer “{layer}” of {schedule}")

@@ -1,0 +1,53 @@
+"""URLs of the settings pages, included at the root by callrouting/urls.py (before incidents.urls, whose
+/incidents/<pk> link and /incidents/voice/... webhooks share the /incidents/ prefix without clashing).
+
+Every id in a path is named <model>_pk: the isolation tests fill them with another account's rows."""
+from django.urls import path
+
+from . import calls, incidents, numbers, policies, schedules
+
+app_name = "web"
+
+urlpatterns = [
+    path("", calls.home, name="home"),
+    path("settings/api-token/", calls.api_token, name="api-token"),
+    # Routing numbers: one POST URL per section of the number's page.
+    path("numbers/", numbers.number_list, name="numbers"),
+    path("numbers/<int:number_pk>/", numbers.number_detail, name="number"),
+    path("numbers/<int:number_pk>/preview/", numbers.number_preview, name="number-preview"),
+    *[
+        path(f"numbers/<int:number_pk>/{section.slug}/", numbers.number_section, {"section": section.slug},
+             name=f"number-{section.slug}")
+        for section in numbers.SECTIONS
+    ],
+    path("numbers/<int:number_pk>/options/<int:option_pk>/move/", numbers.option_move, name="option-move"),
+    path("numbers/<int:number_pk>/options/<int:option_pk>/delete/", numbers.option_delete, name="option-delete"),
+    path("numbers/<int:number_pk>/actions/<int:action_pk>/delete/", numbers.action_delete, name="action-delete"),
+    # Incidents and the call log.
+    path("incidents/", incidents.incident_list, name="incidents"),
+    path("incidents/<int:incident_pk>/", incidents.incident_detail, name="incident"),
+    path("incidents/<int:incident_pk>/accept/", incidents.incident_accept, name="incident-accept"),
+    path("incidents/<int:incident_pk>/resolve/", incidents.incident_resolve, name="incident-resolve"),
+    path("calls/", calls.call_list, name="calls"),
+    path("calls/<int:call_pk>/", calls.call_detail, name="call"),
+    path("calls/<int:call_pk>/voicemail.mp3", calls.call_voicemail, name="call-voicemail"),
+    # Escalation policies.
+    path("policies/", policies.policy_list, name="policies"),
+    path("policies/new/", policies.policy_new, name="policy-new"),
+    path("policies/<int:policy_pk>/", policies.policy_detail, name="policy"),
+    path("policies/<int:policy_pk>/delete/", policies.policy_delete, name="policy-delete"),
+    path("policies/<int:policy_pk>/rules/new/", policies.rule_new, name="rule-new"),
+    path("policies/<int:policy_pk>/rules/<int:rule_pk>/", policies.rule_detail, name="rule"),
+    path("policies/<int:policy_pk>/rules/<int:rule_pk>/delete/", policies.rule_delete, name="rule-delete"),
+    # On-call schedules.
+    path("schedules/", schedules.schedule_list, name="schedules"),
+    path("schedules/new/", schedules.schedule_new, name="schedule-new"),
+    path("schedules/<int:schedule_pk>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/<int:schedule_pk>/delete/", schedules.schedule_delete, name="schedule-delete"),
+    path("schedules/<int:schedule_pk>/layers/new/", schedules.layer_new, name="layer-new"),
+    path("schedules/<int:schedule_pk>/layers/<int:layer_pk>/", schedules.layer_detail, name="layer"),
+    path("schedules/<int:schedule_pk>/layers/<int:layer_pk>/delete/", schedules.layer_delete, name="layer-delete"),
+    path("schedules/<int:schedule_pk>/overrides/new/", schedules.override_new, name="override-new"),
+    path("schedules/<int:schedule_pk>/overrides/<int:override_pk>/delete/", schedules.override_delete,
+         name="override-delete"),
+]

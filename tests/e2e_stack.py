@@ -1,0 +1,207 @@
+"""The whole product running for real, for end-to-end tests: web server and django-q2 worker as subprocesses on a
+throwaway database, and the phone network (in this process) that they reach over HTTPS like Vonage.
+
+The database is a temporary SQLite file, or, when DATABASE_URL points at PostgreSQL, a throwaway database on
+that server (created here and dropped afterwards). `Stack.query()` reads it with plain SQL.
+"""
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from callrouting.emulator.rest import Credentials
+from callrouting.emulator.script import EmulatorClient
+from callrouting.emulator.server import PhoneNetwork
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
+SIGNATURE_SECRET = "e2e-signature-secret-0123456789-abcdefghij"
+FROM_NUMBER = "+4930901800"
+
+# Deterministic people and numbers for the call-flow tests (E2E account; the demo account is loaded too).
+E2E_NUMBER = "+4930111000"
+AGENTS = ["+4915100000001", "+4915100000002", "+4915100000003"]
+E2E_SETUP = f"""
+from escalation.models import Account, ContactMethod, EscalationPolicy, EscalationRule, RuleUser, User
+from callrouting.models import RoutingNumber, RoutingOption
+
+account, _ = Account.objects.get_or_create(slug="e2e", defaults={{"name": "E2E Company"}})
+owner, _ = User.objects.get_or_create(username="e2e-owner", defaults={{"account": account, "role": "owner"}})
+owner.set_password("e2e-password")
+owner.save()
+agents = []
+for index, phone in enumerate({AGENTS!r}, start=1):
+    user, _ = User.objects.get_or_create(username=f"e2e-agent{{index}}", defaults={{
+        "account": account, "first_name": f"Agent{{index}}", "last_name": "E2E"}})
+    ContactMethod.objects.get_or_create(user=user, kind=ContactMethod.Kind.PHONE, value=phone, defaults={{"position": 0}})
+    agents.append(user)
+policy, _ = EscalationPolicy.objects.get_or_create(account=account, name="E2E agents")
+rule, _ = EscalationRule.objects.get_or_create(policy=policy, position=0, defaults={{"escalation_timeout_minutes": 30}})
+for position, user in enumerate(agents):
+    RuleUser.objects.get_or_create(rule=rule, user=user, defaults={{"position": position}})
+number = RoutingNumber(account=account, phone_number="{E2E_NUMBER}", name="E2E support", language="en-US",
+                       greeting="Welcome to E2E.", ringing_timeout=30, voicemail_enabled=True,
+                       voicemail_greeting="Leave a message.", voicemail_transcription=True)
+number.save()
+RoutingOption.objects.create(routing_number=number, position=0, digit=1, label="Outage", escalation_policy=policy)
+RoutingOption.objects.create(routing_number=number, position=1, digit=2, label="Billing", escalation_policy=policy,
+                             simultaneous=True)
+"""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowawayDatabase:
+    """A temporary SQLite file, or a fresh PostgreSQL database beside DATABASE_URL's."""
+
+    def __init__(self, directory):
+        configured = os.environ.get("DATABASE_URL", "")
+        self.postgres = configured.startswith(("postgres://", "postgresql://"))
+        if self.postgres:
+            parts = urlsplit(configured)
+            self.name = f"{parts.path.lstrip('/') or 'callrouting'}_e2e_{secrets.token_hex(4)}"
+            self.admin_url = urlunsplit(parts._replace(path="/postgres"))
+            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+            self._admin(f'CREATE DATABASE "{self.name}"')
+        else:
+            # tmpfs when there is one: migrations commit (and fsync) once per migration.
+            shm = Path("/dev/shm")
+            base = Path(tempfile.mkdtemp(prefix="callrouting-e2e-", dir=shm)) if shm.is_dir() else Path(directory)
+            self.path = base / "e2e.sqlite3"
+            self.url = f"sqlite:///{self.path}"
+
+    def _admin(self, sql):
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(sql)
+
+    def query(self, sql, params=()):
+        """Rows of SQL (placeholders written %s)."""
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(self.url, autocommit=True) as connection:
+                return connection.execute(sql, params).fetchall()
+        connection = sqlite3.connect(self.path, timeout=20)
+        try:
+            return connection.execute(sql.replace("%s", "?"), params).fetchall()
+        finally:
+            connection.close()
+
+    def drop(self):
+        if self.postgres:
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        elif self.path.parent.name.startswith("callrouting-e2e-"):
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+class Stack:
+    """migrate + load_demo + the E2E data, then runserver and qcluster as children; the phone network here."""
+
+    def __init__(self, directory, *, speed=0.05):
+        self.directory = Path(directory)
+        self.database = ThrowawayDatabase(self.directory)
+        self.web_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.web_port}"
+        self.token = secrets.token_urlsafe(16)
+        self.credentials = Credentials.generate(api_key="e2ekey", api_secret="e2e-api-secret")
+        self.phone = PhoneNetwork(webhook_base=self.base_url, credentials=self.credentials,
+                                  signature_secret=SIGNATURE_SECRET, control_token=self.token, speed=speed)
+        self.ca_file = str(self.phone.write_ca_bundle(self.directory / "emulator-ca.pem"))
+        self.client = EmulatorClient(self.phone.base_url, self.token, verify=self.ca_file)
+        self.children = []
+        self.log = open(self.directory / "stack.log", "ab")
+
+    def env(self):
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="callrouting.settings",
+            DEBUG="true",
+            SECRET_KEY="e2e-secret-key-" + "x" * 40,
+            DATABASE_URL=self.database.url,
+            MEDIA_ROOT=str(self.directory / "media"),
+            PUBLIC_BASE_URL=self.base_url,
+            VONAGE_API_HOST=self.phone.host,
+            VONAGE_REST_HOST=self.phone.host,
+            VONAGE_APPLICATION_ID=self.credentials.application_id,
+            VONAGE_PRIVATE_KEY=self.credentials.private_key_pem,
+            VONAGE_API_KEY=self.credentials.api_key,
+            VONAGE_API_SECRET=self.credentials.api_secret,
+            VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
+            VONAGE_FROM_NUMBER=FROM_NUMBER,
+            REQUESTS_CA_BUNDLE=self.ca_file,
+            EMULATOR_URL=self.phone.base_url,
+            EMULATOR_TOKEN=self.token,
+            NO_PROXY="127.0.0.1,localhost",
+            Q_WORKERS="2",
+            LOG_LEVEL="INFO",
+        )
+        return env
+
+    def manage(self, *args, timeout=120):
+        subprocess.run([*MANAGE, *args], env=self.env(), check=True, timeout=timeout, stdout=self.log,
+                       stderr=subprocess.STDOUT, cwd=BASE_DIR)
+
+    def start(self):
+        self.phone.start()
+        # One process: migrate, the demo account, the E2E account.
+        self.manage("shell", "-c", "from django.core.management import call_command\n"
+                    "call_command('migrate', interactive=False, verbosity=0)\ncall_command('load_demo')\n" + E2E_SETUP)
+        for args in (["qcluster"], ["runserver", "--noreload", f"127.0.0.1:{self.web_port}"]):
+            self.children.append(subprocess.Popen([*MANAGE, *args], env=self.env(), stdout=self.log,
+                                                  stderr=subprocess.STDOUT, cwd=BASE_DIR, start_new_session=True))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.base_url + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or any(child.poll() is not None for child in self.children):
+                self.stop()
+                raise RuntimeError(f"the stack did not start; see {self.directory / 'stack.log'}")
+            time.sleep(0.2)
+        return self
+
+    def stop(self):
+        for child in self.children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self.phone.stop()
+        self.log.close()
+        self.database.drop()
+
+    def query(self, sql, params=()):
+        return self.database.query(sql, params)
+
+    def wait_for(self, sql, params=(), *, expect, timeout=15):
+        """Poll SQL until its rows satisfy EXPECT (a callable); returns the rows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.query(sql, params)
+            if expect(rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out: {sql} {params} -> {rows}")
+            time.sleep(0.1)

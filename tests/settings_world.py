@@ -1,0 +1,66 @@
+"""One account's complete configuration for the settings-page and API tests: every kind of row the pages and
+endpoints show, so the isolation tests can fill every URL id with a row of that account.
+
+`world(account, admin, responder)` returns a SimpleNamespace with the rows, and `.ids`, {URL kwarg: pk} as
+callrouting/web/urls.py names them (number_pk, option_pk, ...).
+"""
+import datetime as dt
+from types import SimpleNamespace
+
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from callrouting.models import AgentLeg, Call, Voicemail
+from escalation.models import LayerRestriction, ScheduleOverride
+from incidents.models import IncidentEvent
+from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory
+from tests.factories import LayerFactory, PolicyFactory, RuleFactory, ScheduleFactory
+from tests.incidents_factories import AlertActionFactory, IncidentFactory
+
+
+def world(account, admin, responder, *, phone_number=None):
+    schedule = ScheduleFactory(account=account, name=f"{account.name} primary", timezone="Europe/Berlin")
+    layer = LayerFactory(schedule=schedule, level=1, shift_unit="days", users=[admin, responder])
+    restriction = LayerRestriction.objects.create(layer=layer, weekday=None, start_time=dt.time(0), end_time=dt.time(23, 0))
+    now = timezone.now()
+    override = ScheduleOverride.objects.create(
+        schedule=schedule, user=responder, start=now + dt.timedelta(days=2), end=now + dt.timedelta(days=3)
+    )
+    policy = PolicyFactory(account=account, name=f"{account.name} on call")
+    rule = RuleFactory(policy=policy, position=0, users=[admin], schedules=[schedule])
+    number = RoutingNumberFactory(
+        account=account, name=f"{account.name} support", greeting=f"Welcome to {account.name}.", **({"phone_number": phone_number} if phone_number else {})
+    )
+    option = RoutingOptionFactory(routing_number=number, digit=1, position=0, label="Outage", escalation_policy=policy)
+    second = RoutingOptionFactory(routing_number=number, digit=2, position=1, label="Billing", escalation_policy=policy)
+    action = AlertActionFactory(alert_source=number.alert_source, name=f"{account.name} hook")
+    incident = IncidentFactory(alert_source=number.alert_source, summary=f"Call for {account.name}")
+    IncidentEvent.objects.create(incident=incident, kind=IncidentEvent.Kind.CREATED, message="Incident created.")
+    call = Call.objects.create(
+        account=account, routing_number=number, vonage_uuid=f"uuid-{account.slug}", caller="+4917612345678",
+        called_number=number.phone_number, option=option, incident=incident, state=Call.State.ENDED,
+        outcome=Call.Outcome.VOICEMAIL,
+    )
+    leg = AgentLeg.objects.create(call=call, position=0, user=admin, phone_number="+4915110000001", status="no_answer")
+    voicemail = Voicemail.objects.create(call=call, incident=incident, transcript="Please call me back.", duration=7)
+    voicemail.recording.save("vm.mp3", ContentFile(b"ID3 fake mp3 " + account.slug.encode()), save=True)
+    contact_method = admin.contact_methods.first()
+    rows = SimpleNamespace(
+        schedule=schedule, layer=layer, restriction=restriction, override=override, policy=policy, rule=rule,
+        number=number, option=option, second_option=second, action=action, alert_source=number.alert_source,
+        incident=incident, call=call, leg=leg, voicemail=voicemail, contact_method=contact_method, admin=admin,
+        responder=responder,
+    )
+    rows.ids = {
+        "number_pk": number.pk,
+        "option_pk": option.pk,
+        "action_pk": action.pk,
+        "policy_pk": policy.pk,
+        "rule_pk": rule.pk,
+        "schedule_pk": schedule.pk,
+        "layer_pk": layer.pk,
+        "override_pk": override.pk,
+        "incident_pk": incident.pk,
+        "call_pk": call.pk,
+    }
+    return rows

@@ -1,0 +1,134 @@
+"""Browser tests of the settings pages in headless Chromium, against a live server.
+
+Personas: alice (Acme owner) configures a number end to end and watches the preview change; bob (Acme
+responder) accepts and resolves an incident; sam (support staff) provisions a number in the admin and alice
+then sees it on her numbers page. SCREENSHOT_DIR=<dir> saves screenshots of the pages along the way.
+"""
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from callrouting.models import RoutingNumber
+from incidents.models import Incident
+from tests.browser import browser, log_in, page  # noqa: F401 (fixtures)
+from tests.settings_world import world
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+
+def screenshot(page, name):
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
+def test_admin_configures_a_number_and_sees_the_preview_change(live_server, page, acme, alice, bob):  # noqa: F811
+    w = world(acme, alice, bob)
+    log_in(page, live_server, "alice")
+    page.click("text=Numbers")
+    page.click("text=Acme support")
+    preview = page.locator("#preview")
+    expect(preview).to_have_text("Welcome to Acme. Press 1 or say Outage for Outage. Press 2 or say Billing for Billing.")
+
+    # General settings: the preview follows the typing, before anything is saved.
+    page.fill("#id_general-greeting", "Thanks for calling Acme.")
+    expect(preview).to_have_text(re.compile(r"^Thanks for calling Acme\. Press 1 or say Outage"))
+    page.check("#id_general-greeting_only")
+    expect(preview).to_have_text("Thanks for calling Acme.")
+    page.uncheck("#id_general-greeting_only")
+    page.select_option("#id_general-language", "de-DE")
+    expect(preview).to_contain_text("Drücken Sie die 1")
+    page.click("text=Save general settings")
+    expect(page.locator(".msg.success")).to_have_text("General saved.")
+    number = RoutingNumber.objects.get(pk=w.number.pk)
+    assert (number.greeting, number.language) == ("Thanks for calling Acme.", "de-DE")
+
+    # Routing options: add a third one in the "new" row, then move it to the top.
+    page.fill("#id_options-2-digit", "3")
+    page.fill("#id_options-2-label", "Sales")
+    page.select_option("#id_options-2-escalation_policy", label=w.policy.name)
+    page.check("#id_options-2-simultaneous")
+    page.click("text=Save routing options")
+    expect(page.locator(".msg.success")).to_have_text("Routing options saved.")
+    expect(preview).to_contain_text("Drücken Sie die 3 oder sagen Sie Sales für Sales.")
+    sales = number.options.get(digit=3)
+    page.click(f"button[form=move-{sales.pk}][value=up]")
+    page.click(f"button[form=move-{sales.pk}][value=up]")
+    expect(preview).to_have_text(re.compile(r"^Thanks for calling Acme\. Drücken Sie die 3 oder sagen Sie Sales"))
+    assert list(number.options.order_by("position").values_list("digit", flat=True)) == [3, 1, 2]
+
+    # A bad value shows the field's error and saves nothing.
+    page.fill("#id_options-0-digit", "1")
+    page.click("text=Save routing options")
+    expect(page.locator("#options .errorlist").first).to_be_visible()
+    assert number.options.get(pk=sales.pk).digit == 3
+
+    # Voicemail.
+    page.goto(f"{live_server.url}/numbers/{number.pk}/")
+    page.check("#id_voicemail-voicemail_enabled")
+    page.fill("#id_voicemail-voicemail_greeting", "Please leave a message.")
+    page.fill("#id_voicemail-voicemail_max_length", "90")
+    page.click("text=Save voicemail")
+    expect(page.locator(".msg.success")).to_have_text("Voicemail saved.")
+    number.refresh_from_db()
+    assert (number.voicemail_enabled, number.voicemail_greeting, number.voicemail_max_length) == (
+        True, "Please leave a message.", 90)
+
+    # Deleting an option asks first.
+    page.click(f"a[href='/numbers/{number.pk}/options/{sales.pk}/delete/']")
+    expect(page.locator("h1")).to_contain_text("Delete the routing option")
+    page.click("text=Yes, delete")
+    expect(preview).not_to_contain_text("Sales")
+    screenshot(page, "number-settings")
+
+    # The two-week timeline of the schedule the option's policy uses.
+    page.goto(f"{live_server.url}/schedules/{w.schedule.pk}/")
+    expect(page.locator(".tl-row")).to_have_count(14)
+    expect(page.locator(".tl-bar").first).to_be_visible()
+    screenshot(page, "schedule")
+
+
+def test_responder_accepts_and_resolves_an_incident(live_server, page, acme, alice, bob):  # noqa: F811
+    w = world(acme, alice, bob)
+    log_in(page, live_server, "bob")
+    page.click("text=Incidents")
+    page.click(f"a:has-text(\"{w.incident.summary}\")")
+    expect(page.locator("#incident-status")).to_have_text("Pending")
+    expect(page.locator(".transcript")).to_have_text("Please call me back.")
+    screenshot(page, "incident")
+    page.click("button:has-text('Accept')")
+    expect(page.locator("#incident-status")).to_have_text("Accepted")
+    expect(page.locator(".timeline")).to_contain_text("Accepted by Bob (web).")
+    page.click("button:has-text('Resolve')")
+    expect(page.locator("#incident-status")).to_have_text("Resolved")
+    expect(page.locator("button:has-text('Resolve')")).to_have_count(0)
+    incident = Incident.objects.get(pk=w.incident.pk)
+    assert incident.status == Incident.Status.RESOLVED and incident.assigned_to == bob
+
+
+def test_support_staff_provision_a_number_that_appears_on_the_accounts_page(live_server, browser, acme, alice, sam):  # noqa: F811
+    staff = browser.new_context().new_page()
+    log_in(staff, live_server, "sam", next_path="/admin/callrouting/routingnumber/")
+    staff.click("text=Provision a number")
+    staff.select_option("#id_account", label="Acme")
+    staff.fill("#id_phone_number", "030 1234")  # not E.164: refused with the field's error
+    staff.fill("#id_name", "Acme night line")
+    staff.click("input[type=submit]")
+    expect(staff.locator(".errorlist")).to_contain_text("is not a")
+    staff.fill("#id_phone_number", "+49 30 901 8277")
+    staff.click("input[type=submit]")
+    expect(staff.locator(".messagelist")).to_contain_text("Provisioned Acme night line (+49309018277) for Acme.")
+    staff.context.close()
+
+    owner = browser.new_context().new_page()
+    log_in(owner, live_server, "alice", next_path="/numbers/")
+    expect(owner.locator("table")).to_contain_text("Acme night line")
+    expect(owner.locator("table")).to_contain_text("+49309018277")
+    owner.context.close()
