@@ -1,4 +1,4 @@
-"""NCCO actions as plain dicts (Vonage Call Control Objects; see /work/shared/VONAGE.md).
+"""NCCO actions as plain dicts (Vonage Call Control Objects, as in the Voice API reference).
 
 Built here and nowhere else, as JSON: the SDK's pydantic models drop fields they do not model. eventUrl and
 streamUrl are always lists.

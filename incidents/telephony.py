@@ -4,7 +4,7 @@ Everything else calls `get_telephony()` and catches `TelephonyError`. `error.per
 same request again can succeed (429, 5xx, timeouts and connection errors are temporary; a bad credential, an
 unknown call or an invalid request is permanent).
 
-SDK quirks this module works around (see /work/shared/VONAGE.md):
+SDK quirks this module works around:
 - The SDK's pydantic NCCO models silently drop fields they do not model (record.transcription, input.mode, ...),
   so NCCOs go out as raw JSON through the SDK's own HTTP client, which still adds the application JWT and maps
   HTTP errors to exceptions.

@@ -1,6 +1,6 @@
 """Factories and fixtures for the call routing tests: routing numbers, and a `phone` that plays Vonage.
 
-`phone` sends the webhooks Vonage would send (signed, shaped as in /work/shared/VONAGE.md) through Django's
+`phone` sends the webhooks Vonage would send (signed, shaped as in the Voice API reference) through Django's
 test client, to the URLs the product handed out in its NCCOs and create-call requests, and runs the django-q2
 tasks they enqueue synchronously once the request's transaction has committed.
 """

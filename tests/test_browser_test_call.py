@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -19,7 +20,8 @@ from tests.e2e_stack import BASE_DIR, MANAGE, ThrowawayDatabase, free_port
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOT = "/tmp/test-call.png"
+# A picture of the page mid-call, for a person to look at after the run.
+SCREENSHOT = os.path.join(tempfile.gettempdir(), "callrouting-test-call.png")
 SPEED = "0.3"  # the network's time factor: prompts take a third of their spoken length
 
 
