@@ -24,7 +24,7 @@ from escalation.models import (
 )
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
-from .models import AgentLeg, Call, RoutingNumber, RoutingOption, Voicemail
+from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Voicemail
 
 # How each model reaches its account (a lookup path for filter()).
 ACCOUNT_PATHS = {
@@ -46,6 +46,9 @@ ACCOUNT_PATHS = {
     IncidentEvent: "incident__account",
     RoutingNumber: "account",
     RoutingOption: "routing_number__account",
+    SupportHoursRange: "routing_number__account",
+    Holiday: "routing_number__account",
+    NumberAudio: "routing_number__account",
     Call: "account",
     AgentLeg: "call__account",
     Voicemail: "call__account",

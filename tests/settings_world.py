@@ -5,17 +5,36 @@ endpoints show, so the isolation tests can fill every URL id with a row of that 
 callrouting/web/urls.py names them (number_pk, option_pk, ...).
 """
 import datetime as dt
+import io
+import math
+import wave
 from types import SimpleNamespace
 
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from callrouting.models import AgentLeg, Call, Voicemail
+from callrouting import advanced, audio
+from callrouting.models import AgentLeg, Call, Holiday, NumberAudio, SupportHoursRange, Voicemail
 from escalation.models import LayerRestriction, ScheduleOverride
 from incidents.models import IncidentEvent
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory
 from tests.factories import LayerFactory, PolicyFactory, RuleFactory, ScheduleFactory
 from tests.incidents_factories import AlertActionFactory, IncidentFactory
+
+
+def wav_bytes(seconds=0.5, rate=8000):
+    """A small real WAV (mono 16-bit, a 440 Hz tone) written with the standard library's wave module."""
+    frames = b"".join(
+        int(0.3 * 32767 * math.sin(2 * math.pi * 440 * i / rate)).to_bytes(2, "little", signed=True)
+        for i in range(int(rate * seconds))
+    )
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(frames)
+    return out.getvalue()
 
 
 def world(account, admin, responder, *, phone_number=None):
@@ -44,12 +63,18 @@ def world(account, admin, responder, *, phone_number=None):
     leg = AgentLeg.objects.create(call=call, position=0, user=admin, phone_number="+4915110000001", status="no_answer")
     voicemail = Voicemail.objects.create(call=call, incident=incident, transcript="Please call me back.", duration=7)
     voicemail.recording.save("vm.mp3", ContentFile(b"ID3 fake mp3 " + account.slug.encode()), save=True)
+    support_range = SupportHoursRange.objects.create(routing_number=number, weekday=0, start=dt.time(9), end=dt.time(17))
+    holiday = Holiday.objects.create(routing_number=number, date=dt.date(2030, 12, 25), name="Christmas Day")
+    # A mailbox greeting: stored like an upload, without changing what the number's callers hear first.
+    upload = io.BytesIO(wav_bytes())
+    upload.name = "mailbox.wav"
+    number_audio = advanced.store_audio(number, NumberAudio.Kind.MAILBOX_GREETING, audio.prepare(upload, "mailbox_greeting"))
     contact_method = admin.contact_methods.first()
     rows = SimpleNamespace(
         schedule=schedule, layer=layer, restriction=restriction, override=override, policy=policy, rule=rule,
         number=number, option=option, second_option=second, action=action, alert_source=number.alert_source,
         incident=incident, call=call, leg=leg, voicemail=voicemail, contact_method=contact_method, admin=admin,
-        responder=responder,
+        responder=responder, support_range=support_range, holiday=holiday, number_audio=number_audio,
     )
     rows.ids = {
         "number_pk": number.pk,

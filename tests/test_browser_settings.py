@@ -1,6 +1,7 @@
 """Browser tests of the settings pages in headless Chromium, against a live server.
 
-Personas: alice (Acme owner) configures a number end to end and watches the preview change; bob (Acme
+Personas: alice (Acme owner) configures a number end to end and watches the preview change, then its advanced
+settings (options, voicemail, where calls go, support hours, a greeting recording she hears in the page); bob (Acme
 responder) accepts and resolves an incident; sam (support staff) provisions a number in the admin and alice
 then sees it on her numbers page. SCREENSHOT_DIR=<dir> saves screenshots of the pages along the way.
 """
@@ -10,10 +11,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from callrouting.models import RoutingNumber
+from callrouting.models import NumberAudio, RoutingNumber, SupportHoursRange
 from incidents.models import Incident
 from tests.browser import browser, log_in, page  # noqa: F401 (fixtures)
-from tests.settings_world import world
+from tests.settings_world import wav_bytes, world
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -93,6 +94,69 @@ def test_admin_configures_a_number_and_sees_the_preview_change(live_server, page
     expect(page.locator(".tl-row")).to_have_count(14)
     expect(page.locator(".tl-bar").first).to_be_visible()
     screenshot(page, "schedule")
+
+
+def test_admin_configures_advanced_settings_and_uploads_a_greeting(live_server, page, acme, alice, bob):  # noqa: F811
+    w = world(acme, alice, bob)
+    number = w.number
+    log_in(page, live_server, "alice", next_path=f"/numbers/{number.pk}/")
+    preview = page.locator("#preview")
+    expect(preview).to_have_text("Welcome to Acme. Press 1 or say Outage for Outage. Press 2 or say Billing for Billing.")
+
+    # A third routing option: the preview reads it out.
+    page.fill("#id_options-2-digit", "3")
+    page.fill("#id_options-2-label", "Sales")
+    page.select_option("#id_options-2-escalation_policy", label=w.policy.name)
+    page.click("text=Save routing options")
+    expect(page.locator(".msg.success")).to_have_text("Routing options saved.")
+    expect(preview).to_have_text(re.compile(r"Press 3 or say Sales for Sales\.$"))
+    sales = number.options.get(digit=3)
+
+    # Calls outside support hours go to voicemail: refused while voicemail is off, accepted once it is on.
+    page.select_option("#id_targets-out_of_hours_target", "voicemail")
+    page.click("#targets-form button[type=submit]")
+    expect(page.locator(".msg.error")).to_contain_text("Where calls go not saved")
+    expect(page.locator("#targets .errorlist")).to_contain_text("turn voicemail on")
+    page.check("#id_voicemail-voicemail_enabled")
+    page.fill("#id_voicemail-voicemail_greeting", "Please leave a message.")
+    page.click("text=Save voicemail")
+    expect(page.locator(".msg.success")).to_have_text("Voicemail saved.")
+    page.select_option("#id_targets-in_hours_target", "option")
+    page.select_option("#id_targets-in_hours_option", str(sales.pk))
+    page.select_option("#id_targets-out_of_hours_target", "voicemail")
+    page.click("#targets-form button[type=submit]")
+    expect(page.locator(".msg.success")).to_have_text("Where calls go saved.")
+
+    # Support hours: on, in Berlin, with a second range (Tuesday) next to the world's Monday 09-17.
+    page.check("#id_hours-support_hours_enabled")
+    page.select_option("#id_hours-timezone", "Europe/Berlin")
+    page.select_option("#id_ranges-1-weekday", "1")
+    page.fill("#id_ranges-1-start", "08:30")
+    page.fill("#id_ranges-1-end", "12:00")
+    page.click("text=Save support hours")
+    expect(page.locator(".msg.success")).to_have_text("Support hours saved.")
+    number.refresh_from_db()
+    assert (number.support_hours_enabled, number.timezone, number.voicemail_enabled) == (True, "Europe/Berlin", True)
+    assert (number.in_hours_target, number.in_hours_option_id, number.out_of_hours_target) == ("option", sales.pk, "voicemail")
+    ranges = SupportHoursRange.objects.filter(routing_number=number)
+    assert [str(r) for r in ranges] == ["Monday 09:00-17:00", "Tuesday 08:30-12:00"]
+
+    # A greeting recording: uploaded, then played back from its public URL in the page's audio player.
+    greeting_field = page.locator("#audio .field", has=page.locator("#id_audio-greeting"))
+    expect(greeting_field.locator("audio")).to_have_count(0)
+    page.set_input_files("#id_audio-greeting", files=[{"name": "welcome.wav", "mimeType": "audio/wav", "buffer": wav_bytes()}])
+    page.click("text=Save audio")
+    expect(page.locator(".msg.success")).to_have_text("Custom audio saved.")
+    player = greeting_field.locator("audio")
+    expect(player).to_be_visible()
+    expect(greeting_field).to_contain_text("welcome.wav")
+    recording = NumberAudio.objects.get(routing_number=number, kind=NumberAudio.Kind.GREETING)
+    assert player.get_attribute("src") == recording.get_absolute_url()
+    served = page.request.get(live_server.url + recording.get_absolute_url())
+    assert served.status == 200 and served.headers["content-type"] == "audio/wav" and served.body()[:4] == b"RIFF"
+    # The spoken preview still shows the text (the recording replaces it on calls).
+    expect(preview).to_contain_text("Press 3 or say Sales for Sales.")
+    screenshot(page, "number-advanced-settings")
 
 
 def test_responder_accepts_and_resolves_an_incident(live_server, page, acme, alice, bob):  # noqa: F811

@@ -10,6 +10,8 @@ import copy
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.urls import reverse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
@@ -26,8 +28,8 @@ from escalation.models import (
 )
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
-from .. import configuration
-from ..models import AgentLeg, Call, RoutingNumber, RoutingOption, Voicemail
+from .. import advanced, audio, configuration, hours
+from ..models import AgentLeg, Call, CallingStyle, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Target, Voicemail
 from ..tenancy import ACCOUNT_PATHS, scoped, unique_errors
 
 
@@ -102,6 +104,32 @@ def _field_errors(exc):
     }
 
 
+class SharedChoiceField(serializers.ChoiceField):
+    """A choice field whose choice set is one named enum of the schema, however many fields use it (the targets
+    during and outside support hours share RoutingTargetEnum instead of getting one enum each)."""
+
+    def __init__(self, *, enum_name, **kwargs):
+        self.enum_name = enum_name
+        super().__init__(**kwargs)
+
+
+class SharedChoiceFieldExtension(OpenApiSerializerFieldExtension):
+    target_class = SharedChoiceField
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = {
+            "type": "string",
+            "enum": list(field.choices),
+            "description": "\n".join(f"* `{value}` - {label}" for value, label in field.choices.items()),
+        }
+        component = ResolvedComponent(
+            name=field.enum_name, type=ResolvedComponent.SCHEMA, object=field.enum_name, schema=schema
+        )
+        auto_schema.registry.register_on_missing(component)
+        return component.ref
+
+
 # --- People ---------------------------------------------------------------------------------------------------
 
 
@@ -124,21 +152,113 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RoutingNumberSerializer(AccountSerializer):
+    """A number's settings. Targets, voicemail-only mode and support hours are validated together by the model
+    (RoutingNumber.clean()), so a voicemail target with voicemail off or another number's option is a field error."""
+
     greeting_preview = serializers.SerializerMethodField(help_text="Exactly what callers hear first.")
     options = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    in_hours_target = SharedChoiceField(
+        enum_name="RoutingTargetEnum", choices=Target.choices, required=False,
+        help_text="Where calls during support hours go.",
+    )
+    out_of_hours_target = SharedChoiceField(
+        enum_name="RoutingTargetEnum", choices=Target.choices, required=False,
+        help_text="Where calls outside support hours go.",
+    )
+    in_hours_calling = SharedChoiceField(
+        enum_name="CallingStyleEnum", choices=CallingStyle.choices, required=False,
+        help_text="How agents are called during support hours.",
+    )
+    out_of_hours_calling = SharedChoiceField(
+        enum_name="CallingStyleEnum", choices=CallingStyle.choices, required=False,
+        help_text="How agents are called outside support hours.",
+    )
 
     class Meta:
         model = RoutingNumber
         fields = [
             "id", "phone_number", "name", "language", "greeting", "greeting_only", "ringing_timeout",
             "keep_incident_open", "voicemail_enabled", "voicemail_greeting", "voicemail_max_length",
-            "voicemail_transcription", "alert_source", "options", "greeting_preview", "created_at",
+            "voicemail_transcription", "voicemail_only", "auto_raise", "support_hours_enabled", "timezone",
+            "in_hours_target", "in_hours_option", "in_hours_calling", "out_of_hours_target", "out_of_hours_option",
+            "out_of_hours_calling", "alert_source", "options", "greeting_preview", "created_at",
         ]
         # Numbers are provisioned and removed by support staff; accounts configure them.
         read_only_fields = ["phone_number", "alert_source", "created_at"]
 
     def get_greeting_preview(self, number) -> str:
         return number.preview_greeting()
+
+
+class SupportHoursRangeSerializer(AccountSerializer):
+    """One weekly range of a number's support hours (number's time zone; end 00:00 is midnight). Ranges of one
+    day may not overlap."""
+
+    class Meta:
+        model = SupportHoursRange
+        fields = ["id", "routing_number", "weekday", "start", "end"]
+
+
+class HolidaySerializer(AccountSerializer):
+    """A date outside support hours all day (one per date and number)."""
+
+    class Meta:
+        model = Holiday
+        fields = ["id", "routing_number", "date", "name"]
+
+
+class HolidayImportSerializer(serializers.Serializer):
+    """An iCalendar (.ics) upload: every date of every VEVENT becomes a holiday of the number."""
+
+    MAX_BYTES = 2 * 1024 * 1024
+
+    file = serializers.FileField(help_text="An iCalendar (.ics) file.")
+    replace = serializers.BooleanField(
+        default=False, help_text="Remove the holidays not in the file (otherwise its dates are added)."
+    )
+
+    def validate_file(self, upload):
+        if upload.size > self.MAX_BYTES:
+            raise serializers.ValidationError(f"The file is larger than {self.MAX_BYTES // 1024 // 1024} MB.")
+        try:
+            self.entries = hours.holidays_from_ical(upload.read())
+        except hours.CalendarError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return upload
+
+
+class HolidayImportResultSerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    removed = serializers.IntegerField()
+
+
+class NumberAudioSerializer(AccountSerializer):
+    """A custom recording. Uploading a kind the number already has replaces that recording (and its URL)."""
+
+    file = serializers.FileField(write_only=True, help_text="MP3 or WAV; checked and converted on upload.")
+    url = serializers.SerializerMethodField(help_text="Where Vonage (and anyone with the link) fetches it.")
+
+    class Meta:
+        model = NumberAudio
+        fields = ["id", "routing_number", "kind", "file", "url", "format", "duration", "original_name", "details",
+                  "created_at"]
+        read_only_fields = ["format", "duration", "original_name", "details", "created_at"]
+
+    def get_url(self, recording) -> str:
+        return recording.absolute_url()
+
+    def validate(self, attrs):
+        # No model validation: the file is checked by callrouting.audio, and a second recording of a kind
+        # replaces the first (advanced.store_audio) instead of breaking the (number, kind) constraint.
+        try:
+            attrs["prepared"] = audio.prepare(attrs["file"], attrs["kind"])
+        except audio.AudioError as exc:
+            raise serializers.ValidationError({"file": str(exc)}) from exc
+        return attrs
+
+    def create(self, validated_data):
+        return advanced.store_audio(validated_data["routing_number"], validated_data["kind"], validated_data["prepared"])
 
 
 class VoicemailSettingsSerializer(AccountSerializer):

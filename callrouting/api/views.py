@@ -14,6 +14,7 @@ from rest_framework import mixins, serializers as drf_serializers, status, views
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
@@ -31,7 +32,8 @@ from escalation.oncall import OVERRIDE
 from incidents import services as incident_services
 from incidents.models import AlertAction, AlertSource, Incident
 
-from ..models import Call, RoutingNumber, RoutingOption
+from .. import advanced
+from ..models import Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 from ..tenancy import scoped
 from . import serializers
 from .filters import AccountFilterBackend, CallFilter, IncidentFilter
@@ -131,7 +133,25 @@ class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.Retriev
 
     queryset = RoutingNumber.objects.prefetch_related("options")
     serializer_class = serializers.RoutingNumberSerializer
-    filterset_fields = ["language", "voicemail_enabled"]
+    filterset_fields = ["language", "voicemail_enabled", "voicemail_only", "support_hours_enabled"]
+
+    @extend_schema(
+        request={"multipart/form-data": serializers.HolidayImportSerializer},
+        responses=serializers.HolidayImportResultSerializer,
+    )
+    @action(
+        detail=True, methods=["post"], url_path="import-ical", parser_classes=[MultiPartParser, FormParser],
+        serializer_class=serializers.HolidayImportSerializer,
+    )
+    def import_ical(self, request, pk=None):
+        """Import holidays from an iCalendar (.ics) file (multipart: file, replace)."""
+        number = self.get_object()
+        serializer = serializers.HolidayImportSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        added, updated, removed = advanced.import_holidays(
+            number, serializer.entries, replace=serializer.validated_data["replace"]
+        )
+        return Response({"added": added, "updated": updated, "removed": removed})
 
     @extend_schema(request=serializers.VoicemailSettingsSerializer, responses=serializers.VoicemailSettingsSerializer)
     @action(detail=True, methods=["get", "put", "patch"], serializer_class=serializers.VoicemailSettingsSerializer)
@@ -174,6 +194,35 @@ class RoutingOptionViewSet(CrudViewSet):
     queryset = RoutingOption.objects.all()
     serializer_class = serializers.RoutingOptionSerializer
     filterset_fields = ["routing_number", "escalation_policy"]
+
+
+class SupportHoursRangeViewSet(CrudViewSet):
+    """Weekly support-hours ranges of the numbers, in each number's time zone (end 00:00 is midnight)."""
+
+    queryset = SupportHoursRange.objects.all()
+    serializer_class = serializers.SupportHoursRangeSerializer
+    filterset_fields = ["routing_number", "weekday"]
+
+
+class HolidayViewSet(CrudViewSet):
+    """Dates that count as outside support hours all day (import many at once with numbers/{id}/import-ical/)."""
+
+    queryset = Holiday.objects.all()
+    serializer_class = serializers.HolidaySerializer
+    filterset_fields = ["routing_number"]
+
+
+class NumberAudioViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                         mixins.DestroyModelMixin):
+    """Custom recordings of the numbers. Upload (multipart: routing_number, kind, file) to add or replace one."""
+
+    queryset = NumberAudio.objects.all()
+    serializer_class = serializers.NumberAudioSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    filterset_fields = ["routing_number", "kind"]
+
+    def perform_destroy(self, instance):
+        advanced.remove_audio(instance)
 
 
 # --- Escalation policies and on-call schedules ----------------------------------------------------------------
