@@ -877,7 +877,8 @@ def handle_leg_event(token, payload):
         # applied (its "completed" would end the leg while the agent's phone still rings).
         orphan = uuid is not None and leg.vonage_uuid is not None and uuid != leg.vonage_uuid
         # A live call we no longer want (an orphan, or a leg given up while it rang) is hung up.
-        stray = uuid if status in ("started", "ringing", "answered") and (orphan or leg.status in flow.LEG_FINISHED) else None
+        live = status in ("started", "ringing", "answered")
+        stray = uuid if live and (orphan or leg.status in flow.LEG_FINISHED) else None
         if orphan:
             _log(call, "leg_event_ignored", leg=leg.pk, uuid=uuid, status=status)
         else:
