@@ -99,21 +99,30 @@ def called(vonage_api):
     return ["+" + call["to"][0]["number"] for call in vonage_api.calls_created()]
 
 
-def test_escalation_runs_on_the_real_worker(qcluster, vonage_api, acme, alice, bob):
+def test_escalation_runs_on_the_real_worker(qcluster, vonage_api, acme, alice, bob, carol):
+    """A three-rule policy (1, 2 and 3 minutes) escalates on the real worker in order, each rule waiting its own
+    timeout, and stops when bob accepts: carol (rule 3) is never called."""
     assert Schedule.objects.filter(func="incidents.tasks.sweep", minutes=1).exists()
-    policy = make_policy(acme, [([alice], 1), ([bob], 1)])
+    policy = make_policy(acme, [([alice], 1), ([bob], 2), ([carol], 3)])
     source = AlertSourceFactory(account=acme, escalation_policy=policy)
 
+    started = timezone.now()
     incident = services.create_incident(alert_source=source, summary="Database down")
     wait_for(lambda: called(vonage_api) == [alice.primary_phone()], what="the call to alice")
     wait_for(lambda: incident.notifications.filter(status="sent").exists(), what="the notification marked sent")
+    # Rule 1 ran at once and rule 2 is due one minute (rule 1's timeout) later.
+    assert_due_after(incident, started, minutes=1)
 
     # Time passes: rule 1's timeout is over. The sweeper (enqueued here rather than waiting for the scheduler)
     # runs rule 2 on the worker, twice, and bob is called once.
     Incident.objects.filter(pk=incident.pk).update(escalation_due_at=timezone.now() - timedelta(seconds=1))
+    rule_2_at = timezone.now()
     async_task("incidents.tasks.sweep")
     async_task("incidents.tasks.sweep")
     wait_for(lambda: called(vonage_api) == [alice.primary_phone(), bob.primary_phone()], what="the call to bob")
+    wait_for(lambda: Incident.objects.get(pk=incident.pk).escalation_step == 2, what="rule 3 scheduled")
+    # Rule 3 is due two minutes (rule 2's timeout) after rule 2 ran.
+    assert_due_after(incident, rule_2_at, minutes=2)
 
     services.accept_incident(incident.pk, bob, via="phone")
     Incident.objects.filter(pk=incident.pk).update(escalation_due_at=timezone.now() - timedelta(seconds=1))
@@ -123,6 +132,14 @@ def test_escalation_runs_on_the_real_worker(qcluster, vonage_api, acme, alice, b
     assert list(incident.notifications.order_by("id").values_list("user__username", "status")) == [
         ("alice", "sent"), ("bob", "sent"),
     ]
+
+
+def assert_due_after(incident, since, *, minutes):
+    due = Incident.objects.get(pk=incident.pk).escalation_due_at
+    assert due is not None
+    waited = (due - since).total_seconds()
+    # The step ran on the worker a moment after SINCE; allow for that moment, not for a wrong timeout.
+    assert minutes * 60 <= waited <= minutes * 60 + 20, f"next rule due {waited:.1f} s after the step, not {minutes} min"
 
 
 def _sweeps_done():
