@@ -888,9 +888,21 @@ def handle_leg_event(token, payload):
                     set_leg_status(call, leg, effect.status, effect.detail)
                 elif isinstance(effect, flow.EndCall):
                     end_call(call, effect.outcome, cancel_legs=effect.cancel_legs, escalate=effect.escalate, resolve=effect.resolve)
-        if stray and stray != (call.connected_leg.vonage_uuid if call.connected_leg_id else None):
+        if stray and stray != _connected_uuid(call):
             _log(call, "hang_up_stray", leg=leg.pk, uuid=stray)
             _enqueue("hang_up", [stray])
+
+
+def _connected_uuid(call):
+    """The Vonage uuid of the call's connected agent leg, or None.
+
+    Read by id, not through a select_related join: the call row is locked with FOR UPDATE OF self, and on
+    PostgreSQL a row re-read after waiting for that lock can carry a connected_leg_id whose joined leg columns
+    come from the older snapshot (None).
+    """
+    if not call.connected_leg_id:
+        return None
+    return AgentLeg.objects.filter(pk=call.connected_leg_id).values_list("vonage_uuid", flat=True).first()
 
 
 def handle_leg_input(token, payload):
