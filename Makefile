@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate demo browser clean
+.PHONY: run test install migrate demo browser bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -39,6 +39,14 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# manage.py benchmark: gunicorn -w 4 + qcluster on a throwaway PostgreSQL database, driven through the local phone
+# network; writes tests/benchmarks/results/benchmark.json and benchmark.png (~2-3 minutes).
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	DEBUG=true $(BIN)/python manage.py benchmark --database-url $(BENCH_DATABASE_URL) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* .pytest_cache .hypothesis staticfiles

@@ -16,6 +16,10 @@ SDK quirks this module works around:
   its own clients, and SMS uses a client of its own.
 - client.http_client.download_file_stream has no timeout and client.voice.download_recording refuses other hosts,
   so recordings are fetched with requests, authenticated with the SDK's application JWT, after checking the host.
+- vonage_jwt keeps the private key as PEM text and PyJWT parses it again for every JWT it signs: about 60 ms of
+  RSA key checks per API request (most of a create-call's time). The voice client's JwtClient is therefore
+  handed the parsed key object (PyJWT signs with a cryptography key as given), parsed once per Telephony and
+  shared by every thread (cryptography keys are immutable and thread-safe). Each request still gets a fresh JWT.
 - The Numbers API (linking a number to the application) is on the REST host and authenticates with HTTP Basic
   (API key/secret), which the shared header dict would then carry into other requests: it gets a client of its
   own too. Its success is a body {"error-code": "200"}; the SDK indexes that key without checking it is there.
@@ -421,6 +425,18 @@ class Telephony:
     def _private_key_pem(self):
         return _load_private_key(self._private_key_setting)
 
+    @cached_property
+    def _private_key_object(self):
+        return serialization.load_pem_private_key(self._private_key_pem.encode(), password=None)
+
+    def _use_parsed_key(self, auth):
+        """Make AUTH sign JWTs with the already parsed private key instead of re-parsing the PEM each time.
+
+        Relies on vonage_jwt's JwtClient._private_key (vonage-jwt 1.1.x); left alone if that changes."""
+        jwt_client = getattr(auth, "_jwt_client", None)
+        if jwt_client is not None and isinstance(getattr(jwt_client, "_private_key", None), (str, bytes)):
+            jwt_client._private_key = self._private_key_object
+
     def _options(self, **extra):
         return HttpClientOptions(
             api_host=self.api_host,
@@ -440,6 +456,7 @@ class Telephony:
                 raise NotConfigured("VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY must be set to use the Voice API")
             try:
                 auth = Auth(application_id=self.application_id, private_key=self._private_key_pem)
+                self._use_parsed_key(auth)
                 client = Vonage(auth, self._options())
             except (VonageError, ValidationError) as exc:
                 raise NotConfigured(f"Vonage Voice client cannot be built: {type(exc).__name__}") from None

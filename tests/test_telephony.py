@@ -376,3 +376,24 @@ def test_connections_closed_by_the_server_are_reopened(vonage_api):
     time.sleep(0.1)
     place_call()
     assert len(vonage_api.calls_created()) == 2 and vonage_api.modifications(uuid) == [{"action": "hangup"}]
+
+
+def test_each_request_gets_a_fresh_jwt_without_parsing_the_key_again(vonage_api, monkeypatch):
+    # Parsing the PEM costs ~60 ms of RSA checks: the client signs with the parsed key instead of PEM text.
+    import jwt.algorithms
+
+    prepared = []
+    original = jwt.algorithms.RSAAlgorithm.prepare_key
+
+    def spy(self, key):
+        prepared.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(jwt.algorithms.RSAAlgorithm, "prepare_key", spy)
+    place_call()
+    place_call()
+    assert not [key for key in prepared if isinstance(key, (str, bytes)) and b"PRIVATE KEY" in
+                (key.encode() if isinstance(key, str) else key)]
+    first, second = vonage_api.requests
+    assert first.jwt_claims["jti"] != second.jwt_claims["jti"]
+    assert second.jwt_claims["application_id"] == vonage_api.credentials.application_id

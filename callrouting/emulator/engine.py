@@ -205,6 +205,9 @@ class Network:
         self._sending = set()
         self._local = threading.local()
         self.webhook_log = deque(maxlen=500)  # (time, method, url, status) of recent webhooks
+        # Called after each webhook, outside the lock: (started epoch s, seconds, method, url, payload, status or
+        # None on a network error). Vonage's view of the application's latency: manage.py benchmark uses it.
+        self.on_webhook = None
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -1084,8 +1087,16 @@ class Network:
         if body:
             headers["Content-Type"] = "application/json"
         verify = self.verify if url.startswith("https://") else True
-        response = self._session().request(method, url, data=body or None, headers=headers, timeout=timeout,
-                                           verify=verify, allow_redirects=False)
+        started, clock = time.time(), time.perf_counter()
+        try:
+            response = self._session().request(method, url, data=body or None, headers=headers, timeout=timeout,
+                                               verify=verify, allow_redirects=False)
+        except requests.RequestException:
+            if self.on_webhook is not None:
+                self.on_webhook(started, time.perf_counter() - clock, method, url, payload, None)
+            raise
+        if self.on_webhook is not None:
+            self.on_webhook(started, time.perf_counter() - clock, method, url, payload, response.status_code)
         with self.lock:
             self.webhook_log.append((time.time(), method, url, response.status_code))
         return response

@@ -1,0 +1,762 @@
+"""The benchmark behind `manage.py benchmark`: the product as in production, driven through the local phone network.
+
+A throwaway PostgreSQL database (created and dropped here), gunicorn with several workers, the django-q2 worker
+and the phone network (callrouting/emulator, in this process) that reaches them over HTTP like Vonage does.
+Webhook latency is measured at the phone network (Vonage's point of view: from sending the request to reading the
+response); create-call requests are timed by their arrival at the emulated REST API. Query counts run in-process
+with Django's test client against the same database, before the servers start.
+
+`run_benchmark(config)` returns the report (a dict, saved as JSON); `write_chart` draws it (matplotlib, optional).
+Everything is bounded: call counts, phase timeouts, and all traffic goes to 127.0.0.1.
+"""
+import datetime
+import math
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from .emulator.rest import Credentials
+from .emulator.script import Agent, Caller, EmulatorClient
+from .emulator.server import PhoneNetwork
+from .emulator.signing import sign_webhook
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SIGNATURE_SECRET = "bench-signature-secret-0123456789-abcdefgh"
+FROM_NUMBER = "+4930901800"
+VONAGE_CALL_RATE = 3  # call creations per second per account
+
+# Numbers of the benchmark account.
+LATENCY_NUMBER = "+4930200000"
+DIAL_NUMBERS = [f"+49302001{index:03d}" for index in range(6)]
+FANOUT_NUMBER = "+4930200200"
+AGENT_PHONES = [f"+491512000{index:04d}" for index in range(100)]
+
+TARGETS = {
+    "webhook_p99_ms_at_200": 25.0,
+    "choice_to_dial_p95_ms": 300.0,
+    "decline_to_dial_p95_ms": 300.0,
+}
+
+
+# --- statistics -----------------------------------------------------------------------------------------------
+
+
+def summarize(values_ms):
+    """{"n", "mean", "p50", "p95", "p99", "max"} of VALUES_MS (milliseconds; nearest-rank percentiles), rounded."""
+    values = sorted(float(v) for v in values_ms)
+    if not values:
+        return {"n": 0, "mean": None, "p50": None, "p95": None, "p99": None, "max": None}
+
+    def rank(p):
+        return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
+
+    return {
+        "n": len(values),
+        "mean": round(statistics.fmean(values), 2),
+        "p50": round(rank(50), 2),
+        "p95": round(rank(95), 2),
+        "p99": round(rank(99), 2),
+        "max": round(values[-1], 2),
+    }
+
+
+def webhook_kind(url):
+    """answer | input | event | agent_event | agent_input | fallback | other, from a webhook URL's path."""
+    path = urlsplit(url).path
+    if path.endswith("/vonage/answer"):
+        return "answer"
+    if path.endswith("/vonage/event"):
+        return "event"
+    if path.endswith("/vonage/fallback"):
+        return "fallback"
+    if "/vonage/call/" in path and path.endswith("/input"):
+        return "input"
+    if "/vonage/leg/" in path:
+        return "agent_input" if path.endswith("/input") else "agent_event"
+    return "other"
+
+
+@dataclass
+class WebhookRecord:
+    started: float
+    ms: float
+    kind: str
+    status: int  # None: the request failed (timeout, reset)
+    uuid: str
+    number: str  # the routing number the leg belongs to (digits)
+    digits: str  # dtmf digits sent, if any
+    phase: str
+
+
+@dataclass
+class Recorder:
+    """Every webhook the phone network sends, tagged with the running phase (thread-safe)."""
+
+    network: object
+    phase: str = ""
+    records: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, started, seconds, method, url, payload, status):
+        uuid = payload.get("uuid") or payload.get("call_uuid") or ""
+        leg = self.network.leg(uuid)
+        number = ""
+        if leg is not None:
+            number = leg.to if leg.direction == "inbound" else "".join(ch for ch in leg.from_ if ch.isdigit())
+        dtmf = payload.get("dtmf") if isinstance(payload.get("dtmf"), dict) else {}
+        record = WebhookRecord(started, seconds * 1000, webhook_kind(url), status, uuid, number,
+                               str(dtmf.get("digits") or ""), self.phase)
+        with self.lock:
+            self.records.append(record)
+
+    def of(self, phase):
+        with self.lock:
+            return [record for record in self.records if record.phase == phase]
+
+
+def latency_by_kind(records):
+    kinds = sorted({record.kind for record in records})
+    return {kind: summarize([r.ms for r in records if r.kind == kind and r.status is not None]) for kind in kinds}
+
+
+def webhook_errors(records):
+    """Webhooks that failed: no response, a non-2xx status, or any use of the fallback URL."""
+    return sum(1 for r in records if r.status is None or not 200 <= r.status < 300 or r.kind == "fallback")
+
+
+def delays_to_next_dial(triggers, dials):
+    """For each trigger (time, number), milliseconds until the first create-call (time, number, status) of the
+    same number at or after it; triggers with no such dial are left out."""
+    delays = []
+    for at, number in triggers:
+        later = [d_at for d_at, d_number, _status in dials if d_number == number and d_at >= at]
+        if later:
+            delays.append((min(later) - at) * 1000)
+    return delays
+
+
+def evaluate_targets(report):
+    """Each target: {"target", "value", "met"} from REPORT."""
+    results = {}
+    at_200 = report["webhook_latency"].get("200", {}).get("by_kind", {})
+    for kind in ("answer", "input"):
+        p99 = (at_200.get(kind) or {}).get("p99")
+        results[f"{kind}_webhook_p99_ms_at_200_concurrent"] = {
+            "target": f"<= {TARGETS['webhook_p99_ms_at_200']:g} ms", "value": p99,
+            "met": p99 is not None and p99 <= TARGETS["webhook_p99_ms_at_200"]}
+    counts = report["query_counts"]
+    constant = all(len(set(v.values())) == 1 for v in counts.values())
+    results["queries_constant_in_options_agents_layers"] = {
+        "target": "same count for every size", "value": counts, "met": constant}
+    for key, target in (("choice_to_first_dial", "choice_to_dial_p95_ms"), ("decline_to_next_dial", "decline_to_dial_p95_ms")):
+        p95 = report["dialling"][key]["p95"]
+        results[f"{key}_p95_ms"] = {"target": f"<= {TARGETS[target]:g} ms", "value": p95,
+                                    "met": p95 is not None and p95 <= TARGETS[target]}
+    fan = report["fanout"]
+    results["simultaneous_fanout_limited_by_3_calls_per_s"] = {
+        "target": f"last of {fan['agents']} dials within {fan['bound_ms']:g} ms + 500 ms, no 429",
+        "value": fan["last_dial_ms"],
+        "met": fan["last_dial_ms"] is not None and fan["last_dial_ms"] <= fan["bound_ms"] + 500 and fan["rate_limited"] == 0}
+    return results
+
+
+# --- the stack ------------------------------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowawayPostgres:
+    """A fresh database on the server of ADMIN_URL (a postgres:// URL of any database there)."""
+
+    def __init__(self, server_url):
+        parts = urlsplit(server_url)
+        self.name = f"callrouting_bench_{secrets.token_hex(4)}"
+        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
+        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+        self.parts = urlsplit(self.url)
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def _admin(self, sql):
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(sql)
+
+    def use_here(self):
+        """Point this process's Django connection at the database."""
+        from django.conf import settings
+        from django.db import connections
+
+        connections.close_all()
+        values = {"ENGINE": "django.db.backends.postgresql", "NAME": self.name, "HOST": self.parts.hostname,
+                  "PORT": str(self.parts.port or 5432), "USER": self.parts.username or "postgres",
+                  "PASSWORD": self.parts.password or "", "OPTIONS": {}}
+        settings.DATABASES["default"].update(values)
+        # The connection object was built for the configured engine (SQLite, say): build a new one.
+        connections.settings["default"].update(values)
+        del connections["default"]
+
+    def drop(self):
+        from django.db import connections
+
+        connections.close_all()
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class Stack:
+    """gunicorn (WORKERS processes) + qcluster as children on the throwaway database; the phone network here."""
+
+    def __init__(self, directory, database, *, workers=4, q_workers=2):
+        self.directory = Path(directory)
+        self.database = database
+        self.workers, self.q_workers = workers, q_workers
+        self.web_port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.web_port}"
+        self.token = secrets.token_urlsafe(16)
+        self.credentials = Credentials.generate(api_key="benchkey", api_secret="bench-api-secret")
+        self.phone = PhoneNetwork(webhook_base=self.base_url, credentials=self.credentials,
+                                  signature_secret=SIGNATURE_SECRET, control_token=self.token, speed=0.05)
+        self.phone.rest.max_requests = 100_000
+        self.ca_file = str(self.phone.write_ca_bundle(self.directory / "emulator-ca.pem"))
+        self.client = EmulatorClient(self.phone.base_url, self.token, verify=self.ca_file, timeout=30)
+        self.recorder = Recorder(self.phone.network)
+        self.phone.network.on_webhook = self.recorder
+        self.children = []
+        self.log_path = self.directory / "stack.log"
+        self.log = open(self.log_path, "ab")
+
+    def env(self):
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="callrouting.settings",
+            DEBUG="false",
+            SECRET_KEY="bench-secret-key-" + "x" * 40,
+            DATABASE_URL=self.database.url,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            MEDIA_ROOT=str(self.directory / "media"),
+            CALL_SPOOL_DIR=str(self.directory / "spool"),
+            PUBLIC_BASE_URL=self.base_url,
+            VONAGE_API_HOST=self.phone.host,
+            VONAGE_REST_HOST=self.phone.host,
+            VONAGE_APPLICATION_ID=self.credentials.application_id,
+            VONAGE_PRIVATE_KEY=self.credentials.private_key_pem,
+            VONAGE_API_KEY=self.credentials.api_key,
+            VONAGE_API_SECRET=self.credentials.api_secret,
+            VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
+            VONAGE_FROM_NUMBER=FROM_NUMBER,
+            REQUESTS_CA_BUNDLE=self.ca_file,
+            NO_PROXY="127.0.0.1,localhost",
+            Q_WORKERS=str(self.q_workers),
+            LOG_LEVEL="WARNING",
+        )
+        env.pop("REDIS_URL", None)
+        return env
+
+    def start(self):
+        self.phone.start()
+        commands = [
+            [sys.executable, "-m", "gunicorn", "callrouting.wsgi", "-w", str(self.workers),
+             "-b", f"127.0.0.1:{self.web_port}", "--timeout", "30"],
+            [sys.executable, str(BASE_DIR / "manage.py"), "qcluster"],
+        ]
+        for command in commands:
+            self.children.append(subprocess.Popen(command, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT,
+                                                  cwd=BASE_DIR, start_new_session=True))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.base_url + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or any(child.poll() is not None for child in self.children):
+                raise RuntimeError(f"the stack did not start; see {self.log_path}")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the qcluster's workers come up after its parent
+        return self
+
+    def stop(self):
+        for child in self.children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        for child in self.children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        self.phone.stop()
+        self.log.close()
+
+    def dials(self, since):
+        """(received_at, from number digits, status) of create-call requests since SINCE (epoch s)."""
+        result = []
+        for request in self.phone.rest.requests:
+            if request.method == "POST" and request.path == "/v1/calls" and request.received_at >= since:
+                body = request.json if isinstance(request.json, dict) else {}
+                number = str((body.get("from") or {}).get("number") or "")
+                result.append((request.received_at, number, request.status))
+        return result
+
+    def settle(self, timeout=20):
+        """Between phases: hang up whatever still runs on the phone network and wait for the task queue to drain,
+        so one phase's backlog does not load the next. Returns the seconds it took."""
+        from django_q.models import OrmQ
+
+        started = time.monotonic()
+        self.phone.network.reset()
+        while time.monotonic() - started < timeout and OrmQ.objects.exists():
+            time.sleep(0.2)
+        time.sleep(1.1)  # also a fresh window for Vonage's 3 calls/s limit
+        return round(time.monotonic() - started, 1)
+
+    def place_calls(self, calls, *, concurrency, timeout):
+        """Place CALLS ([dict(to, caller, agent_sequence, default_agent)]) CONCURRENCY at a time (each waits for
+        its call to end before the next starts) and wait until all ended. Returns (uuids, seconds, timed_out)."""
+        started, wall_started = time.monotonic(), time.time()
+        deadline = started + timeout
+        uuids = []
+        lock = threading.Lock()
+
+        def run(call):
+            if time.monotonic() > deadline:
+                return
+            leg = self.client.place_call(
+                to=call["to"], steps=call["caller"].to_steps(),
+                agent_sequence=[agent.steps for agent in call.get("agent_sequence", ())],
+                default_agent=call["default_agent"].steps if call.get("default_agent") else None)
+            with lock:
+                uuids.append(leg["uuid"])
+            while time.monotonic() < deadline:
+                if self.phone.network.leg(leg["uuid"]).ended:
+                    return
+                time.sleep(0.02)
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(run, calls))
+        # Let the agent legs of these calls end too (their final events are part of the load); legs left over
+        # from earlier phases do not count.
+        since = datetime.datetime.fromtimestamp(wall_started, tz=datetime.timezone.utc)
+        while time.monotonic() < deadline and any(
+                not leg.ended and leg.created_at >= since for leg in list(self.phone.network.legs.values())):
+            time.sleep(0.05)
+        timed_out = time.monotonic() >= deadline
+        return uuids, time.monotonic() - started, timed_out
+
+
+# --- data -----------------------------------------------------------------------------------------------------
+
+
+def create_data():
+    """The benchmark account: agents, policies and routing numbers; returns the query-count fixtures."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from callrouting.models import RoutingNumber, RoutingOption
+    from escalation.models import (
+        Account,
+        ContactMethod,
+        EscalationPolicy,
+        EscalationRule,
+        LayerMember,
+        OnCallSchedule,
+        RotationLayer,
+        RuleSchedule,
+        RuleUser,
+        User,
+    )
+
+    account = Account.objects.create(slug="bench", name="Benchmark Company")
+    users = []
+    for index, phone in enumerate(AGENT_PHONES):
+        user = User.objects.create(username=f"bench-agent{index}", account=account, first_name=f"Agent{index}",
+                                   last_name="Bench")
+        ContactMethod.objects.create(user=user, kind=ContactMethod.Kind.PHONE, value=phone, position=0)
+        users.append(user)
+
+    def policy_of(name, people):
+        policy = EscalationPolicy.objects.create(account=account, name=name)
+        rule = EscalationRule.objects.create(policy=policy, position=0, escalation_timeout_minutes=30)
+        RuleUser.objects.bulk_create(RuleUser(rule=rule, user=user, position=i) for i, user in enumerate(people))
+        return policy
+
+    def layered_policy(layers):
+        policy = EscalationPolicy.objects.create(account=account, name=f"{layers} layers")
+        rule = EscalationRule.objects.create(policy=policy, position=0, escalation_timeout_minutes=30)
+        schedule = OnCallSchedule.objects.create(account=account, name=f"{layers} layers")
+        start = timezone.now().date() - dt.timedelta(days=14)
+        for level in range(1, layers + 1):
+            layer = RotationLayer.objects.create(schedule=schedule, level=level, start_date=start,
+                                                 handoff_time=dt.time(9, 0), shift_length=1, shift_unit="weeks")
+            LayerMember.objects.bulk_create(LayerMember(layer=layer, user=users[(level + i) % len(users)], position=i)
+                                            for i in range(2))
+        RuleSchedule.objects.create(rule=rule, schedule=schedule, position=0)
+        return policy
+
+    def number_of(phone, options, *, simultaneous=False):
+        number = RoutingNumber(account=account, phone_number=phone, name=f"Bench {phone}", language="en-US",
+                               greeting="Welcome.", ringing_timeout=30, voicemail_enabled=False)
+        number.save()
+        for position, (digit, policy) in enumerate(options):
+            RoutingOption.objects.create(routing_number=number, position=position, digit=digit, label=f"Option {digit}",
+                                         escalation_policy=policy, simultaneous=simultaneous)
+        return number
+
+    one = policy_of("one agent", users[:1])
+    three = policy_of("three agents", users[1:4])
+    nine = policy_of("nine agents", users[10:19])
+    # Two options at least everywhere: a number with one option routes at once, without the menu (no input).
+    number_of(LATENCY_NUMBER, [(1, one), (2, one)])
+    for phone in DIAL_NUMBERS:
+        number_of(phone, [(1, three), (2, one)])
+    number_of(FANOUT_NUMBER, [(1, nine), (2, one)], simultaneous=True)
+    fixtures = {"options": {}, "agents": {}, "layers": {}}
+    for count in (2, 9):
+        fixtures["options"][count] = number_of(f"+49302003{count:02d}", [(d, one) for d in range(1, count + 1)])
+    for count in (1, 10, 100):
+        fixtures["agents"][count] = number_of(f"+49302004{count:03d}",
+                                              [(1, policy_of(f"{count} agents", users[:count])), (2, one)])
+        fixtures["layers"][count] = number_of(f"+49302005{count:03d}", [(1, layered_policy(count)), (2, one)])
+    return fixtures
+
+
+# --- phases ---------------------------------------------------------------------------------------------------
+
+
+def measure_query_counts(fixtures, base_url):
+    """Queries of the answer webhook, the input webhook (choice 1) and the dial preparation task
+    (prepare_agent_legs + claim_next_legs), for each fixture size. In-process, Django test client, signed.
+    Options: 2 vs 9 (one option skips the menu, so it has no input webhook)."""
+    import json
+    import uuid as uuid_lib
+
+    from django.db import connection
+    from django.test import Client, override_settings
+    from django.test.utils import CaptureQueriesContext
+    from django_q.models import OrmQ
+
+    from callrouting import services
+    from callrouting.models import Call
+
+    client = Client()
+    counts = {"answer_by_options": {}, "input_by_options": {}, "input_by_agents": {}, "dial_tasks_by_agents": {},
+              "input_by_layers": {}, "dial_tasks_by_layers": {}}
+    timings = {"answer": [], "input": []}
+    with override_settings(VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET, VONAGE_API_KEY="benchkey",
+                           PUBLIC_BASE_URL=base_url, ALLOWED_HOSTS=["*"]):
+        for dimension, sizes in fixtures.items():
+            for size, number in sizes.items():
+                call_uuid = str(uuid_lib.uuid4())
+                query = {"to": number.phone_number.lstrip("+"), "from": "4915550000100", "uuid": call_uuid,
+                         "conversation_uuid": f"CON-{call_uuid}", "endpoint_type": "phone"}
+                auth = sign_webhook(b"", secret=SIGNATURE_SECRET, api_key="benchkey", application_id="bench")
+                clock = time.perf_counter()
+                with CaptureQueriesContext(connection) as answer_queries:
+                    response = client.get("/vonage/answer", query, HTTP_AUTHORIZATION=auth)
+                timings["answer"].append((time.perf_counter() - clock) * 1000)
+                assert response.status_code == 200, response.content[:300]
+                ncco = response.json()
+                input_url = next(action["eventUrl"][0] for action in ncco if action.get("action") == "input")
+                body = json.dumps({"uuid": call_uuid, "conversation_uuid": f"CON-{call_uuid}",
+                                   "dtmf": {"digits": "1", "timed_out": False}, "speech": {}}).encode()
+                auth = sign_webhook(body, secret=SIGNATURE_SECRET, api_key="benchkey", application_id="bench")
+                clock = time.perf_counter()
+                with CaptureQueriesContext(connection) as input_queries:
+                    response = client.post(urlsplit(input_url).path, body, content_type="application/json",
+                                           HTTP_AUTHORIZATION=auth)
+                timings["input"].append((time.perf_counter() - clock) * 1000)
+                assert response.status_code == 200, response.content[:300]
+                call = Call.objects.get(vonage_uuid=call_uuid)
+                with CaptureQueriesContext(connection) as task_queries:
+                    services.prepare_agent_legs(call.pk)
+                    services.claim_next_legs(call.pk)
+                if dimension == "options":
+                    counts["answer_by_options"][str(size)] = len(answer_queries)
+                    counts["input_by_options"][str(size)] = len(input_queries)
+                else:
+                    counts[f"input_by_{dimension}"][str(size)] = len(input_queries)
+                    counts[f"dial_tasks_by_{dimension}"][str(size)] = len(task_queries)
+    OrmQ.objects.all().delete()  # the tasks these webhooks enqueued must not dial once the worker starts
+    return counts, {kind: summarize(values) for kind, values in timings.items()}
+
+
+def measure_jwt(stack, repeats=8):
+    """Milliseconds per create-call request from this process, with the PEM re-parsed per JWT (the SDK's
+    default) and with the parsed key (incidents.telephony now)."""
+    from incidents.telephony import Telephony
+
+    os.environ["REQUESTS_CA_BUNDLE"] = stack.ca_file
+    results = {}
+    for label, reuse in (("pem_reparsed_per_request", False), ("parsed_key_reused", True)):
+        telephony = Telephony(application_id=stack.credentials.application_id,
+                              private_key=stack.credentials.private_key_pem, api_host=stack.phone.host)
+        if not reuse:
+            telephony._use_parsed_key = lambda auth: None
+        auth = telephony._voice_client().http_client.auth
+        timings = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            auth.generate_application_jwt()
+            timings.append((time.perf_counter() - started) * 1000)
+        results[f"jwt_only_{label}"] = summarize(timings)
+    for label, reuse in (("pem_reparsed_per_request", False), ("parsed_key_reused", True)):
+        telephony = Telephony(application_id=stack.credentials.application_id,
+                              private_key=stack.credentials.private_key_pem, api_host=stack.phone.host,
+                              rest_host=stack.phone.host, timeout=5)
+        if not reuse:
+            telephony._use_parsed_key = lambda auth: None
+        timings = []
+        for index in range(repeats + 1):
+            started = time.perf_counter()
+            telephony.create_call(to="+4915559990001", from_=FROM_NUMBER, event_url=stack.base_url + "/vonage/event",
+                                  ncco=[{"action": "talk", "text": "benchmark"}], ringing_timer=1)
+            if index:  # the first request also builds the client and opens the connection
+                timings.append((time.perf_counter() - started) * 1000)
+        results[label] = summarize(timings)
+    return results
+
+
+def latency_phase(stack, concurrency, calls, timeout):
+    phase = f"latency-{concurrency}"
+    stack.recorder.phase = phase
+    started = time.time()
+    script = [{"to": LATENCY_NUMBER, "caller": Caller(press="1", after=0.2, hang_up_after=1),
+               "default_agent": Agent.accept(after=0.5)} for _ in range(calls)]
+    uuids, seconds, timed_out = stack.place_calls(script, concurrency=concurrency, timeout=timeout)
+    records = stack.recorder.of(phase)
+    connected = sum(1 for uuid in uuids
+                    if any(entry["kind"] == "connected" for entry in stack.phone.network.leg(uuid).snapshot()["transcript"]))
+    dials = stack.dials(started)
+    return {
+        "concurrency": concurrency,
+        "calls": len(uuids),
+        "connected": connected,
+        "seconds": round(seconds, 2),
+        "calls_per_second": round(len(uuids) / seconds, 2) if seconds else None,
+        "webhooks": len(records),
+        "webhook_errors": webhook_errors(records),
+        "rate_limited_dials": sum(1 for _at, _number, status in dials if status == 429),
+        "timed_out": timed_out,
+        "by_kind": latency_by_kind(records),
+    }
+
+
+def dialling_phase(stack, calls, timeout):
+    """Sequential ringing on DIAL_NUMBERS: the first agent declines, the second accepts. Calls start 0.8 s apart
+    so Vonage's 3 calls/s limit does not add to the delays measured."""
+    phase = "dialling"
+    stack.recorder.phase = phase
+    started = time.time()
+    script = []
+    for index in range(calls):
+        script.append({"to": DIAL_NUMBERS[index % len(DIAL_NUMBERS)], "caller": Caller(press="1", after=0.2, hang_up_after=1),
+                       "agent_sequence": [Agent.decline(after=0.5), Agent.accept(after=0.5)]})
+
+    def staggered(call, index):
+        time.sleep(index * 0.8)
+        return stack.place_calls([call], concurrency=1, timeout=timeout)
+
+    with ThreadPoolExecutor(max_workers=len(DIAL_NUMBERS)) as pool:
+        list(pool.map(staggered, script, range(len(script))))
+    records = stack.recorder.of(phase)
+    dials = [(at, number, status) for at, number, status in stack.dials(started) if status == 201]
+    choices = [(r.started, r.number) for r in records if r.kind == "input" and r.digits == "1"]
+    declines = [(r.started, r.number) for r in records if r.kind == "agent_input" and r.digits == "2"]
+    result = {
+        "calls": calls,
+        "choice_to_first_dial": summarize(delays_to_next_dial(choices, dials)),
+        "decline_to_next_dial": summarize(delays_to_next_dial(declines, dials)),
+        "rate_limited_dials": sum(1 for _a, _n, status in stack.dials(started) if status == 429),
+        "webhook_errors": webhook_errors(records),
+    }
+    return result
+
+
+def fanout_phase(stack, agents=9, repeats=2, timeout=40):
+    """Simultaneous ringing to AGENTS agents (nobody answers) with Vonage's 3 calls/s limit on."""
+    phase = "fanout"
+    stack.recorder.phase = phase
+    stack.phone.rest.call_rate = VONAGE_CALL_RATE
+    spans, rate_limited = [], 0
+    try:
+        for _ in range(repeats):
+            started = time.time()
+            time.sleep(1.1)  # a fresh rate-limit window: earlier phases' dials must not count against this one
+            stack.place_calls([{"to": FANOUT_NUMBER, "caller": Caller(press="1", after=0.2, hang_up_on_hold=40),
+                                "default_agent": Agent.no_answer()}], concurrency=1, timeout=timeout)
+            records = [r for r in stack.recorder.of(phase) if r.started >= started]
+            choice = min((r.started for r in records if r.kind == "input" and r.digits == "1"), default=None)
+            dials = [dial for dial in stack.dials(started) if dial[1] == FANOUT_NUMBER.lstrip("+")]
+            rate_limited += sum(1 for _a, _n, status in dials if status == 429)
+            placed = sorted(at for at, number, status in dials if status == 201)
+            if choice is not None and len(placed) >= agents:
+                spans.append(((placed[0] - choice) * 1000, (placed[agents - 1] - choice) * 1000))
+    finally:
+        stack.phone.rest.call_rate = None
+    bound_ms = (math.ceil(agents / VONAGE_CALL_RATE) - 1) * 1000.0
+    return {
+        "agents": agents,
+        "repeats": repeats,
+        "complete_fanouts": len(spans),
+        "first_dial_ms": round(statistics.fmean(s[0] for s in spans), 1) if spans else None,
+        "last_dial_ms": round(max(s[1] for s in spans), 1) if spans else None,
+        "bound_ms": bound_ms,
+        "rate_limited": rate_limited,
+    }
+
+
+# --- the run --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    levels: tuple = (1, 10, 50, 200)
+    min_calls: int = 10  # calls per latency level at least (concurrency 1 runs this many one after another)
+    dial_calls: int = 12
+    fanout_repeats: int = 2
+    jwt_repeats: int = 8
+    speed: float = 0.05  # simulated seconds -> real seconds
+    level_timeout: float = 75.0
+    workers: int = 4
+    q_workers: int = 2
+    database_url: str = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def run_benchmark(config, log=print):
+    """Run every phase; returns the report dict."""
+    from django.core.management import call_command
+
+    report = {"config": {key: getattr(config, key) for key in config.__dataclass_fields__ if key != "database_url"}}
+    # Other work on the machine skews every figure: the load average before and after says how much there was.
+    report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                         "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    started = time.monotonic()
+    database = ThrowawayPostgres(config.database_url)
+    directory = Path(tempfile.mkdtemp(prefix="callrouting-bench-"))
+    stack = None
+    try:
+        database.use_here()
+        log(f"database {database.name}: migrating")
+        call_command("migrate", interactive=False, verbosity=0)
+        fixtures = create_data()
+        stack = Stack(directory, database, workers=config.workers, q_workers=config.q_workers)
+        log("query counts (in-process, Django test client)")
+        report["query_counts"], report["in_process_webhook_ms"] = measure_query_counts(fixtures, stack.base_url)
+        log(f"starting gunicorn -w {config.workers}, qcluster, phone network")
+        stack.start()
+        stack.phone.network.speed = config.speed
+        report["vonage_request_ms"] = measure_jwt(stack, config.jwt_repeats)
+        report["webhook_latency"] = {}
+        for level in config.levels:
+            calls = max(level, config.min_calls)
+            log(f"latency: {calls} calls at concurrency {level}")
+            report["webhook_latency"][str(level)] = latency_phase(stack, level, calls, config.level_timeout)
+            report["webhook_latency"][str(level)]["settle_seconds"] = stack.settle()
+        log(f"dialling: {config.dial_calls} calls, first agent declines")
+        stack.phone.network.speed = max(config.speed, 0.2)
+        report["dialling"] = dialling_phase(stack, config.dial_calls, config.level_timeout)
+        stack.settle()
+        log("fan-out: simultaneous ringing to 9 agents at 3 calls/s")
+        report["fanout"] = fanout_phase(stack, repeats=config.fanout_repeats)
+        clean = [v for v in report["webhook_latency"].values()
+                 if v["webhook_errors"] == 0 and v["connected"] == v["calls"] and not v["timed_out"]]
+        report["sustained_calls_per_second"] = max((v["calls_per_second"] for v in clean), default=0.0)
+        report["targets"] = evaluate_targets(report)
+    finally:
+        if stack is not None:
+            stack.stop()
+        database.drop()
+    report["seconds"] = round(time.monotonic() - started, 1)
+    report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    return report
+
+
+def format_report(report):
+    """The figures as text lines."""
+    lines = []
+    for level in sorted(report["webhook_latency"], key=int):
+        data = report["webhook_latency"][level]
+        lines.append(f"concurrency {level}: {data['calls']} calls, {data['connected']} connected, "
+                     f"{data['calls_per_second']} calls/s, {data['webhooks']} webhooks, {data['webhook_errors']} errors, "
+                     f"{data['rate_limited_dials']} dials answered 429")
+        for kind, s in data["by_kind"].items():
+            lines.append(f"  {kind:12} n={s['n']:<5} p50={s['p50']} p95={s['p95']} p99={s['p99']} max={s['max']} ms")
+    lines.append("queries per webhook / task:")
+    for key, values in report["query_counts"].items():
+        lines.append(f"  {key:22} " + ", ".join(f"{size}: {count}" for size, count in values.items()))
+    for key in ("choice_to_first_dial", "decline_to_next_dial"):
+        s = report["dialling"][key]
+        lines.append(f"{key}: n={s['n']} p50={s['p50']} p95={s['p95']} p99={s['p99']} max={s['max']} ms")
+    fan = report["fanout"]
+    lines.append(f"fan-out to {fan['agents']} agents: first dial {fan['first_dial_ms']} ms, last dial {fan['last_dial_ms']} ms "
+                 f"after the choice (bound at 3 calls/s: {fan['bound_ms']:g} ms), 429s: {fan['rate_limited']}")
+    for kind, s in report["in_process_webhook_ms"].items():
+        lines.append(f"in-process {kind} webhook (test client, no HTTP): p50={s['p50']} p95={s['p95']} max={s['max']} ms")
+    for label, s in report["vonage_request_ms"].items():
+        lines.append(f"Vonage request cost ({label}): p50={s['p50']} p95={s['p95']} ms")
+    lines.append(f"sustained calls/s with no errors: {report['sustained_calls_per_second']}")
+    for name, target in report["targets"].items():
+        value = target["value"] if not isinstance(target["value"], dict) else "see query counts"
+        lines.append(f"target {name}: {'MET' if target['met'] else 'NOT MET'} ({value}; {target['target']})")
+    lines.append(f"benchmark took {report['seconds']} s on {report['machine']['cpus']} CPUs; load average before "
+                 f"{report['machine']['load_average_before']}, after {report['machine']['load_average_after']}")
+    return lines
+
+
+def write_chart(report, path):
+    """A PNG: webhook p50/p95/p99 per kind against concurrency, and the dialling delays."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = sorted(report["webhook_latency"], key=int)  # the JSON keys are sorted as text
+    kinds = ["answer", "input", "event", "agent_event", "agent_input"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [2, 1]})
+    for kind in kinds:
+        p99 = [report["webhook_latency"][level]["by_kind"].get(kind, {}).get("p99") for level in levels]
+        p50 = [report["webhook_latency"][level]["by_kind"].get(kind, {}).get("p50") for level in levels]
+        line, = left.plot(levels, p99, marker="o", label=f"{kind} p99")
+        left.plot(levels, p50, marker=".", linestyle=":", color=line.get_color(), label=f"{kind} p50")
+    left.axhline(TARGETS["webhook_p99_ms_at_200"], color="red", linestyle="--", linewidth=1, label="25 ms target")
+    left.set_yscale("log")
+    left.set_xticks(range(len(levels)), [f"{level}\n{report['webhook_latency'][level]['webhook_errors']} errors"
+                                         for level in levels])
+    left.set_xlabel("concurrent calls (webhooks that failed or fell back)")
+    left.set_ylabel("webhook latency at the phone network (ms)")
+    left.set_title(f"Webhook latency, gunicorn -w {report['config']['workers']}, PostgreSQL, "
+                   f"{report['machine']['cpus']} CPUs")
+    left.legend(fontsize=7, ncol=2)
+    names = ["choice -> 1st dial", "decline -> next dial"]
+    keys = ["choice_to_first_dial", "decline_to_next_dial"]
+    p50 = [report["dialling"][k]["p50"] or 0 for k in keys]
+    p95 = [report["dialling"][k]["p95"] or 0 for k in keys]
+    x = range(len(names))
+    right.bar([i - 0.2 for i in x], p50, width=0.4, label="p50")
+    right.bar([i + 0.2 for i in x], p95, width=0.4, label="p95")
+    right.axhline(TARGETS["choice_to_dial_p95_ms"], color="red", linestyle="--", linewidth=1, label="300 ms target")
+    right.set_xticks(list(x), names, fontsize=8)
+    right.set_ylabel("ms")
+    right.set_title(f"Dialling delays; fan-out to 9: {report['fanout']['last_dial_ms']} ms", fontsize=9)
+    right.legend(fontsize=7, loc="lower center")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)

@@ -1,0 +1,54 @@
+"""manage.py benchmark: the product as in production (gunicorn -w 4, qcluster, PostgreSQL) under simulated calls.
+
+Prints the figures and writes benchmark.json and benchmark.png (matplotlib, from the `bench` extra) into --out.
+See callrouting/benchmarking.py for what each phase measures.
+"""
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from callrouting import benchmarking
+
+DEFAULT_OUT = Path(benchmarking.BASE_DIR) / "tests" / "benchmarks" / "results"
+
+
+class Command(BaseCommand):
+    help = "Benchmark webhooks, query counts and dialling delays against a throwaway PostgreSQL database."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
+                            help="any database on the PostgreSQL server to use; a throwaway one is created beside it")
+        parser.add_argument("--levels", default="1,10,50,200", help="concurrent calls per latency level")
+        parser.add_argument("--min-calls", type=int, default=10, help="calls per latency level at least")
+        parser.add_argument("--dial-calls", type=int, default=12)
+        parser.add_argument("--fanout-repeats", type=int, default=2)
+        parser.add_argument("--speed", type=float, default=0.05, help="real seconds per simulated second")
+        parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+        parser.add_argument("--out", default=str(DEFAULT_OUT), help="directory for benchmark.json and benchmark.png")
+        parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
+
+    def handle(self, *args, **options):
+        if not options["database_url"].startswith(("postgres://", "postgresql://")):
+            raise CommandError("--database-url must be a postgres:// URL")
+        try:
+            levels = tuple(int(level) for level in options["levels"].split(","))
+        except ValueError:
+            raise CommandError("--levels: comma-separated numbers") from None
+        if any(not 1 <= level <= 500 for level in levels) or not 1 <= options["min_calls"] <= 500:
+            raise CommandError("levels and --min-calls must be between 1 and 500")
+        config = benchmarking.Config(
+            levels=levels, min_calls=options["min_calls"], dial_calls=max(1, min(options["dial_calls"], 60)),
+            fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
+            workers=max(1, min(options["workers"], 16)), database_url=options["database_url"],
+        )
+        report = benchmarking.run_benchmark(config, log=lambda line: self.stderr.write(line))
+        for line in benchmarking.format_report(report):
+            self.stdout.write(line)
+        out = Path(options["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "benchmark.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        self.stdout.write(f"wrote {out / 'benchmark.json'}")
+        if not options["no_chart"]:
+            benchmarking.write_chart(report, out / "benchmark.png")
+            self.stdout.write(f"wrote {out / 'benchmark.png'}")

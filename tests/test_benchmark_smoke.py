@@ -1,0 +1,98 @@
+"""manage.py benchmark cannot rot: its statistics on synthetic data, and (slow) the whole command at a tiny size
+against a throwaway PostgreSQL database (skipped when no PostgreSQL server answers on BENCH_DATABASE_URL)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callrouting import benchmarking
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def test_summarize_uses_nearest_rank_percentiles():
+    summary = benchmarking.summarize(range(1, 101))
+    assert summary == {"n": 100, "mean": 50.5, "p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
+    assert benchmarking.summarize([])["p99"] is None
+
+
+def test_webhook_kinds_from_urls():
+    kinds = {url: benchmarking.webhook_kind("http://127.0.0.1:8000" + url) for url in (
+        "/vonage/answer?to=1", "/vonage/event", "/vonage/call/tok/input", "/vonage/leg/tok/event",
+        "/vonage/leg/tok/input", "/vonage/fallback", "/vonage/call/tok/recording")}
+    assert list(kinds.values()) == ["answer", "event", "input", "agent_event", "agent_input", "fallback", "other"]
+
+
+def test_delay_to_the_next_dial_of_the_same_number():
+    triggers = [(10.0, "111"), (20.0, "222"), (30.0, "333")]
+    dials = [(9.0, "111", 201), (10.25, "111", 201), (10.5, "111", 201), (20.1, "222", 201)]
+    assert [round(d) for d in benchmarking.delays_to_next_dial(triggers, dials)] == [250, 100]
+
+
+def _synthetic_report(p99, counts, fan_last):
+    latency = {"200": {"by_kind": {"answer": {"p99": p99}, "input": {"p99": p99}}}}
+    dialling = {"choice_to_first_dial": {"p95": 120.0}, "decline_to_next_dial": {"p95": 400.0}}
+    fanout = {"agents": 9, "bound_ms": 2000.0, "last_dial_ms": fan_last, "rate_limited": 0}
+    return {"webhook_latency": latency, "query_counts": counts, "dialling": dialling, "fanout": fanout}
+
+
+def test_targets_met_and_not_met():
+    targets = benchmarking.evaluate_targets(_synthetic_report(20.0, {"input_by_agents": {"1": 5, "100": 5}}, 2100.0))
+    assert targets["answer_webhook_p99_ms_at_200_concurrent"]["met"]
+    assert targets["queries_constant_in_options_agents_layers"]["met"]
+    assert targets["choice_to_first_dial_p95_ms"]["met"]
+    assert not targets["decline_to_next_dial_p95_ms"]["met"]
+    assert targets["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
+    targets = benchmarking.evaluate_targets(_synthetic_report(30.0, {"input_by_agents": {"1": 5, "100": 6}}, None))
+    assert not targets["input_webhook_p99_ms_at_200_concurrent"]["met"]
+    assert not targets["queries_constant_in_options_agents_layers"]["met"]
+    assert not targets["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
+
+
+def _postgres_answers():
+    try:
+        import psycopg
+
+        with psycopg.connect(DATABASE_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.mark.slow
+def test_the_benchmark_command_at_a_tiny_size(tmp_path):
+    if not _postgres_answers():
+        pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
+    subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "benchmark", "--database-url", DATABASE_URL, "--levels", "1,3",
+         "--min-calls", "2", "--dial-calls", "2", "--fanout-repeats", "1", "--workers", "2", "--no-chart",
+         "--out", str(tmp_path)],
+        env=env, cwd=BASE_DIR, check=True, timeout=120, capture_output=True,
+    )
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+
+    def numeric(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for level in ("1", "3"):
+        data = report["webhook_latency"][level]
+        assert data["connected"] == data["calls"] == (2 if level == "1" else 3)
+        for kind in ("answer", "input", "event", "agent_event", "agent_input"):
+            assert all(numeric(data["by_kind"][kind][key]) for key in ("p50", "p95", "p99"))
+    assert all(numeric(count) for counts in report["query_counts"].values() for count in counts.values())
+    for key in ("choice_to_first_dial", "decline_to_next_dial"):
+        assert numeric(report["dialling"][key]["p95"])
+    assert numeric(report["fanout"]["last_dial_ms"])
+    assert numeric(report["sustained_calls_per_second"])
+    for summary in report["vonage_request_ms"].values():
+        assert numeric(summary["p50"])
+    assert set(report["targets"]) == {
+        "answer_webhook_p99_ms_at_200_concurrent", "input_webhook_p99_ms_at_200_concurrent",
+        "queries_constant_in_options_agents_layers", "choice_to_first_dial_p95_ms", "decline_to_next_dial_p95_ms",
+        "simultaneous_fanout_limited_by_3_calls_per_s"}
