@@ -220,6 +220,8 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
     if not changed:
         return False
     previous, call.state, call.outcome = call.state, S.ENDED, outcome
+    # The connected agent's leg ends with the call (its own "completed" event finds it already final).
+    AgentLeg.objects.filter(call_id=call.pk, status=L.ACCEPTED, ended_at__isnull=True).update(ended_at=now)
     _log(call, "end", outcome=outcome or "none", was=previous)
     _timeline(call, f"Call ended: {Call.Outcome(outcome).label.lower()}.")
     if cancel_legs:

@@ -226,6 +226,8 @@ def test_accepted_call_ending_resolves_incident(phone, number, alice):
     assert call.state == Call.State.ENDED and call.outcome == Call.Outcome.ANSWERED
     call.incident.refresh_from_db()
     assert call.incident.status == Incident.Status.RESOLVED
+    leg.refresh_from_db()
+    assert leg.status == leg.Status.ACCEPTED and leg.ended_at == call.ended_at  # the agent's leg ends with the call
     # The agent's leg completing afterwards changes nothing.
     phone.leg_event(leg, "completed")
     assert Incident.objects.get().events.filter(kind=IncidentEvent.Kind.RESOLVED).count() == 1
