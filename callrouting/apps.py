@@ -1,9 +1,5 @@
-import logging
-
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
-
-log = logging.getLogger(__name__)
 
 
 class CallRoutingConfig(AppConfig):
@@ -24,21 +20,8 @@ class CallRoutingConfig(AppConfig):
 
 def ensure_sweep_schedule(using="default", **kwargs):
     """Schedule callrouting.tasks.sweep every minute (idempotent: runs after every migrate)."""
-    from django.db import connections
-    from django_q.models import Schedule
+    from incidents.apps import ensure_every_minute
 
     from .tasks import SWEEP_FUNC
 
-    if Schedule._meta.db_table not in connections[using].introspection.table_names():
-        return  # django_q is not migrated yet; its own migrate run brings us back here
-    schedule, created = Schedule.objects.using(using).get_or_create(
-        func=SWEEP_FUNC,
-        defaults={
-            "name": "Call routing: stuck calls, voicemail deadlines and auto raise",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    if created:
-        log.info("schedule=%s action=created func=%s every=1min", schedule.pk, SWEEP_FUNC)
+    ensure_every_minute(SWEEP_FUNC, "Call routing: stuck calls, voicemail deadlines and auto raise", using=using)
