@@ -13,8 +13,6 @@ import datetime
 import math
 import os
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,7 @@ from .emulator.rest import Credentials
 from .emulator.script import Agent, Caller, EmulatorClient
 from .emulator.server import PhoneNetwork
 from .emulator.signing import sign_webhook
+from .processes import free_port, stop_process_groups
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SIGNATURE_SECRET = "bench-signature-secret-0123456789-abcdefgh"
@@ -176,12 +175,6 @@ def evaluate_targets(report):
 # --- the stack ------------------------------------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class ThrowawayPostgres:
     """A fresh database on the server of ADMIN_URL (a postgres:// URL of any database there)."""
 
@@ -293,15 +286,7 @@ class Stack:
         return self
 
     def stop(self):
-        for child in self.children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        stop_process_groups(self.children, timeout=10)
         self.phone.stop()
         self.log.close()
 

@@ -7,8 +7,6 @@ that server (created here and dropped afterwards). `Stack.query()` reads it with
 import os
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +20,7 @@ import requests
 from callrouting.emulator.rest import Credentials
 from callrouting.emulator.script import EmulatorClient
 from callrouting.emulator.server import PhoneNetwork
+from callrouting.processes import free_port, stop_process_groups
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
@@ -57,12 +56,6 @@ RoutingOption.objects.create(routing_number=number, position=0, digit=1, label="
 RoutingOption.objects.create(routing_number=number, position=1, digit=2, label="Billing", escalation_policy=policy,
                              simultaneous=True)
 """
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ThrowawayDatabase:
@@ -179,15 +172,7 @@ class Stack:
         return self
 
     def stop(self):
-        for child in self.children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-        for child in self.children:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        stop_process_groups(self.children, timeout=5)
         self.phone.stop()
         self.log.close()
         self.database.drop()

@@ -10,7 +10,6 @@ account (Test call page, manage.py simulate_call). Its credentials are generated
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from callrouting.emulator.server import LocalSetup
+from callrouting.processes import free_port
 
 STOP_TIMEOUT = 15  # seconds a child gets to stop before it is killed
 EMULATOR_START_TIMEOUT = 20
@@ -72,7 +72,7 @@ class Command(BaseCommand):
     def _start_phone_network(self, children, manage, addr, state_dir, speed, stop_requested):
         """Start the local phone network and return the environment that points the product at it."""
         setup = LocalSetup.load_or_create(os.path.join(state_dir, "phone-network"))
-        port = _free_port()
+        port = free_port()
         host, _, web_port = addr.rpartition(":")
         web_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
         base = f"http://{web_host}:{web_port}"
@@ -113,12 +113,6 @@ class Command(BaseCommand):
         running.write_text(json.dumps({"url": emulator_url, "ca": str(setup.ca_cert_path)}))
         self.stdout.write(f"Local phone network on {emulator_url} (speed {speed:g}).")
         return env
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stop(children):
