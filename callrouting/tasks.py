@@ -2,13 +2,13 @@
 
 Tasks take ids, re-read the rows (callrouting.services decides under the call's row lock) and return early when
 the world has moved on. Retries are bounded: a request that places a call is tried at most 1 + MAX_RETRIES
-times, then the leg counts as failed and the next agent is called.
+times, then the leg counts as failed and the next agent is called. Every attempt first waits for its slot of
+Vonage's create-call rate (incidents.pacing).
 """
 import logging
-import threading
 import time
-from collections import deque
 
+from incidents.pacing import wait_for_call_slot
 from incidents.telephony import TelephonyError, get_telephony
 
 from . import flow, services
@@ -19,32 +19,6 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 2
 BACKOFF_SECONDS = (0.5, 1.5)
 sleep = time.sleep  # replaced in tests
-
-
-class CallRatePacer:
-    """At most RATE create-call requests per PERIOD seconds from this process (Vonage allows 3 per second
-    per account and answers 429 above that, without queueing)."""
-
-    def __init__(self, rate=3, period=1.0, clock=time.monotonic):
-        self.rate, self.period, self.clock = rate, period, clock
-        self._sent = deque(maxlen=rate)
-        self._lock = threading.Lock()
-
-    def wait(self):
-        """Sleep until one more request fits; returns the seconds slept."""
-        with self._lock:
-            now = self.clock()
-            delay = 0.0
-            if len(self._sent) == self.rate:
-                delay = max(0.0, self._sent[0] + self.period - now)
-                if delay:
-                    sleep(delay)
-                    now += delay
-            self._sent.append(now)
-            return delay
-
-
-PACER = CallRatePacer()
 
 
 def start_dialling(call_id):
@@ -67,7 +41,13 @@ def place_agent_call(leg_id):
         if request is None:
             log.info("leg=%s action=dial_skipped reason=moved_on", leg_id)
             return
-        PACER.wait()
+        waited = wait_for_call_slot()  # Vonage's create-call rate, shared with every process and notification call
+        if waited:
+            log.info("leg=%s action=dial_paced wait=%.2f", leg_id, waited)
+            request = services.dial_request(leg_id)  # the caller may have hung up meanwhile
+            if request is None:
+                log.info("leg=%s action=dial_skipped reason=moved_on_while_paced", leg_id)
+                return
         services.count_dial_attempt(leg_id)
         try:
             uuid = telephony.create_call(**request)

@@ -261,3 +261,25 @@ class AlertActionDelivery(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.trigger} #{self.attempt}: {self.get_status_display()}"
+
+
+class CallRateWindow(models.Model):
+    """The latest create-call slots reserved against one Vonage account, shared by every process of the
+    deployment (incidents.pacing keeps it; Vonage answers 429 to a 4th call creation within a second)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    slots = models.JSONField(default=list, blank=True, help_text="Epoch seconds, ascending; possibly in the future.")
+
+    def __str__(self):
+        return f"{self.name}: {len(self.slots)} slots"
+
+    def next_slot(self, now, *, rate, period):
+        """The earliest time at or after NOW (epoch seconds) at which one more call creation keeps at most RATE of
+        them in any PERIOD seconds, given the slots already reserved."""
+        if len(self.slots) < rate:
+            return now
+        return max(now, self.slots[-rate] + period)
+
+    def reserve(self, at, *, rate):
+        """Record the slot AT, keeping the latest RATE slots in ascending order (all next_slot() needs)."""
+        self.slots = sorted([*self.slots, at])[-rate:]

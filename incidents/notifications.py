@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from . import voice
 from .models import Incident, IncidentEvent, Notification
+from .pacing import wait_for_call_slot
 from .telephony import TelephonyError, get_telephony
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class VoiceTransport(Transport):
     def send(self, notification):
         if not settings.VONAGE_FROM_NUMBER:
             raise TransportError("VONAGE_FROM_NUMBER is not set: no number to call from.", permanent=True)
+        # Each attempt is one send(): it waits for its slot of the create-call rate it shares with agent legs.
+        waited = wait_for_call_slot()
+        if waited:
+            log.info("notification=%s action=call_paced wait=%.2f", notification.pk, waited)
         try:
             return get_telephony().create_call(
                 to=notification.contact,

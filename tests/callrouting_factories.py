@@ -16,6 +16,7 @@ from factory.django import DjangoModelFactory
 
 from callrouting import tasks as callrouting_tasks
 from callrouting.models import AgentLeg, Call, RoutingNumber, RoutingOption
+from incidents import pacing
 from tests.factories import AccountFactory, PolicyFactory, RuleFactory
 
 _numbers = itertools.count(1)
@@ -58,16 +59,20 @@ def path_of(url):
 
 @pytest.fixture
 def inline_tasks(monkeypatch):
-    """django-q2 tasks run synchronously; sleeps (retry backoff, pacing) are recorded, not slept."""
+    """django-q2 tasks run synchronously; sleeps (retry backoff, create-call pacing) are recorded, not slept.
+
+    The pacer's clock stands still except for those sleeps, so the recorded list is the same on every run.
+    """
     monkeypatch.setattr(Conf, "SYNC", True)
-    slept, clock = [], [0.0]
+    slept, clock = [], [1_800_000_000.0]
 
     def sleep(seconds):
         slept.append(seconds)
         clock[0] += seconds
 
     monkeypatch.setattr(callrouting_tasks, "sleep", sleep)
-    monkeypatch.setattr(callrouting_tasks, "PACER", callrouting_tasks.CallRatePacer(clock=lambda: clock[0]))
+    monkeypatch.setattr(pacing, "sleep", sleep)
+    monkeypatch.setattr(pacing, "clock", lambda: clock[0])
     return slept
 
 

@@ -39,6 +39,7 @@ DEFAULT_RINGING_TIMER = 60
 ANSWER_TIMEOUT = (1, 5)  # connect, read seconds (answer and fallback webhooks)
 EVENT_TIMEOUT = (1, 10)
 KEEP_ENDED_LEGS = 2000
+WAKE_CAP = 0.5  # real seconds a waiting leg sleeps at most before it looks again (see Network.touch)
 DIGITS = set("0123456789*#")
 RING_OUTCOMES = {"answer", "machine", "reject", "busy", "unanswered", "fail"}
 # One silent MPEG-1 Layer III frame (128 kbit/s, 44.1 kHz, 417 bytes): about 26 ms of silence.
@@ -99,6 +100,7 @@ class Leg:
         self.machine_detection = machine_detection
         self.length_timer = length_timer
         self.parent = parent  # the leg whose connect action created this one
+        self.children = []  # the legs this leg's connect actions created
         self.label = label
         self.steps = [dict(step) for step in steps]  # scripted behaviour, applied in order per trigger
         self.status = "started"
@@ -126,6 +128,7 @@ class Leg:
         self.transcript = []
         self._transcript_seq = 0
         self.thread = None
+        self.cond = threading.Condition(network.lock)  # the leg's thread waits here (see Network.touch)
 
     # --- what the control API shows ---------------------------------------------------------------------------
 
@@ -162,7 +165,7 @@ class Leg:
         self._transcript_seq += 1
         entry = {"seq": self._transcript_seq, "at": time.time(), "kind": kind, "text": text, **extra}
         self.transcript.append(entry)
-        self.network.touch()
+        self.network.touch(self)
         return entry
 
     @property
@@ -211,10 +214,35 @@ class Network:
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
-    def touch(self):
-        """Something changed: bump the version and wake every waiter (lock held)."""
+    def touch(self, *legs):
+        """Something changed (lock held): bump the version, wake the watchers of the whole network
+        (wait_for_change) and the threads of the legs that can see the change: LEGS themselves, the leg that
+        connected each of them, the legs they connected and the other members of their conversation. With no
+        LEGS, every leg's thread wakes.
+
+        Waking only those matters with hundreds of calls in progress: every transcript line is a change, and
+        waking every leg's thread for each one costs more CPU than the calls themselves. A leg's wait is also
+        capped (WAKE_CAP), so a change this misses delays a leg by that much at most.
+        """
         self.version += 1
         self.cond.notify_all()
+        for leg in (self._related(legs) if legs else list(self.legs.values())):
+            leg.cond.notify_all()
+
+    def _related(self, legs):
+        related = {}
+        for leg in legs:
+            related[leg.uuid] = leg
+            if leg.parent is not None:
+                related[leg.parent.uuid] = leg.parent
+            for child in leg.children:
+                related[child.uuid] = child
+            conversation = self.conversations.get(leg.conversation) if leg.conversation else None
+            for uuid in conversation.members if conversation else ():
+                other = self.legs.get(uuid)
+                if other is not None:
+                    related[uuid] = other
+        return related.values()
 
     def sim(self, seconds):
         """Real seconds for SECONDS of simulated time."""
@@ -345,9 +373,9 @@ class Network:
                         "default": list(default_agent) if default_agent is not None else None,
                     }
                 )
-                del self.scenarios[:-200]
+                del self.scenarios[:-1000]
             self._prune()
-            self.touch()
+            self.touch(leg)
             snapshot = leg.snapshot()
         self._start(leg, self._run_inbound)
         return snapshot
@@ -378,9 +406,11 @@ class Network:
             steps = self._steps_for_outbound(digits_only(from_), digits_only(to))
             leg = Leg(self, direction="outbound", from_=from_, to=to, parent=parent, steps=steps, **options)
             leg.bridge_after_answer = list(bridge)
+            if parent is not None:
+                parent.children.append(leg)
             self.legs[leg.uuid] = leg
             self._prune()
-            self.touch()
+            self.touch(leg)
         self._start(leg, self._run_outbound)
         return leg
 
@@ -409,7 +439,7 @@ class Network:
             if leg.ended:
                 return 409, "the call has ended"
             error = self._apply(leg, {"do": action, **params})
-            self.touch()
+            self.touch(leg)
             return error
 
     def _apply(self, leg, step):
@@ -464,7 +494,7 @@ class Network:
         leg.hangup_requested = True
         leg.disconnected_by = by
         leg.generation += 1
-        self.touch()
+        self.touch(leg)
 
     # --- REST: modify, talk/stream/dtmf into a call -------------------------------------------------------------
 
@@ -494,7 +524,7 @@ class Network:
                 self._leave_conversation(leg)
                 leg.transfer_to = ncco
                 leg.generation += 1
-                self.touch()
+                self.touch(leg)
             else:
                 leg.note("api", f"{action} through the API")
         return None
@@ -518,7 +548,7 @@ class Network:
         self._event(leg, "started")
         with self.lock:
             leg.status = "ringing"
-            self.touch()
+            self.touch(leg)
         self._event(leg, "ringing")
         ncco = self._fetch_answer(leg, leg.answer_url, leg.answer_method)
         if ncco is None:
@@ -656,7 +686,7 @@ class Network:
             )
         leg.note("ended", status + (f" ({detail})" if detail else ""))
         self._event(leg, status, **extra)
-        self.touch()
+        self.touch(leg)
 
     # --- waiting, with scripted steps ---------------------------------------------------------------------------
 
@@ -685,13 +715,13 @@ class Network:
                 leg.steps.remove(step)
                 leg.note("script", _describe_step(step))
                 self._apply(leg, step)
-                self.touch()
+                self.touch(leg)
                 continue
             if deadline is not None and now >= deadline:
                 return "timeout"
             step_due = step_at if step is not None and (deadline is None or step_at <= deadline) else None
             wakes = [t for t in (deadline, step_due) if t is not None]
-            self.cond.wait(max(0.0, min(wakes) - now) if wakes else None)
+            leg.cond.wait(min([WAKE_CAP] + [max(0.0, t - now) for t in wakes]))
 
     def _sleep(self, leg, seconds, generation, *, kind="talk", stop=None):
         """Let SECONDS of simulated time pass (lock held); STOP() ends it early. Raises Interrupted."""
@@ -911,7 +941,7 @@ class Network:
                     other.note("conversation_end", "the conversation ended")
         if not conversation.members:
             self.conversations.pop(name, None)
-        self.touch()
+        self.touch(leg, *(self.legs[uuid] for uuid in conversation.members if uuid in self.legs))
 
     def _action_connect(self, leg, action, generation):
         endpoint = (action.get("endpoint") or [{}])[0]

@@ -19,7 +19,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres",
                             help="any database on the PostgreSQL server to use; a throwaway one is created beside it")
-        parser.add_argument("--levels", default="1,10,50,200", help="concurrent calls per latency level")
+        parser.add_argument("--levels", default="1,10,50,200", help="calls in progress at once, per latency level")
+        parser.add_argument("--arrival-rate", type=float, default=2.5,
+                            help="new calls per second while a level builds up (one Vonage account dials 3/s at most)")
+        parser.add_argument("--burst", type=int, default=200, help="calls arriving at the same moment (0: skip)")
         parser.add_argument("--min-calls", type=int, default=10, help="calls per latency level at least")
         parser.add_argument("--dial-calls", type=int, default=12)
         parser.add_argument("--fanout-repeats", type=int, default=2)
@@ -37,8 +40,13 @@ class Command(BaseCommand):
             raise CommandError("--levels: comma-separated numbers") from None
         if any(not 1 <= level <= 500 for level in levels) or not 1 <= options["min_calls"] <= 500:
             raise CommandError("levels and --min-calls must be between 1 and 500")
+        if not 0 <= options["burst"] <= 500:
+            raise CommandError("--burst must be between 0 and 500")
+        if not 0.1 <= options["arrival_rate"] <= 100:
+            raise CommandError("--arrival-rate must be between 0.1 and 100 calls per second")
         config = benchmarking.Config(
-            levels=levels, min_calls=options["min_calls"], dial_calls=max(1, min(options["dial_calls"], 60)),
+            levels=levels, arrival_rate=options["arrival_rate"], burst=options["burst"], min_calls=options["min_calls"],
+            dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
             workers=max(1, min(options["workers"], 16)), database_url=options["database_url"],
         )
