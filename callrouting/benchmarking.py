@@ -203,7 +203,7 @@ class ThrowawayPostgres:
         connections.close_all()
         values = {"ENGINE": "django.db.backends.postgresql", "NAME": self.name, "HOST": self.parts.hostname,
                   "PORT": str(self.parts.port or 5432), "USER": self.parts.username or "postgres",
-                  "PASSWORD": self.parts.password or "", "OPTIONS": {}}
+                  "PASSWORD": self.parts.password or "", "OPTIONS": dict(settings.POSTGRES_OPTIONS)}
         settings.DATABASES["default"].update(values)
         # The connection object was built for the configured engine (SQLite, say): build a new one.
         connections.settings["default"].update(values)
@@ -219,9 +219,10 @@ class ThrowawayPostgres:
 class Stack:
     """gunicorn (WORKERS processes) + qcluster as children on the throwaway database; the phone network here."""
 
-    def __init__(self, directory, database, *, workers=4, q_workers=2):
+    def __init__(self, directory, database, *, workers=4, q_workers=2, redis_url=""):
         self.directory = Path(directory)
         self.database = database
+        self.redis_url = redis_url  # the django-q2 broker: Redis when set, else the database (ORM broker)
         self.workers, self.q_workers = workers, q_workers
         self.web_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.web_port}"
@@ -236,6 +237,7 @@ class Stack:
         self.phone.network.on_webhook = self.recorder
         self.children = []
         self.log_path = self.directory / "stack.log"
+        self.access_log = self.directory / "access.log"  # gunicorn's: microseconds, status and path per request
         self.log = open(self.log_path, "ab")
 
     def env(self):
@@ -263,13 +265,30 @@ class Stack:
             LOG_LEVEL="WARNING",
         )
         env.pop("REDIS_URL", None)
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
         return env
 
+    def queued_tasks(self):
+        """Tasks waiting in the broker."""
+        if self.redis_url:
+            import redis
+
+            return redis.Redis.from_url(self.redis_url).llen("django_q:callrouting:q")
+        from django_q.models import OrmQ
+
+        return OrmQ.objects.count()
+
     def start(self):
+        if self.redis_url:  # nothing a crashed earlier run left in the queue
+            import redis
+
+            redis.Redis.from_url(self.redis_url).delete("django_q:callrouting:q")
         self.phone.start()
         commands = [
             [sys.executable, "-m", "gunicorn", "callrouting.wsgi", "-w", str(self.workers),
-             "-b", f"127.0.0.1:{self.web_port}", "--timeout", "30"],
+             "-b", f"127.0.0.1:{self.web_port}", "--timeout", "30",
+             "--access-logfile", str(self.access_log), "--access-logformat", "%(D)s %(s)s %(U)s"],
             [sys.executable, str(BASE_DIR / "manage.py"), "qcluster"],
         ]
         for command in commands:
@@ -306,11 +325,9 @@ class Stack:
     def settle(self, timeout=20):
         """Between phases: hang up whatever still runs on the phone network and wait for the task queue to drain,
         so one phase's backlog does not load the next. Returns the seconds it took."""
-        from django_q.models import OrmQ
-
         started = time.monotonic()
         self.phone.network.reset()
-        while time.monotonic() - started < timeout and OrmQ.objects.exists():
+        while time.monotonic() - started < timeout and self.queued_tasks():
             time.sleep(0.2)
         time.sleep(1.1)  # also a fresh window for Vonage's 3 calls/s limit
         return round(time.monotonic() - started, 1)
@@ -356,6 +373,22 @@ class Stack:
         timed_out = time.monotonic() >= deadline
         return uuids, time.monotonic() - started, timed_out
 
+    def access_log_size(self):
+        return self.access_log.stat().st_size if self.access_log.exists() else 0
+
+    def server_times(self, since_size):
+        """{kind: summary} of the time gunicorn took per request (from reading the request to sending the
+        response: the product's own time, without the network and the phone network's scheduling), for the
+        requests logged after the access log had SINCE_SIZE bytes."""
+        times = {}
+        with open(self.access_log, "rb") as log_file:
+            log_file.seek(since_size)
+            for line in log_file.read().decode(errors="replace").splitlines():
+                parts = line.split(" ", 2)
+                if len(parts) == 3 and parts[0].isdigit():
+                    times.setdefault(webhook_kind(parts[2]), []).append(int(parts[0]) / 1000)
+        return {kind: summarize(values) for kind, values in sorted(times.items()) if kind != "other"}
+
     def peak_in_progress(self, uuids):
         """The most of these inbound calls that were in progress at the same moment."""
         changes = []
@@ -378,11 +411,25 @@ class Stack:
             return {}
         web, worker = self.children[0].pid, self.children[1].pid
         return {
+            **_machine_cpu(),
             "web": _tree_cpu(table, web),
             "worker": _tree_cpu(table, worker),
             "phone_network_and_load": table.get(os.getpid(), ("", 0, 0.0))[2],
             "postgres": round(sum(cpu for name, _ppid, cpu in table.values() if name.startswith("postgres")), 2),
         }
+
+
+def _machine_cpu():
+    """The whole machine's CPU seconds from /proc/stat: busy (user, system, interrupts), waiting for I/O, and
+    stolen by the hypervisor for other guests (a high figure means the benchmark ran on a crowded host)."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, iowait, irq, softirq, steal = fields
+    return {"machine_busy": round((user + nice + system + irq + softirq) / ticks, 2),
+            "machine_iowait": round(iowait / ticks, 2), "machine_steal": round(steal / ticks, 2)}
 
 
 def _process_table():
@@ -597,7 +644,7 @@ def latency_phase(stack, concurrency, calls, timeout, *, rate, speed, burst=Fals
     phase = f"{'burst' if burst else 'latency'}-{concurrency}"
     stack.recorder.phase = phase
     started = time.time()
-    cpu_before = stack.cpu_seconds()
+    cpu_before, log_size = stack.cpu_seconds(), stack.access_log_size()
     overlap = 0.0 if burst else (concurrency - 1) / rate
     hold = (overlap + HOLD_MARGIN) / speed if speed else 0
     caller = Caller(press="1", after=0.2, hang_up_after=hold, hang_up_on_hold=5 / speed if speed else None)
@@ -623,6 +670,7 @@ def latency_phase(stack, concurrency, calls, timeout, *, rate, speed, burst=Fals
         "timed_out": timed_out,
         "cpu_seconds": {key: round(cpu_after[key] - cpu_before[key], 2) for key in cpu_after},
         "by_kind": latency_by_kind(records),
+        "server_ms_by_kind": stack.server_times(log_size),
     }
 
 
@@ -708,7 +756,7 @@ class Config:
     arrival_rate: float = 2.5  # new calls per second while a level builds up (see README: Benchmark)
     burst: int = 200  # calls arriving at the same moment, a stress figure (0: skip)
     min_calls: int = 10  # calls per latency level at least (concurrency 1 runs this many one after another)
-    warmup_calls: int = 8
+    warmup_calls: int = 24  # 6 per web worker: each has served every webhook a few times (prepared statements)
     dial_calls: int = 12
     fanout_repeats: int = 2
     jwt_repeats: int = 8
@@ -717,13 +765,15 @@ class Config:
     workers: int = 4
     q_workers: int = 2
     database_url: str = "postgres://postgres@127.0.0.1:5432/postgres"
+    redis_url: str = ""  # the django-q2 broker; empty: the ORM broker on the same PostgreSQL database
 
 
 def run_benchmark(config, log=print):
     """Run every phase; returns the report dict."""
     from django.core.management import call_command
 
-    report = {"config": {key: getattr(config, key) for key in config.__dataclass_fields__ if key != "database_url"}}
+    report = {"config": {key: getattr(config, key) for key in config.__dataclass_fields__ if key not in ("database_url", "redis_url")}}
+    report["config"]["broker"] = "redis" if config.redis_url else "orm"
     # Other work on the machine skews every figure: the load average before and after says how much there was.
     report["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                          "load_average_before": [round(x, 2) for x in os.getloadavg()]}
@@ -736,7 +786,8 @@ def run_benchmark(config, log=print):
         log(f"database {database.name}: migrating")
         call_command("migrate", interactive=False, verbosity=0)
         fixtures = create_data()
-        stack = Stack(directory, database, workers=config.workers, q_workers=config.q_workers)
+        stack = Stack(directory, database, workers=config.workers, q_workers=config.q_workers,
+                      redis_url=config.redis_url)
         log("query counts (in-process, Django test client)")
         report["query_counts"], report["in_process_webhook_ms"] = measure_query_counts(fixtures, stack.base_url)
         log(f"starting gunicorn -w {config.workers}, qcluster, phone network")
@@ -790,6 +841,8 @@ def format_report(report):
                      f"{data['webhook_errors']} errors, {data['rate_limited_dials']} dials answered 429")
         for kind, s in data["by_kind"].items():
             lines.append(f"  {kind:12} n={s['n']:<5} p50={s['p50']} p95={s['p95']} p99={s['p99']} max={s['max']} ms")
+        for kind, s in data.get("server_ms_by_kind", {}).items():
+            lines.append(f"  server {kind:12} p50={s['p50']} p95={s['p95']} p99={s['p99']} max={s['max']} ms")
         if data.get("cpu_seconds"):
             lines.append("  CPU seconds: " + ", ".join(f"{k} {v}" for k, v in data["cpu_seconds"].items()))
     lines.append("queries per webhook / task:")

@@ -81,10 +81,14 @@ def find_number(to):
     raw = str(to or "").strip()
     if not raw:
         return None
-    try:
-        e164 = normalize_phone_number(raw if raw.startswith("+") else "+" + raw)
-    except ValidationError:
-        return None
+    digits = raw[1:] if raw.startswith("+") else raw
+    if digits.isascii() and digits.isdigit() and 8 <= len(digits) <= 15:
+        e164 = "+" + digits  # what Vonage sends: E.164 digits, as stored
+    else:
+        try:
+            e164 = normalize_phone_number("+" + digits)
+        except ValidationError:
+            return None
     number = (
         RoutingNumber.objects.select_related("alert_source").prefetch_related("audio_files").filter(phone_number=e164).first()
     )
@@ -134,22 +138,30 @@ def _options(number):
 # --- Caller ---------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+class _AlreadyMoved(Exception):
+    """Rolls back what a verb created once its conditional update finds the call has moved on."""
+
+
 def route_call(call, option, how, *, number):
     """Route CALL to OPTION: create its incident (escalation held back), start calling agents.
 
     Returns True when this call made the change (False: it was routed already).
     """
+    try:
+        return _route_call(call, option, how, number=number)
+    except _AlreadyMoved:
+        return False
+
+
+@transaction.atomic
+def _route_call(call, option, how, *, number):
     now = timezone.now()
     simultaneous = {CallingStyle.SIMULTANEOUS: True, CallingStyle.SEQUENTIAL: False}.get(
         call.calling_style, option.simultaneous
     )
-    changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ROUTING]).update(
-        state=S.ROUTING, option=option, simultaneous=simultaneous, routed_at=now, routing_due_at=routing_due(number, now)
-    )
-    if not changed:
-        return False
     caller = call.caller or "an unknown number"
+    # The incident first, so that one conditional update both routes the call and links it; a repeated input
+    # (the call moved on meanwhile) rolls the incident back.
     incident = create_incident(
         alert_source=number.alert_source,
         summary=f"Call from {caller} for {option.label}",
@@ -157,7 +169,12 @@ def route_call(call, option, how, *, number):
         escalation_policy=option.escalation_policy,
         suppress_escalation=True,
     )
-    Call.objects.filter(pk=call.pk).update(incident=incident)
+    changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ROUTING]).update(
+        state=S.ROUTING, option=option, simultaneous=simultaneous, routed_at=now,
+        routing_due_at=routing_due(number, now), incident=incident,
+    )
+    if not changed:
+        raise _AlreadyMoved()
     call.state, call.option, call.incident, call.simultaneous = S.ROUTING, option, incident, simultaneous
     mode = "all at once" if simultaneous else "one after another"
     _timeline(call, f"Call from {caller}: chose {option.digit} “{option.label}” ({how}). Calling agents {mode}.")
@@ -757,6 +774,16 @@ def _apply(call, step, *, number, options=()):
     return step.ncco
 
 
+def _create_call(**fields):
+    """(call, True) for a new call; (the stored call, False) when Vonage repeats the answer webhook. Inserting
+    first spares the lookup that get_or_create makes for every call, new or not."""
+    try:
+        with transaction.atomic():
+            return Call.objects.create(**fields), True
+    except IntegrityError:
+        return Call.objects.get(vonage_uuid=fields["vonage_uuid"]), False
+
+
 def handle_answer(payload):
     """The answer webhook: the NCCO for a new inbound call (never an error for an unknown number)."""
     uuid = payload.get("uuid")
@@ -768,18 +795,16 @@ def handle_answer(payload):
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "unknown_number")
     options = _options(number)
     target = number.target_at(timezone.now())
-    call, created = Call.objects.get_or_create(
+    call, created = _create_call(
         vonage_uuid=uuid[:64],
-        defaults={
-            "account_id": number.account_id,
-            "routing_number": number,
-            "caller": caller_number(payload.get("from")),
-            "called_number": number.phone_number,
-            "conversation_uuid": str(payload.get("conversation_uuid") or "")[:64],
-            "target": target.kind,
-            "calling_style": target.calling,
-            "in_support_hours": target.in_support_hours,
-        },
+        account_id=number.account_id,
+        routing_number=number,
+        caller=caller_number(payload.get("from")),
+        called_number=number.phone_number,
+        conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+        target=target.kind,
+        calling_style=target.calling,
+        in_support_hours=target.in_support_hours,
     )
     call.routing_number = number
     if not created:  # a repeated answer webhook: what was decided for the call counts (see flow.on_answer)

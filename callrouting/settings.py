@@ -103,13 +103,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
-        # Server-side parameters and prepared statements: the webhooks run the same few queries all the time, and
-        # PostgreSQL then plans each once per connection (answer webhook 9.0 -> 6.5 ms in the benchmark). Turn off
-        # behind a connection pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
-        DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 1})
+# Server-side parameters and prepared statements: the webhooks run the same few queries all the time, and
+# PostgreSQL then plans each once per connection (answer webhook 9.0 -> 6.5 ms in-process). Turn off behind a
+# connection pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+POSTGRES_OPTIONS = (
+    {"server_side_binding": True, "prepare_threshold": 1} if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else {}
+)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(POSTGRES_OPTIONS)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "escalation.User"

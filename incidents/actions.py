@@ -161,15 +161,17 @@ MESSAGE_BUILDERS = {
 }
 
 
-def fire(incident_id, trigger, now=None):
-    """Queue a delivery of every enabled action of the incident's source selected for TRIGGER.
+def fire(incident_id, trigger, now=None, *, alert_source_id=None):
+    """Queue a delivery of every enabled action of the incident's source (ALERT_SOURCE_ID when the caller knows
+    it, which spares a join) selected for TRIGGER.
 
     Called inside the service's transaction; the tasks are enqueued when it commits. Returns the deliveries.
     """
     from .tasks import enqueue
 
     now = now or timezone.now()
-    actions = AlertAction.objects.filter(alert_source__incidents=incident_id, enabled=True, **{f"on_{trigger}": True})
+    source = {"alert_source_id": alert_source_id} if alert_source_id else {"alert_source__incidents": incident_id}
+    actions = AlertAction.objects.filter(enabled=True, **source, **{f"on_{trigger}": True})
     deliveries = []
     for action in actions:
         delivery = AlertActionDelivery.objects.create(

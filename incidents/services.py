@@ -20,7 +20,7 @@ def add_event(incident, kind, message, *, user=None, data=None):
     return IncidentEvent.objects.create(incident_id=incident_id, kind=kind, message=message, user=user, data=data or {})
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a caller's transaction no savepoint: nobody recovers from a failure here
 def create_incident(*, alert_source, summary, details="", priority=None, escalation_policy=None, suppress_escalation=False):
     """Create a PENDING incident for ALERT_SOURCE and return it.
 
@@ -41,7 +41,7 @@ def create_incident(*, alert_source, summary, details="", priority=None, escalat
     log.info("incident=%s action=created source=%s suppressed=%s", incident.pk, alert_source.pk, suppress_escalation)
     if not suppress_escalation:
         _start_escalation(incident)
-    actions.fire(incident.pk, AlertAction.Trigger.CREATED)
+    actions.fire(incident.pk, AlertAction.Trigger.CREATED, alert_source_id=alert_source.pk)
     return incident
 
 

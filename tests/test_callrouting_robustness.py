@@ -71,6 +71,20 @@ def test_repeated_menu_input_routes_once(phone, number):
     assert Incident.objects.count() == 1 and dialled_numbers(phone) == ["4915110000001"]
 
 
+def test_routing_a_call_that_moved_on_leaves_no_incident_behind(phone, number):
+    from callrouting import services
+
+    response, uuid = phone.dial(number.phone_number)
+    stale = the_call(uuid)  # read while the caller is still in the menu
+    phone.press(response.json(), "1")
+    option = number.options.get(digit=1)
+    # A second routing of the same call (a webhook that read the call before the first committed) changes nothing.
+    assert services.route_call(stale, option, "digit", number=number) is False
+    call = the_call(uuid)
+    assert Incident.objects.count() == 1 and call.incident_id == Incident.objects.get().pk
+    assert call.incident.events.filter(message__startswith="Call from").count() == 1
+
+
 def test_repeated_leg_event_dials_next_agent_once(phone, number, alice, bob, carol):
     route(phone, number, "1")
     alice_leg = phone.leg(alice)

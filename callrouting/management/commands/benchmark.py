@@ -28,12 +28,23 @@ class Command(BaseCommand):
         parser.add_argument("--fanout-repeats", type=int, default=2)
         parser.add_argument("--speed", type=float, default=0.05, help="real seconds per simulated second")
         parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+        parser.add_argument("--redis-url", default="",
+                            help="run the django-q2 worker on this Redis (redis://...) instead of the ORM broker")
         parser.add_argument("--out", default=str(DEFAULT_OUT), help="directory for benchmark.json and benchmark.png")
         parser.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
 
     def handle(self, *args, **options):
         if not options["database_url"].startswith(("postgres://", "postgresql://")):
             raise CommandError("--database-url must be a postgres:// URL")
+        if options["redis_url"]:
+            if not options["redis_url"].startswith(("redis://", "rediss://")):
+                raise CommandError("--redis-url must be a redis:// URL")
+            import redis
+
+            try:
+                redis.Redis.from_url(options["redis_url"], socket_connect_timeout=2).ping()
+            except redis.RedisError as exc:
+                raise CommandError(f"no Redis answers at --redis-url ({exc}); leave it out for the ORM broker") from None
         try:
             levels = tuple(int(level) for level in options["levels"].split(","))
         except ValueError:
@@ -49,6 +60,7 @@ class Command(BaseCommand):
             dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
             workers=max(1, min(options["workers"], 16)), database_url=options["database_url"],
+            redis_url=options["redis_url"],
         )
         report = benchmarking.run_benchmark(config, log=lambda line: self.stderr.write(line))
         for line in benchmarking.format_report(report):
