@@ -30,6 +30,7 @@ from incidents.services import (
     resolve_incident,
     set_priority,
 )
+from incidents.tasks import broker
 from incidents.webhooks import MalformedWebhook
 
 from . import flow, phrases
@@ -50,7 +51,7 @@ TOKEN_IN_URL = re.compile(r"/vonage/(call|leg)/([A-Za-z0-9_-]{16,64})/")
 
 def _enqueue(func, *args):
     """Run the task FUNC(*ARGS) once the current transaction has committed."""
-    transaction.on_commit(lambda: async_task(f"callrouting.tasks.{func}", *args, group="callrouting"))
+    transaction.on_commit(lambda: async_task(f"callrouting.tasks.{func}", *args, group="callrouting", broker=broker()))
 
 
 def _log(call, action, **fields):
@@ -160,6 +161,7 @@ def _route_call(call, option, how, *, number):
         call.calling_style, option.simultaneous
     )
     caller = call.caller or "an unknown number"
+    mode = "all at once" if simultaneous else "one after another"
     # The incident first, so that one conditional update both routes the call and links it; a repeated input
     # (the call moved on meanwhile) rolls the incident back.
     incident = create_incident(
@@ -168,6 +170,9 @@ def _route_call(call, option, how, *, number):
         details=f"{caller} called {number.name} ({number.phone_number}) and chose {option.digit} “{option.label}” ({how}).",
         escalation_policy=option.escalation_policy,
         suppress_escalation=True,
+        timeline=[(IncidentEvent.Kind.CALL,
+                   f"Call from {caller}: chose {option.digit} “{option.label}” ({how}). Calling agents {mode}.",
+                   {"call": call.pk})],
     )
     changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ROUTING]).update(
         state=S.ROUTING, option=option, simultaneous=simultaneous, routed_at=now,
@@ -176,8 +181,6 @@ def _route_call(call, option, how, *, number):
     if not changed:
         raise _AlreadyMoved()
     call.state, call.option, call.incident, call.simultaneous = S.ROUTING, option, incident, simultaneous
-    mode = "all at once" if simultaneous else "one after another"
-    _timeline(call, f"Call from {caller}: chose {option.digit} “{option.label}” ({how}). Calling agents {mode}.")
     _log(call, "route", option=option.digit, how=how.replace(" ", "_"), incident=incident.pk)
     _enqueue("start_dialling", call.pk)
     return True

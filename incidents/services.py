@@ -21,11 +21,13 @@ def add_event(incident, kind, message, *, user=None, data=None):
 
 
 @transaction.atomic(savepoint=False)  # inside a caller's transaction no savepoint: nobody recovers from a failure here
-def create_incident(*, alert_source, summary, details="", priority=None, escalation_policy=None, suppress_escalation=False):
+def create_incident(*, alert_source, summary, details="", priority=None, escalation_policy=None, suppress_escalation=False,
+                    timeline=()):
     """Create a PENDING incident for ALERT_SOURCE and return it.
 
     The escalation policy defaults to the source's. With suppress_escalation the normal escalation is held back
-    until escalate_incident() is called (call routing does this while a live call is being routed).
+    until escalate_incident() is called (call routing does this while a live call is being routed). TIMELINE:
+    (kind, message, data) lines to follow "created", written with it in one insert.
     """
     policy = escalation_policy if escalation_policy is not None else alert_source.escalation_policy
     incident = Incident.objects.create(
@@ -37,7 +39,10 @@ def create_incident(*, alert_source, summary, details="", priority=None, escalat
         priority=priority or alert_source.priority,
         escalation_suppressed=suppress_escalation,
     )
-    add_event(incident, IncidentEvent.Kind.CREATED, f"Incident created from {alert_source.name}.")
+    IncidentEvent.objects.bulk_create(
+        [IncidentEvent(incident=incident, kind=IncidentEvent.Kind.CREATED, message=f"Incident created from {alert_source.name}.")]
+        + [IncidentEvent(incident=incident, kind=kind, message=message, data=data) for kind, message, data in timeline]
+    )
     log.info("incident=%s action=created source=%s suppressed=%s", incident.pk, alert_source.pk, suppress_escalation)
     if not suppress_escalation:
         _start_escalation(incident)
