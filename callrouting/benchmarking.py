@@ -715,22 +715,27 @@ def dialling_phase(stack, calls, timeout):
 
 
 def fanout_phase(stack, agents=9, repeats=2, timeout=40):
-    """Simultaneous ringing to AGENTS agents (nobody answers) with Vonage's 3 calls/s limit on."""
+    """Simultaneous ringing to AGENTS agents with Vonage's 3 calls/s limit on. The agents answer 20 simulated
+    seconds into ringing, after the last call was placed, so that the call is taken: an abandoned call's incident
+    would escalate, and its notification calls would take call slots from the next repeat."""
     phase = "fanout"
     stack.recorder.phase = phase
     stack.phone.rest.call_rate = VONAGE_CALL_RATE
-    spans, rate_limited = [], 0
+    spans, rate_limited, dial_times = [], 0, []
     try:
         for _ in range(repeats):
             started = time.time()
             time.sleep(1.1)  # a fresh rate-limit window: earlier phases' dials must not count against this one
-            stack.place_calls([{"to": FANOUT_NUMBER, "caller": Caller(press="1", after=0.2, hang_up_on_hold=40),
-                                "default_agent": Agent.no_answer()}], concurrency=1, timeout=timeout)
+            caller = Caller(press="1", after=0.2, hang_up_on_hold=40, hang_up_after=1)
+            stack.place_calls([{"to": FANOUT_NUMBER, "caller": caller, "default_agent": Agent.accept(after=20)}],
+                              concurrency=1, timeout=timeout)
             records = [r for r in stack.recorder.of(phase) if r.started >= started]
             choice = min((r.started for r in records if r.kind == "input" and r.digits == "1"), default=None)
             dials = [dial for dial in stack.dials(started) if dial[1] == FANOUT_NUMBER.lstrip("+")]
             rate_limited += sum(1 for _a, _n, status in dials if status == 429)
             placed = sorted(at for at, number, status in dials if status == 201)
+            if choice is not None:
+                dial_times.append([round((at - choice) * 1000) for at in placed])
             if choice is not None and len(placed) >= agents:
                 spans.append(((placed[0] - choice) * 1000, (placed[agents - 1] - choice) * 1000))
     finally:
@@ -744,6 +749,8 @@ def fanout_phase(stack, agents=9, repeats=2, timeout=40):
         "last_dial_ms": round(max(s[1] for s in spans), 1) if spans else None,
         "bound_ms": bound_ms,
         "rate_limited": rate_limited,
+        "spans_ms": [[round(first), round(last)] for first, last in spans],
+        "dial_times_ms": dial_times,
     }
 
 
