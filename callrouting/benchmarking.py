@@ -312,6 +312,16 @@ class Stack:
         self.phone.stop()
         self.log.close()
 
+    def wait_for_quiet_dialling(self, *, quiet, timeout):
+        """Wait until no call was created for QUIET seconds (at most TIMEOUT seconds); returns the seconds waited."""
+        started = time.time()
+        while time.time() - started < timeout:
+            last = max((at for at, _number, _status in self.dials(time.time() - quiet)), default=None)
+            if last is None:
+                break
+            time.sleep(max(0.1, last + quiet - time.time()))
+        return round(time.time() - started, 1)
+
     def dials(self, since):
         """(received_at, from number digits, status) of create-call requests since SINCE (epoch s)."""
         result = []
@@ -727,8 +737,10 @@ def fanout_phase(stack, agents=9, repeats=2, timeout=40):
     spans, rate_limited, dial_times = [], 0, []
     try:
         for _ in range(repeats):
+            # A fresh rate-limit window: no call creation for 2.5 s (a late notification call of an earlier
+            # phase's incident shares the deployment's slots and would count against this fan-out).
+            stack.wait_for_quiet_dialling(quiet=2.5, timeout=60)
             started = time.time()
-            time.sleep(1.1)  # a fresh rate-limit window: earlier phases' dials must not count against this one
             caller = Caller(press="1", after=0.2, hang_up_on_hold=40, hang_up_after=1)
             stack.place_calls([{"to": FANOUT_NUMBER, "caller": caller, "default_agent": Agent.accept(after=20)}],
                               concurrency=1, timeout=timeout)
