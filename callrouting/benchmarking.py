@@ -168,10 +168,13 @@ def evaluate_targets(report):
         results[f"{key}_p95_ms"] = {"target": f"<= {TARGETS[target]:g} ms", "value": p95,
                                     "met": p95 is not None and p95 <= TARGETS[target]}
     fan = report["fanout"]
+    # Older reports have no worst_* (no other call creations were counted then).
+    last, bound = fan.get("worst_last_dial_ms", fan["last_dial_ms"]), fan.get("worst_bound_ms", fan["bound_ms"])
     results["simultaneous_fanout_limited_by_3_calls_per_s"] = {
-        "target": f"last of {fan['agents']} dials within {fan['bound_ms']:g} ms + 500 ms, no 429",
-        "value": fan["last_dial_ms"],
-        "met": fan["last_dial_ms"] is not None and fan["last_dial_ms"] <= fan["bound_ms"] + 500 and fan["rate_limited"] == 0}
+        "target": f"last of {fan['agents']} dials within {bound:g} ms (3 calls/s, other call creations counted) "
+                  "+ 500 ms, no 429",
+        "value": last,
+        "met": last is not None and last <= bound + 500 and fan["rate_limited"] == 0}
     return results
 
 
@@ -727,6 +730,11 @@ def dialling_phase(stack, calls, timeout):
     return result
 
 
+def fanout_bound_ms(creations):
+    """How long after the first of CREATIONS call creations the last can go out at exactly 3 per second."""
+    return (math.ceil(creations / VONAGE_CALL_RATE) - 1) * 1000.0
+
+
 def fanout_phase(stack, agents=9, repeats=2, timeout=40):
     """Simultaneous ringing to AGENTS agents with Vonage's 3 calls/s limit on. The agents answer 20 simulated
     seconds into ringing, after the last call was placed, so that the call is taken: an abandoned call's incident
@@ -752,10 +760,15 @@ def fanout_phase(stack, agents=9, repeats=2, timeout=40):
             if choice is not None:
                 dial_times.append([round((at - choice) * 1000) for at in placed])
             if choice is not None and len(placed) >= agents:
-                spans.append(((placed[0] - choice) * 1000, (placed[agents - 1] - choice) * 1000))
+                # Other call creations of the deployment (a notification call, say) in the same seconds share
+                # Vonage's limit: the bound counts them too.
+                others = sum(1 for at, number, status in stack.dials(choice) if status == 201
+                             and number != FANOUT_NUMBER.lstrip("+") and at <= placed[agents - 1])
+                spans.append(((placed[0] - choice) * 1000, (placed[agents - 1] - choice) * 1000, others))
     finally:
         stack.phone.rest.call_rate = None
     bound_ms = (math.ceil(agents / VONAGE_CALL_RATE) - 1) * 1000.0
+    worst = max(spans, key=lambda span: span[1] - fanout_bound_ms(agents + span[2])) if spans else None
     return {
         "agents": agents,
         "repeats": repeats,
@@ -763,8 +776,11 @@ def fanout_phase(stack, agents=9, repeats=2, timeout=40):
         "first_dial_ms": round(statistics.fmean(s[0] for s in spans), 1) if spans else None,
         "last_dial_ms": round(max(s[1] for s in spans), 1) if spans else None,
         "bound_ms": bound_ms,
+        # The repeat that came closest to (or went furthest past) its bound, other call creations counted.
+        "worst_last_dial_ms": round(worst[1], 1) if worst else None,
+        "worst_bound_ms": fanout_bound_ms(agents + worst[2]) if worst else None,
         "rate_limited": rate_limited,
-        "spans_ms": [[round(first), round(last)] for first, last in spans],
+        "spans_ms": [[round(first), round(last), others] for first, last, others in spans],
         "dial_times_ms": dial_times,
     }
 
@@ -880,7 +896,8 @@ def format_report(report):
         lines.append(f"{key}: n={s['n']} p50={s['p50']} p95={s['p95']} p99={s['p99']} max={s['max']} ms")
     fan = report["fanout"]
     lines.append(f"fan-out to {fan['agents']} agents: first dial {fan['first_dial_ms']} ms, last dial {fan['last_dial_ms']} ms "
-                 f"after the choice (bound at 3 calls/s: {fan['bound_ms']:g} ms), 429s: {fan['rate_limited']}")
+                 f"after the choice (bound at 3 calls/s: {fan['bound_ms']:g} ms), 429s: {fan['rate_limited']}; "
+                 f"per repeat [first, last, other call creations]: {fan.get('spans_ms')}")
     for kind, s in report["in_process_webhook_ms"].items():
         lines.append(f"in-process {kind} webhook (test client, no HTTP): p50={s['p50']} p95={s['p95']} max={s['max']} ms")
     for label, s in report["vonage_request_ms"].items():

@@ -53,6 +53,15 @@ def test_targets_met_and_not_met():
     assert not targets["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
 
 
+def test_fanout_bound_counts_other_call_creations_in_the_window():
+    assert benchmarking.fanout_bound_ms(9) == 2000.0 and benchmarking.fanout_bound_ms(10) == 3000.0
+    report = _synthetic_report(20.0, {"input_by_agents": {"1": 5}}, 3368.0)
+    report["fanout"].update(worst_last_dial_ms=3368.0, worst_bound_ms=3000.0)  # a notification call shared it
+    assert benchmarking.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
+    report["fanout"].update(worst_bound_ms=2000.0)  # nothing else was dialled: 3.4 s is too slow
+    assert not benchmarking.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
+
+
 def _postgres_answers():
     try:
         import psycopg
