@@ -390,6 +390,8 @@ def test_answer_and_input_webhooks_do_a_constant_number_of_queries(phone, acme, 
             menu = response.json()
             counts.append(_queries(lambda: phone.press(menu, "1", run_tasks=False)))
     assert counts[0] == counts[1], counts
+    # SQLite 6 and 9, PostgreSQL 6 and 10: one more query in either webhook is a regression to look at.
+    assert counts[0] <= {"answer": 6, "input": 10}[webhook], counts
     number = _build(acme, options=9, agents=10, layers=10)
     with django_assert_max_num_queries(12):
         phone.dial(number.phone_number, run_tasks=False)
