@@ -43,7 +43,9 @@ def create_incident(*, alert_source, summary, details="", priority=None, escalat
         [IncidentEvent(incident=incident, kind=IncidentEvent.Kind.CREATED, message=f"Incident created from {alert_source.name}.")]
         + [IncidentEvent(incident=incident, kind=kind, message=message, data=data) for kind, message, data in timeline]
     )
-    log.info("incident=%s action=created source=%s suppressed=%s", incident.pk, alert_source.pk, suppress_escalation)
+    # Logged once committed: a caller's transaction may still roll the incident back (callrouting.route_call).
+    transaction.on_commit(lambda: log.info(
+        "incident=%s action=created source=%s suppressed=%s", incident.pk, alert_source.pk, suppress_escalation))
     if not suppress_escalation:
         _start_escalation(incident)
     actions.fire(incident.pk, AlertAction.Trigger.CREATED, alert_source_id=alert_source.pk)
