@@ -31,7 +31,7 @@ from .emulator.engine import validate_steps
 from .emulator.script import Agent, Caller, EmulatorClient
 from .emulator.server import PhoneNetwork
 from .emulator.signing import sign_webhook
-from .processes import free_port, stop_process_groups
+from .processes import free_port, phone_network_env, stop_process_groups
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SIGNATURE_SECRET = "bench-signature-secret-0123456789-abcdefgh"
@@ -244,9 +244,9 @@ class Stack:
         self.log = open(self.log_path, "ab")
 
     def env(self):
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
-        env.update(
-            DJANGO_SETTINGS_MODULE="callrouting.settings",
+        env = phone_network_env(
+            self.phone, self.credentials, signature_secret=SIGNATURE_SECRET, from_number=FROM_NUMBER,
+            ca_file=self.ca_file,
             DEBUG="false",
             SECRET_KEY="bench-secret-key-" + "x" * 40,
             DATABASE_URL=self.database.url,
@@ -254,16 +254,6 @@ class Stack:
             MEDIA_ROOT=str(self.directory / "media"),
             CALL_SPOOL_DIR=str(self.directory / "spool"),
             PUBLIC_BASE_URL=self.base_url,
-            VONAGE_API_HOST=self.phone.host,
-            VONAGE_REST_HOST=self.phone.host,
-            VONAGE_APPLICATION_ID=self.credentials.application_id,
-            VONAGE_PRIVATE_KEY=self.credentials.private_key_pem,
-            VONAGE_API_KEY=self.credentials.api_key,
-            VONAGE_API_SECRET=self.credentials.api_secret,
-            VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
-            VONAGE_FROM_NUMBER=FROM_NUMBER,
-            REQUESTS_CA_BUNDLE=self.ca_file,
-            NO_PROXY="127.0.0.1,localhost",
             Q_WORKERS=str(self.q_workers),
             LOG_LEVEL="WARNING",
         )
@@ -272,21 +262,26 @@ class Stack:
             env["REDIS_URL"] = self.redis_url
         return env
 
+    def _redis_queue(self):
+        """(client, key) of the Redis list the django-q2 cluster takes its tasks from."""
+        import redis
+        from django.conf import settings
+
+        return redis.Redis.from_url(self.redis_url), f"django_q:{settings.Q_CLUSTER['name']}:q"
+
     def queued_tasks(self):
         """Tasks waiting in the broker."""
         if self.redis_url:
-            import redis
-
-            return redis.Redis.from_url(self.redis_url).llen("django_q:callrouting:q")
+            client, key = self._redis_queue()
+            return client.llen(key)
         from django_q.models import OrmQ
 
         return OrmQ.objects.count()
 
     def start(self):
         if self.redis_url:  # nothing a crashed earlier run left in the queue
-            import redis
-
-            redis.Redis.from_url(self.redis_url).delete("django_q:callrouting:q")
+            client, key = self._redis_queue()
+            client.delete(key)
         self.phone.start()
         commands = [
             [sys.executable, "-m", "gunicorn", "callrouting.wsgi", "-w", str(self.workers),
@@ -767,7 +762,7 @@ def fanout_phase(stack, agents=9, repeats=2, timeout=40):
                 spans.append(((placed[0] - choice) * 1000, (placed[agents - 1] - choice) * 1000, others))
     finally:
         stack.phone.rest.call_rate = None
-    bound_ms = (math.ceil(agents / VONAGE_CALL_RATE) - 1) * 1000.0
+    bound_ms = fanout_bound_ms(agents)
     worst = max(spans, key=lambda span: span[1] - fanout_bound_ms(agents + span[2])) if spans else None
     return {
         "agents": agents,

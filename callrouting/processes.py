@@ -24,3 +24,25 @@ def stop_process_groups(children, timeout):
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+
+
+def phone_network_env(phone, credentials, *, signature_secret, from_number, ca_file, **settings):
+    """The environment of product processes that talk to the in-process phone network PHONE as their Vonage:
+    this process's environment without VONAGE_*, EMULATOR_* and PYTEST* variables, then the network's host,
+    the application CREDENTIALS, the signature secret, the CA file of its TLS certificate, and SETTINGS."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="callrouting.settings",
+        VONAGE_API_HOST=phone.host,
+        VONAGE_REST_HOST=phone.host,
+        VONAGE_APPLICATION_ID=credentials.application_id,
+        VONAGE_PRIVATE_KEY=credentials.private_key_pem,
+        VONAGE_API_KEY=credentials.api_key,
+        VONAGE_API_SECRET=credentials.api_secret,
+        VONAGE_SIGNATURE_SECRET=signature_secret,
+        VONAGE_FROM_NUMBER=from_number,
+        REQUESTS_CA_BUNDLE=ca_file,
+        NO_PROXY="127.0.0.1,localhost",
+        **settings,
+    )
+    return env

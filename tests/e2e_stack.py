@@ -20,7 +20,7 @@ import requests
 from callrouting.emulator.rest import Credentials
 from callrouting.emulator.script import EmulatorClient
 from callrouting.emulator.server import PhoneNetwork
-from callrouting.processes import free_port, stop_process_groups
+from callrouting.processes import free_port, phone_network_env, stop_process_groups
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
@@ -121,30 +121,19 @@ class Stack:
         self.log = open(self.directory / "stack.log", "ab")
 
     def env(self):
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
-        env.update(
-            DJANGO_SETTINGS_MODULE="callrouting.settings",
+        return phone_network_env(
+            self.phone, self.credentials, signature_secret=SIGNATURE_SECRET, from_number=FROM_NUMBER,
+            ca_file=self.ca_file,
             DEBUG="true",
             SECRET_KEY="e2e-secret-key-" + "x" * 40,
             DATABASE_URL=self.database.url,
             MEDIA_ROOT=str(self.directory / "media"),
             PUBLIC_BASE_URL=self.base_url,
-            VONAGE_API_HOST=self.phone.host,
-            VONAGE_REST_HOST=self.phone.host,
-            VONAGE_APPLICATION_ID=self.credentials.application_id,
-            VONAGE_PRIVATE_KEY=self.credentials.private_key_pem,
-            VONAGE_API_KEY=self.credentials.api_key,
-            VONAGE_API_SECRET=self.credentials.api_secret,
-            VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET,
-            VONAGE_FROM_NUMBER=FROM_NUMBER,
-            REQUESTS_CA_BUNDLE=self.ca_file,
             EMULATOR_URL=self.phone.base_url,
             EMULATOR_TOKEN=self.token,
-            NO_PROXY="127.0.0.1,localhost",
             Q_WORKERS="2",
             LOG_LEVEL="INFO",
         )
-        return env
 
     def manage(self, *args, timeout=120):
         subprocess.run([*MANAGE, *args], env=self.env(), check=True, timeout=timeout, stdout=self.log,
