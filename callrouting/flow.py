@@ -12,7 +12,7 @@ Caller (Call.State)                                   Agent leg (AgentLeg.Status
   ROUTING -- nobody left, voicemail off --> ENDED (no_agent)           machine / failed --> the next agent is called
   MENU/ROUTING -- caller hangs up --> ENDED (abandoned)             any not ended -- caller gone / taken --> CANCELLED
   CONNECTED -- either side hangs up --> ENDED (answered)
-  VOICEMAIL -- caller hangs up --> ENDED (voicemail)
+  VOICEMAIL -- caller hangs up --> ENDED (voicemail; no_message and escalated at once without a recording)
 """
 import re
 import unicodedata
@@ -303,8 +303,9 @@ def on_menu_input(number, options, call, *, digits="", speech_texts=()):
     return Step(menu_ncco(number, options, call), (CountTry(),))
 
 
-def on_caller_gone(call):
-    """The caller's leg ended (hung up, or the network dropped it)."""
+def on_caller_gone(call, *, message_left=False):
+    """The caller's leg ended (hung up, or the network dropped it). MESSAGE_LEFT: a voicemail recording came in
+    (a caller who hangs up at the mailbox before that is escalated at once)."""
     if call.state == S.MENU:
         return Step(effects=(EndCall(Call.Outcome.ABANDONED),))
     if call.state == S.ROUTING:
@@ -314,7 +315,9 @@ def on_caller_gone(call):
     if call.state == S.CONNECTED:
         return Step(effects=(EndCall(Call.Outcome.ANSWERED, cancel_legs=True, resolve=True),))
     if call.state == S.VOICEMAIL:
-        return Step(effects=(EndCall(Call.Outcome.VOICEMAIL),))
+        if message_left:
+            return Step(effects=(EndCall(Call.Outcome.VOICEMAIL),))
+        return Step(effects=(EndCall(Call.Outcome.NO_MESSAGE, escalate="the caller hung up before leaving a message"),))
     return Step()
 
 

@@ -420,6 +420,7 @@ class Call(models.Model):
         VOICEMAIL = "voicemail", "Voicemail"
         NO_AGENT = "no_agent", "Nobody available"
         ABANDONED = "abandoned", "Caller hung up"
+        NO_MESSAGE = "no_message", "Hung up before leaving a message"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="calls")
     # PROTECT: a number with a call log is kept (its alert source and incidents are kept anyway).
@@ -464,6 +465,11 @@ class Call(models.Model):
     raise_due_at = models.DateTimeField(
         null=True, blank=True, help_text="Auto raise: when the low-priority incident is raised and escalated."
     )
+    transfer_due_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="While the caller is being moved to voicemail or 'nobody available': when to send them again if "
+        "the transfer never happened (a lost task).",
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -472,6 +478,7 @@ class Call(models.Model):
             models.Index(fields=["routing_due_at"], name="call_routing_due_idx", condition=Q(routing_due_at__isnull=False)),
             models.Index(fields=["voicemail_due_at"], name="call_voicemail_due_idx", condition=Q(voicemail_due_at__isnull=False)),
             models.Index(fields=["raise_due_at"], name="call_raise_due_idx", condition=Q(raise_due_at__isnull=False)),
+            models.Index(fields=["transfer_due_at"], name="call_transfer_due_idx", condition=Q(transfer_due_at__isnull=False)),
         ]
 
     @property

@@ -46,6 +46,10 @@ VOICEMAIL_GRACE = dt.timedelta(minutes=5)
 # While agents are called: how long after the ringing timeout without any agent-leg event the sweeper moves on
 # (covers create-call retries, the whisper and the key press; a lost task or webhook costs at most this).
 ROUTING_GRACE = dt.timedelta(seconds=60)
+# Our own work between two steps of a call while no phone rings (choosing and dialling the next agent, moving
+# the caller to voicemail or "nobody available"): how long the task carrying the step has before the sweeper
+# issues it again (a lost task, a killed worker). Longer than a transfer with all its retries takes.
+TASK_GRACE = dt.timedelta(seconds=30)
 TOKEN_IN_URL = re.compile(r"/vonage/(call|leg)/([A-Za-z0-9_-]{16,64})/")
 
 
@@ -176,7 +180,7 @@ def _route_call(call, option, how, *, number):
     )
     changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ROUTING]).update(
         state=S.ROUTING, option=option, simultaneous=simultaneous, routed_at=now,
-        routing_due_at=routing_due(number, now), incident=incident,
+        routing_due_at=now + TASK_GRACE, incident=incident,
     )
     if not changed:
         raise _AlreadyMoved()
@@ -235,7 +239,7 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
     """End CALL with OUTCOME (once). Optionally cancel ringing legs, re-escalate or resolve its incident."""
     now = timezone.now()
     changed = Call.objects.filter(pk=call.pk, state__in=flow.CALL_FROM[S.ENDED]).update(
-        state=S.ENDED, outcome=outcome, ended_at=now, routing_due_at=None
+        state=S.ENDED, outcome=outcome, ended_at=now, routing_due_at=None, transfer_due_at=None
     )
     if not changed:
         return False
@@ -246,7 +250,11 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
     _timeline(call, f"Call ended: {Call.Outcome(outcome).label.lower()}.")
     if cancel_legs:
         cancel_agent_legs(call, reason="the call ended")
-    if escalate:
+    if escalate and previous == S.VOICEMAIL:
+        # Nothing more to wait for in the mailbox; a pending auto raise still escalates at support hours.
+        Call.objects.filter(pk=call.pk).update(voicemail_due_at=None)
+        escalate_call_incident(call, escalate, unless_raise_pending=True)
+    elif escalate:
         escalate_call_incident(call, escalate)
     if resolve and call.incident_id:
         if call.routing_number.keep_incident_open:
@@ -281,23 +289,53 @@ def send_to_nobody_left(call_id):
     """Every agent was tried: voicemail when the number has it, else 'nobody available' and the end."""
     call = Call.objects.select_for_update(of=("self",)).select_related("routing_number").get(pk=call_id)
     number = call.routing_number
+    now = timezone.now()
+    # The transfer task must have moved the caller by transfer_due_at, or the sweeper sends them again.
+    transfer_due = now + TASK_GRACE
     if number.voicemail_enabled:
-        # If no recording or transcription ever arrives (the caller hung up at the greeting), the sweeper
-        # escalates at voicemail_due_at anyway.
-        deadline = timezone.now() + dt.timedelta(seconds=number.voicemail_max_length) + VOICEMAIL_GRACE
+        # If no recording or transcription ever arrives, the sweeper escalates at voicemail_due_at anyway.
+        deadline = now + dt.timedelta(seconds=number.voicemail_max_length) + VOICEMAIL_GRACE
         if not Call.objects.filter(pk=call.pk, state=S.ROUTING).update(
-            state=S.VOICEMAIL, voicemail_due_at=deadline, routing_due_at=None
+            state=S.VOICEMAIL, voicemail_due_at=deadline, routing_due_at=None, transfer_due_at=transfer_due
         ):
             return False
         call.state = S.VOICEMAIL
         _log(call, "voicemail")
         _timeline(call, "Nobody took the call: the caller is sent to voicemail.", kind=IncidentEvent.Kind.VOICEMAIL)
-        _enqueue("transfer_caller", call.pk, "voicemail")
+        _enqueue("transfer_caller", call.pk, "voicemail", transfer_due)
         return True
     if not end_call(call, Call.Outcome.NO_AGENT, escalate="nobody took the call"):
         return False
-    _enqueue("transfer_caller", call.pk, "nobody_available")
+    Call.objects.filter(pk=call.pk).update(transfer_due_at=transfer_due)
+    _enqueue("transfer_caller", call.pk, "nobody_available", transfer_due)
     return True
+
+
+# Where a transfer takes the caller: the call's state (and outcome) it expects.
+TRANSFER_STATES = {
+    "voicemail": {"state": S.VOICEMAIL},
+    "nobody_available": {"state": S.ENDED, "outcome": Call.Outcome.NO_AGENT},
+}
+
+
+def claim_caller_transfer(call_id, destination, due=None):
+    """Take on the transfer of the caller of CALL_ID to DESTINATION that was due at DUE (None: whatever is due).
+
+    Returns the call (with its routing number) when this task is the one to transfer the caller; None when the
+    transfer was done, taken on by another task, reissued by the sweeper, or the caller is gone.
+    """
+    calls = Call.objects.filter(pk=call_id, **TRANSFER_STATES[destination])
+    calls = calls.filter(transfer_due_at=due) if due is not None else calls.filter(transfer_due_at__isnull=False)
+    # While the transfer is under way the due time is this task's lease: the sweeper sends the caller again
+    # only if the task dies.
+    if not calls.update(transfer_due_at=timezone.now() + TASK_GRACE):
+        return None
+    return Call.objects.select_related("routing_number").get(pk=call_id)
+
+
+def caller_transferred(call_id):
+    """The caller's transfer is over (done, or given up and the caller hung up): nothing more is due."""
+    Call.objects.filter(pk=call_id, transfer_due_at__isnull=False).update(transfer_due_at=None)
 
 
 # --- Agents ---------------------------------------------------------------------------------------------------
@@ -372,10 +410,17 @@ def claim_next_legs(call_id):
     return []
 
 
+def dial_each_in_its_own_task(leg_ids):
+    """Hand each of LEG_IDS (claimed DIALLING legs) to a dial task of its own."""
+    for leg_id in leg_ids:
+        _enqueue("place_agent_call", leg_id)
+
+
 def dial_request(leg_id):
-    """What the dial task needs to place LEG_ID's call, or None when the leg is no longer wanted."""
+    """What the dial task needs to place LEG_ID's call, or None when the leg is no longer wanted or its call
+    was placed already (an event of it arrived although the create-call request failed)."""
     leg = AgentLeg.objects.select_related("call__routing_number", "call__option", "user").filter(pk=leg_id).first()
-    if leg is None or leg.status != L.DIALLING or leg.call.state != S.ROUTING:
+    if leg is None or leg.status != L.DIALLING or leg.call.state != S.ROUTING or leg.vonage_uuid:
         return None
     call, number = leg.call, leg.call.routing_number
     label = call.option.label if call.option_id else ""
@@ -402,6 +447,17 @@ def leg_dialled(leg_id, uuid):
     return leg.status in flow.LEG_ACTIVE and leg.vonage_uuid == uuid
 
 
+def adopt_leg_call(call, leg, uuid):
+    """The first call seen on LEG's event URL is the leg's call, whether or not its create-call request has
+    answered (it may have timed out although Vonage placed the call): the dial task places no other, and a call
+    its request still returns is hung up. Returns True when LEG took UUID."""
+    if not AgentLeg.objects.filter(pk=leg.pk, vonage_uuid__isnull=True).update(vonage_uuid=uuid, dialled_at=timezone.now()):
+        return False
+    leg.vonage_uuid = uuid
+    _log(call, "adopt", agent=leg.user_id, leg=leg.pk, uuid=uuid)
+    return True
+
+
 def leg_dial_failed(leg_id, reason):
     """Placing LEG_ID's call failed for good: the leg FAILED, the next agent is called."""
     with transaction.atomic():
@@ -425,18 +481,22 @@ def set_leg_status(call, leg, status, detail=""):
     if not AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[status]).update(**values):
         return False
     leg.status = status
-    _bump_routing_due(call, call.routing_number)
     _log(call, "leg", agent=leg.user_id, leg=leg.pk, status=status)
     if status == L.ANSWERED:
         _timeline(call, f"{_agent_name(leg)} answered and hears who is calling.", user=leg.user)
     if status not in flow.LEG_FINISHED:
+        _bump_routing_due(call, call.routing_number)
         return True
     _timeline(call, f"{_agent_name(leg)}: {L(status).label.lower()}" + (f" ({detail})." if detail else "."), user=leg.user)
     statuses = list(call.legs.values_list("status", flat=True))
-    for effect in flow.next_dial(call, statuses, call.routing_number.voicemail_enabled).effects:
-        if isinstance(effect, (flow.DialNext, flow.NobodyLeft)):
-            # claim_next_legs decides again under the lock (and sends the caller on when nobody is left).
-            _enqueue("dial_next", call.pk)
+    effects = flow.next_dial(call, statuses, call.routing_number.voicemail_enabled).effects
+    if any(isinstance(effect, (flow.DialNext, flow.NobodyLeft)) for effect in effects):
+        # claim_next_legs decides again under the lock (and sends the caller on when nobody is left). No phone
+        # rings meanwhile: if that task is lost, the sweeper takes the step after TASK_GRACE, not a ringing timeout.
+        _enqueue("dial_next", call.pk)
+        Call.objects.filter(pk=call.pk, state=S.ROUTING).update(routing_due_at=now + TASK_GRACE)
+    else:
+        _bump_routing_due(call, call.routing_number)
     return True
 
 
@@ -506,9 +566,11 @@ def move_on_stuck_call(call_id, now):
     Call.objects.filter(pk=call.pk).update(routing_due_at=routing_due(number))
     waited = number.ringing_timeout + int(ROUTING_GRACE.total_seconds())
     active = list(call.legs.select_related("user").filter(status__in=flow.LEG_ACTIVE))
-    _log(call, "stuck", active_legs=len(active), waited=waited)
+    _log(call, "stuck", active_legs=len(active))
     if not active:
-        _timeline(call, f"No progress calling agents for {waited} s: calling the next agent.")
+        # Nobody rings: the task that should call the next agent (or move the caller on) was lost.
+        Call.objects.filter(pk=call.pk).update(routing_due_at=now + TASK_GRACE)
+        _timeline(call, "No agent is being called: calling the next agent.")
         _enqueue("start_dialling", call.pk)
         return True
     uuids = [leg.vonage_uuid for leg in active if leg.vonage_uuid]
@@ -516,6 +578,27 @@ def move_on_stuck_call(call_id, now):
         set_leg_status(call, leg, L.NO_ANSWER, f"no word from the phone network for {waited} s")
     if uuids:
         _enqueue("hang_up", uuids)
+    return True
+
+
+@transaction.atomic
+def reissue_caller_transfer(call_id, now):
+    """The caller of CALL_ID should have been moved to voicemail or "nobody available" by its transfer_due_at,
+    passed at NOW, but the task doing it was lost (or died): issue it again. Returns True when it did."""
+    call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id, transfer_due_at__lte=now).first()
+    if call is None:
+        return False
+    destination = next(
+        (name for name, fields in TRANSFER_STATES.items() if all(getattr(call, k) == v for k, v in fields.items())), None
+    )
+    if destination is None:  # the call moved on without clearing it (the caller hung up meanwhile)
+        caller_transferred(call.pk)
+        return False
+    due = now + TASK_GRACE
+    Call.objects.filter(pk=call.pk).update(transfer_due_at=due)
+    _log(call, "transfer_again", destination=destination)
+    _timeline(call, f"The caller was not moved to {destination.replace('_', ' ')} in time: trying again.")
+    _enqueue("transfer_caller", call.pk, destination, due)
     return True
 
 
@@ -872,7 +955,10 @@ def handle_call_event(payload):
         if call is None:
             return
         _log(call, "caller_event", status=status)
-        _apply(call, flow.on_caller_gone(call), number=call.routing_number)
+        message_left = call.state == S.VOICEMAIL and Voicemail.objects.filter(call=call).exclude(recording_url="").exists()
+        _apply(call, flow.on_caller_gone(call, message_left=message_left), number=call.routing_number)
+        if call.transfer_due_at is not None:
+            caller_transferred(call.pk)  # nobody left to move (end_call clears it too; a NO_AGENT call ended before)
 
 
 def _locked_leg(token):
@@ -902,9 +988,11 @@ def handle_leg_event(token, payload):
         if call is None:
             log.info("action=leg_event_unknown_leg status=%s", status)
             return
-        # Another call on this leg's URL: a create-call request that timed out but was placed anyway (the retry
-        # placed the leg's real call). Its events say nothing about the leg: a live one is hung up, none is
-        # applied (its "completed" would end the leg while the agent's phone still rings).
+        if uuid is not None and leg.vonage_uuid is None and leg.status in flow.LEG_ACTIVE:
+            adopt_leg_call(call, leg, uuid)
+        # Another call on this leg's URL: a create-call request that timed out but was placed anyway, after the
+        # leg adopted another call. Its events say nothing about the leg: a live one is hung up, none is applied
+        # (its "completed" would end the leg while the agent's phone still rings).
         orphan = uuid is not None and leg.vonage_uuid is not None and uuid != leg.vonage_uuid
         # A live call we no longer want (an orphan, or a leg given up while it rang) is hung up.
         live = status in ("started", "ringing", "answered")

@@ -3,7 +3,10 @@ callrouting.tasks.sweep (the same pattern as incidents.sweeper; django-q2 has no
 
 - routing_due_at: agents are being called but no agent-leg event arrived for the ringing timeout plus a grace
   (a lost webhook, or a worker killed mid-dial): the ringing legs are given up and the next agent is called, so
-  a caller is never left on hold for ever;
+  a caller is never left on hold for ever; while no phone rings (the task choosing the next agent was lost) it
+  is due after services.TASK_GRACE;
+- transfer_due_at: the caller should have been moved to voicemail or "nobody available" but the task doing it
+  was lost (a killed worker): the transfer is issued again, so nobody waits on hold with nobody being called;
 - voicemail_due_at: the voicemail window passed without the recording completing: escalate anyway;
 - raise_due_at: auto raise, the next support hours started: the incident goes to high priority and is escalated;
 - outage_calls: calls answered while the database was down, spooled to files (callrouting.spool), are recorded
@@ -30,6 +33,7 @@ BATCH = 100
 DUE = [
     # (counter, due-time field, extra filter, verb)
     ("stuck_calls", "routing_due_at", {"state": Call.State.ROUTING}, services.move_on_stuck_call),
+    ("transfers", "transfer_due_at", {}, services.reissue_caller_transfer),
     ("voicemails", "voicemail_due_at", {}, services.voicemail_time_up),
     ("raises", "raise_due_at", {}, services.raise_call_incident),
 ]

@@ -28,13 +28,22 @@ def start_dialling(call_id):
 
 
 def dial_next(call_id):
-    """Call whoever is next for CALL_ID (nothing while a leg is still ringing or once the call moved on)."""
-    for leg_id in services.claim_next_legs(call_id):
-        place_agent_call(leg_id)
+    """Call whoever is next for CALL_ID (nothing while a leg is still ringing or once the call moved on).
+
+    One agent is dialled by this task; a simultaneous fan-out dials each leg in its own task, so that a slow
+    create-call for one agent cannot push the others past the task timeout."""
+    legs = services.claim_next_legs(call_id)
+    if len(legs) == 1:
+        place_agent_call(legs[0])
+    else:
+        services.dial_each_in_its_own_task(legs)
 
 
 def place_agent_call(leg_id):
-    """Place the outbound call of a DIALLING leg, retrying temporary Vonage errors a bounded number of times."""
+    """Place the outbound call of a DIALLING leg, retrying temporary Vonage errors a bounded number of times.
+
+    A request that failed may still have placed the call: when its first event reached the leg's event URL
+    meanwhile, the leg adopted that call (services.adopt_leg_call) and no retry is placed."""
     telephony = get_telephony()
     for attempt in range(MAX_RETRIES + 1):
         request = services.dial_request(leg_id)
@@ -79,25 +88,26 @@ def hang_up(uuids):
                 sleep(BACKOFF_SECONDS[0])
 
 
-def transfer_caller(call_id, destination):
-    """Move the caller's leg to the voicemail recording or to 'nobody available' (then the call ends)."""
-    call = Call.objects.select_related("routing_number").filter(pk=call_id).first()
+def transfer_caller(call_id, destination, due=None):
+    """Move the caller's leg to the voicemail recording or to 'nobody available' (then the call ends).
+
+    DUE is the call's transfer_due_at this task was issued for: a late or repeated task, or one the sweeper
+    replaced, finds it changed and does nothing (services.claim_caller_transfer)."""
+    call = services.claim_caller_transfer(call_id, destination, due)
     if call is None:
+        log.info("call_id=%s action=transfer_skipped destination=%s", call_id, destination)
         return
     number = call.routing_number
     if destination == "voicemail":
-        if call.state != Call.State.VOICEMAIL:
-            return
         ncco = flow.voicemail_ncco(number, call)
     else:
-        if call.outcome != Call.Outcome.NO_AGENT:
-            return
         ncco = flow.nobody_available_ncco(number.language)
     telephony = get_telephony()
     for attempt in range(MAX_RETRIES + 1):
         try:
             telephony.transfer_ncco(call.vonage_uuid, ncco)
             log.info("call=%s action=transfer destination=%s", call.vonage_uuid, destination)
+            services.caller_transferred(call.pk)
             return
         except TelephonyError as exc:
             if exc.permanent or attempt == MAX_RETRIES:
@@ -107,6 +117,7 @@ def transfer_caller(call_id, destination):
     # The caller cannot be moved on: end the call rather than leave them on hold, and page people now.
     services.escalate_call_incident(call, f"the caller could not be sent to {destination.replace('_', ' ')}")
     hang_up([call.vonage_uuid])
+    services.caller_transferred(call.pk)
 
 
 def _download(url):

@@ -174,6 +174,9 @@ class Notification(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     due_at = models.DateTimeField(help_text="When the next attempt is due.")
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When a delivery task was last enqueued.")
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While sending: when the sweeper takes the attempt back from a worker that died."
+    )
     escalation_generation = models.PositiveIntegerField(default=0)
     escalation_step = models.PositiveIntegerField(default=0)
     delay_minutes = models.PositiveIntegerField(default=0)
@@ -189,6 +192,7 @@ class Notification(models.Model):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["due_at"], name="notification_due_idx", condition=models.Q(status="pending")),
+            models.Index(fields=["lease_until"], name="notification_lease_idx", condition=models.Q(status="sending")),
         ]
 
     def __str__(self):
@@ -245,6 +249,9 @@ class AlertActionDelivery(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     due_at = models.DateTimeField()
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While sending: when the sweeper takes the attempt back from a worker that died."
+    )
     payload = models.JSONField(null=True, blank=True, help_text="Built at the first attempt; retries send the same.")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -257,6 +264,7 @@ class AlertActionDelivery(models.Model):
         verbose_name_plural = "alert action deliveries"
         indexes = [
             models.Index(fields=["due_at"], name="action_delivery_due_idx", condition=models.Q(status="pending")),
+            models.Index(fields=["lease_until"], name="action_delivery_lease_idx", condition=models.Q(status="sending")),
         ]
 
     def __str__(self):

@@ -140,15 +140,16 @@ class Phone:
     def leg(self, user):
         return AgentLeg.objects.get(user=user)
 
-    def leg_event(self, leg, status, **extra):
-        """An event of LEG's outbound call, sent to the event_url the product gave Vonage."""
+    def leg_event(self, leg, status, *, run_tasks=True, **extra):
+        """An event of LEG's outbound call, sent to the event_url the product gave Vonage (RUN_TASKS False: the
+        tasks it enqueues are lost, as with a killed worker)."""
         leg.refresh_from_db()
         request = next(body for body in self.dialled() if f"/leg/{leg.token}/" in body["event_url"][0])
         key = "call_uuid" if status in ("machine", "human") else "uuid"
         payload = {"status": status, key: leg.vonage_uuid, "direction": "outbound", **self._ids(leg.vonage_uuid), **extra}
         if key == "call_uuid":
             payload.pop("uuid", None)
-        return self.post(request["event_url"][0], payload)
+        return self.post(request["event_url"][0], payload, run_tasks=run_tasks)
 
     def agent_press(self, leg, digit, **kwargs):
         """LEG's agent answers and presses DIGIT ("" = no key) at the whisper's prompt."""

@@ -1,9 +1,13 @@
 """End-to-end: calls driven through signed Vonage webhooks, with the real SDK placing agent calls against the
 local fake Vonage API. Acme's number has "Outage" (Alice then Bob, one after another) and "Billing" (Bob and
 Carol at once)."""
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from callrouting.models import AgentLeg, Call, Voicemail
+from callrouting.tasks import sweep
 from incidents.models import Incident, IncidentEvent
 from tests.callrouting_factories import (  # noqa: F401 - fixtures
     RoutingNumberFactory,
@@ -368,19 +372,20 @@ def test_voicemail_without_transcription_escalates_on_recording(phone, number, a
     assert escalations(call.incident) == 1
 
 
-def test_voicemail_deadline_escalates_when_caller_leaves_no_message(phone, number, alice, bob):
-    import datetime as dt
-
-    from callrouting.tasks import sweep
+def test_voicemail_deadline_escalates_when_the_transcript_never_comes(phone, number, alice, bob, vonage_api, settings, tmp_path):
     from django_q.models import Schedule
 
+    settings.MEDIA_ROOT = tmp_path
     number.voicemail_enabled = True
     number.save()
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL
     # A due time on the call, claimed by the minute sweeper (no one-off schedule per call).
     assert not Schedule.objects.filter(func="callrouting.tasks.voicemail_deadline").exists()
     due = call.voicemail_due_at
@@ -389,6 +394,40 @@ def test_voicemail_deadline_escalates_when_caller_leaves_no_message(phone, numbe
     assert escalations(call.incident) == 0
     assert sweep(now=due)["voicemails"] == 1
     assert sweep(now=due + dt.timedelta(minutes=1))["voicemails"] == 0
+    assert escalations(call.incident) == 1
+
+
+def caller_ncco(vonage_api, call):
+    """The NCCO the caller was last transferred to (None: never transferred)."""
+    transfers = [m for m in vonage_api.modifications(call.vonage_uuid) if m["action"] == "transfer"]
+    return transfers[-1]["destination"]["ncco"] if transfers else None
+
+
+def test_caller_hanging_up_at_the_mailbox_escalates_at_once(phone, number, alice, bob, vonage_api):
+    """No recording came in when the caller's leg completed (they hung up during the mailbox greeting): the
+    incident is escalated at once, with the outcome on the timeline, not after the longest message plus grace."""
+    number.voicemail_enabled = True
+    number.voicemail_greeting = "Please leave a message after the tone."
+    number.save()
+    call = route(phone, number, "1")
+    phone.leg_event(phone.leg(alice), "busy")
+    phone.leg_event(phone.leg(bob), "busy")
+    assert caller_ncco(vonage_api, call)[0]["text"] == "Please leave a message after the tone."
+    call.refresh_from_db()
+    assert call.state == Call.State.VOICEMAIL and call.voicemail_due_at
+    assert escalations(call.incident) == 0
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert (call.state, call.outcome) == (Call.State.ENDED, Call.Outcome.NO_MESSAGE)
+    assert call.voicemail_due_at is None and call.transfer_due_at is None
+    assert escalations(call.incident) == 1
+    lines = timeline(call.incident)
+    assert "Call ended: hung up before leaving a message." in lines
+    assert "Escalating: the caller hung up before leaving a message" in lines
+    # A repeated event, and the minute sweeper later, page nobody a second time nor move the caller again.
+    phone.hang_up(call.vonage_uuid)
+    counts = sweep(now=timezone.now() + dt.timedelta(hours=1))
+    assert (counts["voicemails"], counts["transfers"]) == (0, 0)
     assert escalations(call.incident) == 1
 
 

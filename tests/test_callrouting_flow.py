@@ -99,11 +99,16 @@ def test_input_after_routing_changes_nothing():
         (S.MENU, flow.EndCall(Call.Outcome.ABANDONED)),
         (S.ROUTING, flow.EndCall(Call.Outcome.ABANDONED, cancel_legs=True, escalate="the caller hung up while agents were called")),
         (S.CONNECTED, flow.EndCall(Call.Outcome.ANSWERED, cancel_legs=True, resolve=True)),
-        (S.VOICEMAIL, flow.EndCall(Call.Outcome.VOICEMAIL)),
+        (S.VOICEMAIL, flow.EndCall(Call.Outcome.NO_MESSAGE, escalate="the caller hung up before leaving a message")),
     ],
 )
 def test_caller_gone(state, expected):
     assert flow.on_caller_gone(call(state)).effects == (expected,)
+
+
+def test_caller_gone_after_leaving_a_message():
+    effects = flow.on_caller_gone(call(S.VOICEMAIL), message_left=True).effects
+    assert effects == (flow.EndCall(Call.Outcome.VOICEMAIL),)
 
 
 def test_caller_gone_twice_does_nothing():

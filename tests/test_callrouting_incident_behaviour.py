@@ -98,7 +98,7 @@ def test_auto_raise_creates_low_and_raises_at_the_next_support_hours_start(phone
     incident.refresh_from_db()
     assert incident.priority == Priority.HIGH and not incident.escalation_suppressed and escalations(incident) == 1
     assert any("support hours started (auto raise)" in line for line in timeline(incident))
-    assert sweep(now=expected + dt.timedelta(minutes=1)) == {"outage_calls": 0, "stuck_calls": 0, "voicemails": 0, "raises": 0}
+    assert sweep(now=expected + dt.timedelta(minutes=1)) == {"outage_calls": 0, "stuck_calls": 0, "transfers": 0, "voicemails": 0, "raises": 0}
     assert escalations(incident) == 1
 
 
@@ -120,11 +120,12 @@ def test_auto_raise_waits_even_when_the_caller_leaves_no_message(phone, number):
     number.auto_raise = True
     set_support_hours(number, inside=False)
     response, uuid = phone.dial(number.phone_number)
+    due = the_call(uuid).voicemail_due_at
     phone.hang_up(uuid)
     call = the_call(uuid)
-    assert call.outcome == Call.Outcome.VOICEMAIL
+    assert call.outcome == Call.Outcome.NO_MESSAGE
     # The voicemail deadline passes before support hours start: still nobody paged.
-    assert sweep(now=call.voicemail_due_at)["voicemails"] == 0
+    assert sweep(now=due)["voicemails"] == 0
     assert escalations(call.incident) == 0
     assert sweep(now=call.raise_due_at)["raises"] == 1
     assert escalations(call.incident) == 1

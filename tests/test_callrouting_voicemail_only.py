@@ -2,8 +2,11 @@
 routing option's escalation policy gets the incident once the recording and transcript are attached.
 
 Acme's number "Acme support" has "Outage" (Alice) and "Billing" (Bob); in voicemail-only mode nobody is dialled."""
+import datetime as dt
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from callrouting import advanced_forms
 from callrouting.models import Call, Voicemail
@@ -75,12 +78,16 @@ def test_mailbox_greeting_text_is_read_before_the_beep(phone, number):
     assert "Welcome to Acme." not in str(response.json())
 
 
-def test_caller_hanging_up_without_a_message_still_escalates(phone, number):
+def test_caller_hanging_up_without_a_message_escalates_at_once(phone, number):
     response, uuid = phone.dial(number.phone_number)
-    phone.hang_up(uuid)
     call = the_call(uuid)
-    assert escalations(call.incident) == 0
-    assert sweep(now=call.voicemail_due_at)["voicemails"] == 1
+    assert escalations(call.incident) == 0 and call.voicemail_due_at
+    phone.hang_up(uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_MESSAGE and call.voicemail_due_at is None
+    assert escalations(call.incident) == 1
+    assert "Call ended: hung up before leaving a message." in call.incident.events.values_list("message", flat=True)
+    assert sweep(now=timezone.now() + dt.timedelta(hours=1))["voicemails"] == 0
     assert escalations(call.incident) == 1
 
 
