@@ -4,7 +4,7 @@ The REST layer lives in the emulator (callrouting/emulator/rest.py), so there is
 without a phone network (created calls are only recorded):
 - `FakeVonageAPI`: the REST layer (`RestAPI`). Takes an `ApiRequest`, checks auth, routes by method and path, keeps
   state (calls, recordings) and records every request. No sockets: it can be driven directly.
-- `Script`: per-test scripted faults (fail_next / hang_next), consulted by the API before routing.
+- `Script`: per-test scripted faults (fail_next / hang_next / answer_late_next), consulted by the API before routing.
 - `FakeVonageServer`: a real HTTPS server (TLS from a trustme CA) on 127.0.0.1 that feeds the API.
 - `FakeVonage`: what tests get (fixture `vonage_api`): the server, the API and the helpers.
 
@@ -117,6 +117,11 @@ class FakeVonage:
     def hang_next(self, method, path_regex, seconds, times=1):
         """The next TIMES matching requests are answered (normally) only after SECONDS."""
         self.script.hang_next(method, path_regex, seconds, times=times)
+
+    def answer_late_next(self, method, path_regex, seconds, times=1):
+        """The next TIMES matching requests take effect at once (a created call is recorded) but are answered
+        only after SECONDS: a create-call that times out although the call was placed."""
+        self.script.answer_late_next(method, path_regex, seconds, times=times)
 
     def drop_connections(self):
         """Close all open keep-alive connections (clients must reconnect)."""

@@ -5,7 +5,7 @@ Layers:
   every request. No sockets: it can be driven directly. With a `network` (callrouting.emulator.engine.Network)
   attached, created calls ring simulated phones and modify/talk requests act on live legs; without one it only
   records (the unit-test fake, tests/fake_vonage.py).
-- `Script`: scripted faults (fail_next / hang_next), consulted before routing.
+- `Script`: scripted faults (fail_next / hang_next / answer_late_next), consulted before routing.
 - `HttpsServer`: a real HTTPS server (TLS from a trustme CA) that feeds requests to a dispatch function.
 """
 import base64
@@ -78,7 +78,7 @@ class ApiRequest:
     jwt_claims: dict = None  # decoded claims of a valid application JWT
     jwt_header: dict = None
     auth_error: str = None  # why authentication failed, if it did
-    fault: str = None  # "fail" or "hang" when a scripted fault hit this request
+    fault: str = None  # "fail", "hang" or "late" when a scripted fault hit this request
     status: int = None  # status of the response, once sent
     received_at: float = field(default_factory=time.time)
 
@@ -121,6 +121,7 @@ class Fault:
     status: int = None
     body: object = None
     seconds: float = None
+    late: bool = False  # with SECONDS: the request is carried out at once and only its answer is delayed
 
     def matches(self, request):
         return self.method in ("*", request.method) and self.path_re.search(request.path) is not None
@@ -138,6 +139,11 @@ class Script:
 
     def hang_next(self, method, path_regex, seconds, times=1):
         self._add(Fault(method.upper(), re.compile(path_regex), times, seconds=seconds))
+
+    def answer_late_next(self, method, path_regex, seconds, times=1):
+        """The next TIMES matching requests take effect at once (a call is placed, its events go out) but are
+        answered only after SECONDS, as when Vonage placed a call whose create-call request timed out."""
+        self._add(Fault(method.upper(), re.compile(path_regex), times, seconds=seconds, late=True))
 
     def take(self, request):
         """The first fault matching REQUEST (using up one of its times), or None."""
@@ -245,6 +251,12 @@ class RestAPI:
 
     def _respond(self, request, generation):
         fault = self.script.take(request)
+        if fault is not None and fault.late:
+            request.fault = "late"
+            response = self._route(request)
+            request.status = response.status  # done already; only the answer is late
+            time.sleep(fault.seconds)
+            return response
         if fault is not None and fault.seconds is not None:
             request.fault = "hang"
             time.sleep(fault.seconds)
@@ -255,7 +267,9 @@ class RestAPI:
         elif fault is not None:
             request.fault = "fail"
             return self._fault_response(fault)
+        return self._route(request)
 
+    def _route(self, request):
         for method, pattern, auth, handler in self._routes:
             match = pattern.fullmatch(request.path)
             if match and method == request.method:
