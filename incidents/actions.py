@@ -4,7 +4,9 @@ fire() is called by the incident services on created / accepted / resolved. It c
 AlertActionDelivery row (attempt 1) per matching enabled action and enqueues deliver() on commit. A delivery
 that fails with a 5xx, a timeout or a connection error is retried as a new row, due after RETRY_BACKOFF
 (claimed by the sweeper), up to MAX_ATTEMPTS attempts; any other failure (4xx, a redirect) is final.
-Each action is its own row and its own task, so one failing action never holds up another.
+Each action is its own row and its own task, so one failing action never holds up another. An attempt holds a
+lease (lease_until) while it is sent: if its worker dies, the sweeper takes it back after the lease and counts
+it as a failed attempt that is retried (reclaim_delivery).
 
 The generic webhook receives incident_payload(); Slack and Teams get a message built from the same payload.
 Other apps add fields under "extra" with register_payload_extension() (call routing adds its call details).
@@ -17,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import AlertAction, AlertActionDelivery, Incident, IncidentEvent
+from .sweeper import SEND_LEASE, lock_expired
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ def fire(incident_id, trigger, now=None, *, alert_source_id=None):
 def deliver(delivery_id):
     """Make the delivery attempt DELIVERY_ID. Returns "delivered", "retry", "failed" or "skipped"."""
     claimed = AlertActionDelivery.objects.filter(pk=delivery_id, status=AlertActionDelivery.Status.PENDING).update(
-        status=AlertActionDelivery.Status.SENDING, enqueued_at=None
+        status=AlertActionDelivery.Status.SENDING, enqueued_at=None, lease_until=timezone.now() + SEND_LEASE
     )
     if not claimed:
         log.info("delivery=%s action=skip reason=not_pending", delivery_id)
@@ -234,13 +237,17 @@ def _finish(delivery, *, status_code=None, excerpt="", error="", retryable=False
 
     now = timezone.now()
     ok = not error
-    AlertActionDelivery.objects.filter(pk=delivery.pk, status=AlertActionDelivery.Status.SENDING).update(
+    finished = AlertActionDelivery.objects.filter(pk=delivery.pk, status=AlertActionDelivery.Status.SENDING).update(
         status=AlertActionDelivery.Status.DELIVERED if ok else AlertActionDelivery.Status.FAILED,
         status_code=status_code,
         response_excerpt=excerpt,
         error=error,
         finished_at=now,
+        lease_until=None,
     )
+    if not finished:  # the sweeper took the attempt back meanwhile (or another reclaim was first)
+        log.info("delivery=%s action=skip reason=not_sending", delivery.pk)
+        return "skipped"
     action = delivery.action
     if ok:
         log.info("delivery=%s alert_action=%s attempt=%s action=delivered status=%s", delivery.pk, action.pk, delivery.attempt, status_code)
@@ -268,6 +275,18 @@ def _finish(delivery, *, status_code=None, excerpt="", error="", retryable=False
     )
     log.info("delivery=%s alert_action=%s attempt=%s action=failed error=%s", delivery.pk, action.pk, delivery.attempt, error)
     return "failed"
+
+
+def reclaim_delivery(delivery_id, now):
+    """An attempt still SENDING when its lease ran out at NOW: the worker sending it died. It counts as a failed
+    attempt that is retried (a new row after the backoff, up to MAX_ATTEMPTS). Returns the outcome ("retry" or
+    "failed"), or None when there was nothing to take back."""
+    with transaction.atomic():
+        delivery = lock_expired(AlertActionDelivery, delivery_id, now, "action")
+        if delivery is None:
+            return None
+        log.warning("delivery=%s attempt=%s action=reclaim", delivery.pk, delivery.attempt)
+        return _finish(delivery, error="The attempt never finished (the worker stopped while sending).", retryable=True)
 
 
 def sweep_deliveries(now):

@@ -4,6 +4,11 @@ A Notification row is planned by the escalation engine for each of a user's noti
 step's time plus the rule's delay. Due rows are handed to deliver_notification() (the delivery task) at once
 when due immediately, otherwise by the sweeper. A transient failure (TransportError.permanent False) makes the
 row due again after a backoff, up to MAX_ATTEMPTS attempts; every attempt's outcome goes on the timeline.
+
+An attempt holds a lease (lease_until): when its worker dies mid-send the sweeper takes it back after the lease
+(reclaim_notification) as a failed attempt. A voice notification is one call: the first call uuid seen on its
+event URL is adopted (a create-call may time out although Vonage placed the call), after which no attempt is
+placed and any other call for it is hung up.
 """
 import logging
 import smtplib
@@ -17,6 +22,7 @@ from django.utils import timezone
 from . import voice
 from .models import Incident, IncidentEvent, Notification
 from .pacing import wait_for_call_slot
+from .sweeper import SEND_LEASE, lock_expired
 from .telephony import TelephonyError, get_telephony
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,8 @@ RETRY_BACKOFF = [timedelta(seconds=30), timedelta(minutes=2)]
 RINGING_SECONDS = 45
 # Vonage call statuses that mean nobody heard the notification call.
 FAILED_CALL_STATUSES = {"busy", "cancelled", "unanswered", "rejected", "failed", "timeout"}
+# Statuses of a call that is still ringing or talking (a duplicate in that state is hung up).
+LIVE_CALL_STATUSES = {"started", "ringing", "answered"}
 
 CHANNEL_WORDS = {
     Notification.Channel.VOICE: "voice call",
@@ -159,12 +167,14 @@ def cancel_pending_notifications(incident_id, reason):
 def deliver_notification(notification_id, attempt):
     """Make attempt ATTEMPT (1-based) of the notification. Returns "sent", "retry", "failed" or "skipped".
 
-    The claim is a conditional update (PENDING with attempts == ATTEMPT - 1 becomes SENDING), so a duplicated or
-    late task finds nothing to claim and sends nothing.
+    The claim is a conditional update (PENDING with attempts == ATTEMPT - 1, and no call adopted for it, becomes
+    SENDING under a lease), so a duplicated or late task finds nothing to claim and sends nothing.
     """
     claimed = Notification.objects.filter(
-        pk=notification_id, status=Notification.Status.PENDING, attempts=attempt - 1
-    ).update(status=Notification.Status.SENDING, attempts=attempt, enqueued_at=None)
+        pk=notification_id, status=Notification.Status.PENDING, attempts=attempt - 1, provider_id=""
+    ).update(
+        status=Notification.Status.SENDING, attempts=attempt, enqueued_at=None, lease_until=timezone.now() + SEND_LEASE
+    )
     if not claimed:
         log.info("notification=%s attempt=%s action=skip reason=not_pending_or_claimed", notification_id, attempt)
         return "skipped"
@@ -178,7 +188,35 @@ def deliver_notification(notification_id, attempt):
     except Exception as exc:  # a bug must not leave the row SENDING without a trace
         log.exception("notification=%s attempt=%s action=crash", notification_id, attempt)
         return _record_failure(notification, attempt, f"Unexpected error: {exc!r}", permanent=True)
-    return _record_success(notification, attempt, provider_id or "")
+    result = _record_success(notification, attempt, provider_id or "")
+    if result == "duplicate":
+        # Another call of this notification reached its event URL first and was adopted: this one is not needed.
+        hang_up_call(provider_id)
+    return result
+
+
+def hang_up_call(uuid):
+    """Hang up a notification call nobody needs (a second call placed for one notification)."""
+    try:
+        get_telephony().hangup(uuid)
+    except TelephonyError as exc:
+        log.info("uuid=%s action=hang_up_failed error=%s", uuid, exc.message)
+
+
+def reclaim_notification(notification_id, now):
+    """An attempt still SENDING when its lease ran out at NOW: the worker sending it died. Count it as a failed
+    attempt (due again after the backoff, or failed for good after MAX_ATTEMPTS). A voice call it placed was
+    adopted when its first event arrived, and an adopted notification is never SENDING. Returns the outcome
+    ("retry", "cancelled", "failed"), or None when there was nothing to take back."""
+    with transaction.atomic():
+        notification = lock_expired(Notification, notification_id, now, "user")
+        if notification is None:
+            return None
+        log.warning("notification=%s attempt=%s action=reclaim", notification.pk, notification.attempts)
+        return _record_failure(
+            notification, notification.attempts, "The attempt never finished (the worker stopped while sending).",
+            permanent=False,
+        )
 
 
 def _who(notification):
@@ -187,25 +225,32 @@ def _who(notification):
 
 @transaction.atomic
 def _record_success(notification, attempt, provider_id):
-    from .services import add_event
-
     now = timezone.now()
     changed = Notification.objects.filter(
-        pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt
-    ).update(status=Notification.Status.SENT, sent_at=now, provider_id=provider_id[:100], error="")
+        pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt, provider_id__in=("", provider_id[:100])
+    ).update(status=Notification.Status.SENT, sent_at=now, provider_id=provider_id[:100], error="", lease_until=None)
     if changed:
-        add_event(
-            notification.incident_id,
-            IncidentEvent.Kind.NOTIFIED,
-            f"Notified {_who(notification)} by {CHANNEL_WORDS[notification.channel]} ({notification.contact}).",
-            user=notification.user,
-            data={"notification": notification.pk, "channel": notification.channel, "attempt": attempt},
-        )
+        _notified(notification, attempt)
+    elif provider_id and Notification.objects.filter(pk=notification.pk).exclude(provider_id__in=("", provider_id[:100])).exists():
+        log.info("notification=%s attempt=%s action=duplicate_call uuid=%s", notification.pk, attempt, provider_id)
+        return "duplicate"
     log.info(
         "notification=%s incident=%s attempt=%s channel=%s action=sent provider_id=%s",
         notification.pk, notification.incident_id, attempt, notification.channel, provider_id,
     )
     return "sent"
+
+
+def _notified(notification, attempt):
+    from .services import add_event
+
+    add_event(
+        notification.incident_id,
+        IncidentEvent.Kind.NOTIFIED,
+        f"Notified {_who(notification)} by {CHANNEL_WORDS[notification.channel]} ({notification.contact}).",
+        user=notification.user,
+        data={"notification": notification.pk, "channel": notification.channel, "attempt": attempt},
+    )
 
 
 @transaction.atomic
@@ -222,7 +267,7 @@ def _record_failure(notification, attempt, error, *, permanent):
             status=Notification.Status.SENDING,
             attempts=attempt,
             incident__status=Incident.Status.PENDING,
-        ).update(status=Notification.Status.PENDING, due_at=now + backoff, error=error)
+        ).update(status=Notification.Status.PENDING, due_at=now + backoff, error=error, lease_until=None)
         if retried:
             add_event(
                 notification.incident_id,
@@ -238,25 +283,33 @@ def _record_failure(notification, attempt, error, *, permanent):
             )
             return "retry"
         # The incident was accepted or resolved meanwhile: nobody needs this notification any more.
-        Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt).update(
-            status=Notification.Status.CANCELLED, error=error
-        )
+        if not Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt).update(
+            status=Notification.Status.CANCELLED, error=error, lease_until=None
+        ):
+            return _not_sending(notification, attempt)
         log.info("notification=%s attempt=%s action=cancel reason=incident_not_pending error=%s", notification.pk, attempt, error)
         return "cancelled"
     changed = Notification.objects.filter(
         pk=notification.pk, status=Notification.Status.SENDING, attempts=attempt
-    ).update(status=Notification.Status.FAILED, error=error)
-    if changed:
-        why = "permanent error" if permanent else f"gave up after {attempt} attempts"
-        add_event(
-            notification.incident_id,
-            IncidentEvent.Kind.DELIVERY_FAILED,
-            f"Delivery failed: {what} ({why}): {error}",
-            user=notification.user,
-            data=data,
-        )
+    ).update(status=Notification.Status.FAILED, error=error, lease_until=None)
+    if not changed:
+        return _not_sending(notification, attempt)
+    why = "permanent error" if permanent else f"gave up after {attempt} attempts"
+    add_event(
+        notification.incident_id,
+        IncidentEvent.Kind.DELIVERY_FAILED,
+        f"Delivery failed: {what} ({why}): {error}",
+        user=notification.user,
+        data=data,
+    )
     log.info("notification=%s attempt=%s action=failed permanent=%s error=%s", notification.pk, attempt, permanent, error)
     return "failed"
+
+
+def _not_sending(notification, attempt):
+    # Another hand recorded this attempt first (the sweeper took it back, or its call was adopted).
+    log.info("notification=%s attempt=%s action=skip reason=not_sending", notification.pk, attempt)
+    return "skipped"
 
 
 def record_call_status(token, payload):
@@ -268,6 +321,8 @@ def record_call_status(token, payload):
     from .services import add_event
 
     status = str(payload.get("status") or "")
+    uuid = payload.get("uuid") or payload.get("call_uuid")
+    uuid = uuid[:100] if isinstance(uuid, str) else ""
     notification = (
         Notification.objects.select_related("user")
         .filter(token=token, channel=Notification.Channel.VOICE)
@@ -277,6 +332,17 @@ def record_call_status(token, payload):
         log.info("call_event action=ignore reason=unknown_token status=%s", status)
         return False
     with transaction.atomic():
+        if uuid and not notification.provider_id:
+            adopt_notification_call(notification, uuid)
+        if uuid and notification.provider_id and uuid != notification.provider_id:
+            # A second call for one notification (an attempt whose request failed although Vonage placed the call,
+            # after another call was adopted): none of its events counts, a live one is hung up.
+            log.info("notification=%s call_status=%s action=duplicate_call uuid=%s", notification.pk, status, uuid)
+            if status in LIVE_CALL_STATUSES:
+                from .tasks import enqueue
+
+                enqueue("hang_up_call", uuid)
+            return False
         if status in FAILED_CALL_STATUSES:
             detail = str(payload.get("detail") or "")
             error = f"Call {status}" + (f" ({detail})" if detail else "")
@@ -307,6 +373,24 @@ def record_call_status(token, payload):
             changed = 0
     log.info("notification=%s call_status=%s action=%s", notification.pk, status, "recorded" if changed else "ignored")
     return bool(changed)
+
+
+def adopt_notification_call(notification, uuid):
+    """The first call seen on a voice notification's event URL is its call, whether or not the create-call request
+    answered: an attempt whose request failed (or whose worker died) but placed the call counts as sent, and no
+    further attempt is placed. Returns True when NOTIFICATION took UUID."""
+    if not Notification.objects.filter(pk=notification.pk, provider_id="").update(provider_id=uuid):
+        notification.refresh_from_db(fields=["provider_id", "status"])
+        return False
+    notification.provider_id = uuid
+    placed = Notification.objects.filter(
+        pk=notification.pk, status__in=(Notification.Status.PENDING, Notification.Status.SENDING), attempts__gte=1
+    ).update(status=Notification.Status.SENT, sent_at=timezone.now(), error="", lease_until=None, enqueued_at=None)
+    log.info("notification=%s action=adopt uuid=%s sent=%s", notification.pk, uuid, bool(placed))
+    if placed:
+        notification.status = Notification.Status.SENT
+        _notified(notification, notification.attempts)
+    return True
 
 
 def sweep_notifications(now):

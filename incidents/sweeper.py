@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 BATCH = 100
 # A row handed to a worker is handed out again when no worker claimed it within this time (a lost task).
 ENQUEUE_LEASE = timedelta(minutes=5)
+# A row being sent is taken back when its attempt has not finished within this time: longer than django-q2's
+# task timeout (Q_CLUSTER["timeout"], 60 s), so the lease runs out only when the worker that sent it is gone.
+SEND_LEASE = timedelta(minutes=3)
 
 
 def locked(queryset):
@@ -31,19 +34,46 @@ def not_enqueued_since(now):
 
 def sweep(now=None):
     """Claim everything due at NOW (default: the current time). Returns {"escalations": n, ...} counts."""
-    from .actions import sweep_deliveries
+    from .actions import reclaim_delivery, sweep_deliveries
     from .escalation_engine import sweep_escalations
-    from .notifications import sweep_notifications
+    from .models import AlertActionDelivery, Notification
+    from .notifications import reclaim_notification, sweep_notifications
 
     now = now or timezone.now()
     counts = {
         "escalations": sweep_escalations(now),
+        # Attempts whose worker died go back to pending (or fail for good) before the due rows are handed out.
+        "reclaimed_notifications": reclaim(Notification, reclaim_notification, now),
+        "reclaimed_deliveries": reclaim(AlertActionDelivery, reclaim_delivery, now),
         "notifications": sweep_notifications(now),
         "deliveries": sweep_deliveries(now),
     }
     if any(counts.values()):
-        log.info("sweep at=%s escalations=%s notifications=%s deliveries=%s", now.isoformat(), *counts.values())
+        log.info("sweep at=%s %s", now.isoformat(), " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def lock_expired(model, pk, now, *related):
+    """MODEL's row PK if it is still SENDING with its lease run out at NOW, locked FOR UPDATE (call it inside a
+    transaction); else None."""
+    rows = model.objects.select_for_update(of=("self",)).select_related(*related)
+    return rows.filter(pk=pk, status="sending", lease_until__lte=now).first()
+
+
+def reclaim(model, verb, now):
+    """Hand each SENDING row of MODEL whose lease ran out at NOW to VERB(row id, now), which re-checks it under
+    its row lock in its own transaction and returns None (or "skipped") when it took nothing back. Returns how
+    many VERB took back."""
+    with transaction.atomic():
+        expired = locked(model.objects.filter(status="sending", lease_until__lte=now).order_by("lease_until"))
+        ids = list(expired.values_list("pk", flat=True)[:BATCH])
+    done = 0
+    for pk in ids:
+        try:
+            done += verb(pk, now) not in (None, "skipped")
+        except Exception:  # one broken row must not stop the others; it is tried again next minute
+            log.exception("%s=%s action=reclaim_failed", model._meta.model_name, pk)
+    return done
 
 
 def hand_out(model, task_name, args_for, now):

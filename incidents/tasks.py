@@ -62,6 +62,13 @@ def deliver_notification(notification_id, attempt):
     return deliver(notification_id, attempt)
 
 
+def hang_up_call(uuid):
+    """Hang up a notification call placed twice for one notification."""
+    from .notifications import hang_up_call as hang_up
+
+    return hang_up(uuid)
+
+
 def deliver_alert_action(delivery_id):
     """Make one alert action delivery attempt if nobody made it yet."""
     from .actions import deliver

@@ -4,8 +4,11 @@
 and worker.run() executes what was queued, in order, committing each task's on_commit callbacks. Tests wrap
 service calls in `committed()` so their on_commit callbacks (the enqueues) run.
 """
+import threading
+
 import factory
 import pytest
+from django.db import connections
 from django.test import TestCase
 from django.utils.module_loading import import_string
 from factory.django import DjangoModelFactory
@@ -13,6 +16,27 @@ from factory.django import DjangoModelFactory
 from escalation.models import ContactMethod, NotificationRule
 from incidents import models, tasks
 from tests.factories import AccountFactory, PolicyFactory, RuleFactory
+
+
+def at_once(func, times=2, timeout=30):
+    """Run FUNC in TIMES threads that start together (each with its own database connection, as separate
+    processes would have). Returns the results of those that finished."""
+    barrier = threading.Barrier(times)
+    results = []
+
+    def run():
+        try:
+            barrier.wait(timeout=10)
+            results.append(func())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results
 
 
 def committed():
