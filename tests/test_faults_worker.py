@@ -124,3 +124,42 @@ def test_the_accepted_agent_leg_records_when_it_ended(stack):
     time.sleep(1)
     accepted = [ended for _, status, ended in stack.query(LEGS, (uuid,)) if status == "accepted"]
     assert accepted and accepted[0] is not None
+
+
+def test_worker_killed_right_after_the_last_agent_declines_the_caller_still_reaches_voicemail(stack):
+    """Agent3, the last agent, declines while the worker is dead, and the task that would move the caller on is
+    lost with it (the queue is emptied, as a Redis broker loses the task its killed worker held). A new worker
+    alone does nothing for this call; one sweep after the call's due time (a short grace: no phone rings, so no
+    ringing timeout to wait for) sends the caller to the mailbox, where they leave their message."""
+    call = ScriptedCall(to=E2E_NUMBER, caller=Caller(press="1", voicemail="Please call me back"),
+                        agent_sequence=[Agent.decline(), Agent.decline(), Agent.decline(after=60)])
+    uuid = call.start(stack.client)
+    deadline = time.monotonic() + 20
+    while (leg := ringing_agent_leg(stack, call)) is None or leg["to"] != AGENTS[2][1:]:
+        assert time.monotonic() < deadline, "Agent3's phone never rang"
+        time.sleep(0.02)
+
+    assert stack.kill_worker() == -signal.SIGKILL
+    stack.wait_for(LEGS, (uuid,), expect=lambda rows: [status for _, status, _ in rows] == ["declined"] * 3, timeout=20)
+    stack.shell("from django_q.models import OrmQ\nOrmQ.objects.all().delete()")
+    stack.start_worker()
+    time.sleep(1)
+    call_id, state, _, incident_id, due = stack.query(CALL, (uuid,))[0]
+    assert state == "routing" and due is not None, "the caller is on hold with nobody being called"
+
+    out = stack.shell(
+        "import datetime as dt\nfrom django.utils import timezone\nfrom callrouting.models import Call\n"
+        "from callrouting.sweeper import sweep\n"
+        f"due = Call.objects.get(pk={call_id}).routing_due_at\n"
+        "assert due <= timezone.now() + dt.timedelta(seconds=31), due\n"
+        "print('COUNTS', sweep(now=due))")
+    counts = eval(out.split("COUNTS", 1)[1].strip())
+    assert counts["stuck_calls"] == 1, counts
+
+    outcome = call.wait(stack.client, timeout=30)
+    assert "Leave a message." in outcome.said_to_caller(), outcome.transcript()
+    rows = stack.wait_for(CALL, (uuid,), expect=lambda rows: rows[0][1] == "ended", timeout=20)
+    assert rows[0][2] == "voicemail"
+    assert stack.wait_for("select count(*) from callrouting_voicemail v join callrouting_call c on c.id = v.call_id "
+                          "where c.vonage_uuid = %s and v.recording_url != ''", (uuid,),
+                          expect=lambda rows: rows[0][0] == 1, timeout=20)

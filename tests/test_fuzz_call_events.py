@@ -154,7 +154,7 @@ def check_invariants(story, call, incidents_before):
     if call.state == S.ROUTING:
         assert any(status in flow.LEG_ACTIVE for status in statuses), f"caller on hold with nobody called: {statuses}"
     moved = transfers(story.api, call)
-    if call.state == S.VOICEMAIL or call.outcome == Call.Outcome.VOICEMAIL:
+    if call.state == S.VOICEMAIL or call.outcome in (Call.Outcome.VOICEMAIL, Call.Outcome.NO_MESSAGE):
         assert moved and moved[-1][-2]["action"] == "record"
     if call.outcome == Call.Outcome.NO_AGENT:
         assert moved and moved[-1][0]["text"].startswith("Sorry, no one is available")
@@ -176,7 +176,7 @@ def check_invariants(story, call, incidents_before):
         assert escalations(incident) == 0
     else:
         assert incident.status == Incident.Status.PENDING
-        handed_back = call.outcome in (Call.Outcome.ABANDONED, Call.Outcome.NO_AGENT)
+        handed_back = call.outcome in (Call.Outcome.ABANDONED, Call.Outcome.NO_AGENT, Call.Outcome.NO_MESSAGE)
         assert escalations(incident) == (1 if handed_back else 0), (call.state, call.outcome)
         assert incident.escalation_suppressed is not handed_back
     return call, legs, incident
@@ -234,9 +234,8 @@ def test_any_interleaving_of_call_events_keeps_the_call_consistent(setup, phone,
         if leg.status == L.CANCELLED and leg.vonage_uuid and not leg.detail.startswith("cancelled by the network"):
             assert {"action": "hangup"} in vonage_api.modifications(leg.vonage_uuid), leg.detail
 
-    if call.outcome == Call.Outcome.VOICEMAIL:
-        # The caller left no message: the voicemail deadline hands the incident back to escalation (once).
-        tasks.voicemail_deadline(call.pk)
+    if call.outcome == Call.Outcome.NO_MESSAGE:
+        # The caller left no message: the incident went back to escalation when they hung up, and only then.
         tasks.voicemail_deadline(call.pk)
         incident.refresh_from_db()
         assert escalations(incident) == 1 and not incident.escalation_suppressed
