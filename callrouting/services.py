@@ -566,7 +566,7 @@ def move_on_stuck_call(call_id, now):
     Call.objects.filter(pk=call.pk).update(routing_due_at=routing_due(number))
     waited = number.ringing_timeout + int(ROUTING_GRACE.total_seconds())
     active = list(call.legs.select_related("user").filter(status__in=flow.LEG_ACTIVE))
-    _log(call, "stuck", active_legs=len(active))
+    _log(call, "stuck", active_legs=len(active), waited=waited)
     if not active:
         # Nobody rings: the task that should call the next agent (or move the caller on) was lost.
         Call.objects.filter(pk=call.pk).update(routing_due_at=now + TASK_GRACE)
