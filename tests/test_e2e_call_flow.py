@@ -33,6 +33,14 @@ def stack(tmp_path_factory):
     stack.stop()
 
 
+@pytest.fixture(autouse=True)
+def every_ncco_is_one_vonage_runs(stack):
+    """The product's NCCOs must be ones Vonage runs: its fallback could otherwise hide a refused one."""
+    before = len(stack.phone.network.invalid_nccos)
+    yield
+    assert list(stack.phone.network.invalid_nccos)[before:] == []
+
+
 def ended_call(stack, uuid):
     """(state, outcome, incident id, escalated_at) once the call log says the call ended."""
     rows = stack.wait_for(CALL, (uuid,), expect=lambda rows: rows and rows[0][1] == "ended")
@@ -160,4 +168,19 @@ def test_the_agent_hanging_up_ends_the_call_and_resolves_the_incident(stack):
     assert outcome.connected and outcome.caller["status"] == "completed"
     _, result, incident, _ = ended_call(stack, outcome.caller["uuid"])
     assert result == "answered"
+    incident_status(stack, incident, "resolved")
+
+
+def test_duplicated_and_out_of_order_events_do_not_change_the_outcome(stack):
+    stack.client.faults(disorder_events=True)
+    try:
+        outcome = run(stack, caller=Caller(press="1", hang_up_after=2), agent_sequence=[Agent.decline(), Agent.accept()])
+    finally:
+        stack.client.faults(disorder_events=False)
+
+    assert outcome.connected
+    _, result, incident, _ = ended_call(stack, outcome.caller["uuid"])
+    assert result == "answered"
+    assert leg_statuses(stack, outcome.caller["uuid"]) == [
+        (AGENTS[0], "declined"), (AGENTS[1], "accepted"), (AGENTS[2], "cancelled")]
     incident_status(stack, incident, "resolved")

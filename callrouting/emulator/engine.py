@@ -228,6 +228,7 @@ class Network:
         self._sending = set()
         self._local = threading.local()
         self.webhook_log = deque(maxlen=500)  # (time, method, url, status) of recent webhooks
+        self.invalid_nccos = deque(maxlen=500)  # {"uuid", "kind", "reason"} of the NCCOs Vonage would refuse
         # Called after each webhook, outside the lock: (started epoch s, seconds, method, url, payload, status or
         # None on a network error). Vonage's view of the application's latency: manage.py benchmark uses it.
         self.on_webhook = None
@@ -320,6 +321,7 @@ class Network:
             self.phones.clear()
             self.scenarios.clear()
             self._held.clear()
+            self.invalid_nccos.clear()
             self.disorder_events = False
             self.unsigned_callbacks = 0
             self.inbound_region = PRIMARY
@@ -1118,6 +1120,7 @@ class Network:
         """Vonage's only report of an NCCO it could not run: an error event (no status) to LEG's event URL."""
         log.warning("emulator leg=%s invalid NCCO from the %s: %s", leg.uuid, kind, reason)
         with self.lock:
+            self.invalid_nccos.append({"uuid": leg.uuid, "kind": kind, "reason": reason})
             leg.note("error", f"invalid NCCO from the {kind}: {reason}")
         self._queue_event(leg, {"reason": reason, "conversation_uuid": leg.conversation_uuid,
                                 "timestamp": iso(utc_now())})
