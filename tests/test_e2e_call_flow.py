@@ -79,8 +79,13 @@ def test_a_digit_routes_the_call_and_the_accepted_call_ending_resolves_the_incid
     assert "Call ended: answered by an agent." in steps
 
 
-def test_sequential_calling_goes_on_after_a_decline(stack):
-    outcome = run(stack, caller=Caller(press="1", hang_up_after=1), agent_sequence=[Agent.decline(), Agent.accept()])
+@pytest.mark.parametrize("disorder", [False, True], ids=["events-in-order", "events-duplicated-out-of-order"])
+def test_sequential_calling_goes_on_after_a_decline(stack, disorder):
+    stack.client.faults(disorder_events=disorder)  # Vonage may deliver a leg's events twice and out of order
+    try:
+        outcome = run(stack, caller=Caller(press="1", hang_up_after=1), agent_sequence=[Agent.decline(), Agent.accept()])
+    finally:
+        stack.client.faults(disorder_events=False)
 
     assert [leg["to"] for leg in outcome.agents] == [AGENTS[0][1:], AGENTS[1][1:]]
     assert outcome.connected
@@ -170,17 +175,3 @@ def test_the_agent_hanging_up_ends_the_call_and_resolves_the_incident(stack):
     assert result == "answered"
     incident_status(stack, incident, "resolved")
 
-
-def test_duplicated_and_out_of_order_events_do_not_change_the_outcome(stack):
-    stack.client.faults(disorder_events=True)
-    try:
-        outcome = run(stack, caller=Caller(press="1", hang_up_after=2), agent_sequence=[Agent.decline(), Agent.accept()])
-    finally:
-        stack.client.faults(disorder_events=False)
-
-    assert outcome.connected
-    _, result, incident, _ = ended_call(stack, outcome.caller["uuid"])
-    assert result == "answered"
-    assert leg_statuses(stack, outcome.caller["uuid"]) == [
-        (AGENTS[0], "declined"), (AGENTS[1], "accepted"), (AGENTS[2], "cancelled")]
-    incident_status(stack, incident, "resolved")
