@@ -160,14 +160,15 @@ class VonageWebhookClient(Client):
     def post_webhook(self, path, payload, **extra):
         """POST PAYLOAD as a JSON body, signed (with payload_hash)."""
         body = json.dumps(payload).encode()
-        return _runnable(self.post(path, data=body, content_type="application/json", **signed_headers(body), **extra))
+        response = self.post(path, data=body, content_type="application/json", **signed_headers(body), **extra)
+        return assert_runnable_ncco(response)
 
     def get_webhook(self, path, params=None, **extra):
         """GET PATH with PARAMS as the query string, signed (no body, so no payload_hash)."""
-        return _runnable(self.get(path, data=params or {}, **signed_headers(None), **extra))
+        return assert_runnable_ncco(self.get(path, data=params or {}, **signed_headers(None), **extra))
 
 
-def _runnable(response):
+def assert_runnable_ncco(response):
     """RESPONSE, after checking that an NCCO in a 2xx answer is one Vonage would run (the only kind it plays)."""
     if 200 <= response.status_code < 300 and response.get("Content-Type", "").startswith("application/json"):
         ncco = json.loads(response.content)

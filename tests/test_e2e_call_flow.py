@@ -83,7 +83,8 @@ def test_a_digit_routes_the_call_and_the_accepted_call_ending_resolves_the_incid
 def test_sequential_calling_goes_on_after_a_decline(stack, disorder):
     stack.client.faults(disorder_events=disorder)  # Vonage may deliver a leg's events twice and out of order
     try:
-        outcome = run(stack, caller=Caller(press="1", hang_up_after=1), agent_sequence=[Agent.decline(), Agent.accept()])
+        outcome = run(stack, caller=Caller(press="1", hang_up_after=1),
+                      agent_sequence=[Agent.decline(), Agent.accept()])
     finally:
         stack.client.faults(disorder_events=False)
 

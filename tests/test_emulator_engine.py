@@ -8,13 +8,15 @@ import uuid
 import jwt
 import pytest
 import requests
+from django.http import JsonResponse
 
 from callrouting.emulator.rest import Credentials
 from callrouting.emulator.script import Agent, Caller, EmulatorClient, EmulatorError, ScriptedCall
 from callrouting.emulator.server import PhoneNetwork
 from callrouting.emulator.validation import ncco_problems
-from incidents.telephony import get_telephony, reset_telephony
+from incidents.telephony import TelephonyError, get_telephony, reset_telephony
 from tests.emulator_helpers import SECRET, WebhookTarget, wait_until
+from tests.fake_vonage import assert_runnable_ncco
 
 TOKEN = "control-token-for-tests"
 CALLER = "+4915550000100"
@@ -663,12 +665,27 @@ def test_a_create_call_body_vonage_would_refuse_gets_400_from_the_network_and_th
     assert network.network.snapshot()["legs"] == []
 
 
-def test_a_transfer_with_an_ncco_vonage_would_refuse_gets_400(network, app, client):
+def test_a_transfer_with_an_ncco_vonage_would_refuse_gets_400_from_the_network_and_the_test_fake(network, app,
+                                                                                                  client, vonage_api):
     caller = caller_on_hold(app, client)
+    bad = [{"action": "talk", "txt": "Moved"}]
 
-    assert transfer(network, caller["uuid"], [{"action": "talk", "txt": "Moved"}]).status_code == 400
+    assert transfer(network, caller["uuid"], bad).status_code == 400
     assert client.leg(caller["uuid"])["state"] == "on_hold"
     client.act(caller["uuid"], "hangup")
+    with pytest.raises(TelephonyError):
+        get_telephony().transfer_ncco(caller["uuid"], bad)  # the product's client against the test fake
+    assert vonage_api.modifications() == []
+
+
+def test_the_test_fakes_webhook_client_fails_a_test_on_an_ncco_vonage_would_refuse():
+    def answer(ncco, status=200):
+        return assert_runnable_ncco(JsonResponse(ncco, safe=False, status=status)).status_code
+
+    assert answer([{"action": "talk", "text": "Hi"}]) == 200
+    assert answer([{"action": "talk"}], status=401) == 401  # Vonage never plays a refusal's body
+    with pytest.raises(AssertionError, match=r"ncco\[0\]\.eventUrl"):
+        answer([{"action": "input", "type": ["dtmf"], "eventUrl": "https://example.test/in"}])
 
 
 def test_every_transfer_of_a_leg_sends_a_transfer_event_without_status(network, app, client):
