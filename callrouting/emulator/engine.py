@@ -1155,17 +1155,10 @@ class Network:
                     self._outboxes.pop(uuid, None)
                     return
                 url, method, payload = box.popleft()
-            for _ in range(2):
-                try:
-                    response = self._send(url, method, payload, EVENT_TIMEOUT)
-                except (requests.Timeout, requests.ConnectionError) as exc:
-                    log.info("emulator event to %s failed: %s", url, exc)
-                    continue
-                except requests.RequestException as exc:
-                    log.info("emulator event to %s failed: %s", url, exc)
-                    break
-                if response.status_code not in RETRY_STATUSES:
-                    break
+            try:
+                self._send(url, method, payload, EVENT_TIMEOUT)
+            except requests.RequestException as exc:
+                log.info("emulator event to %s failed: %s", url, exc)
 
     def _session(self):
         session = getattr(self._local, "session", None)
