@@ -106,7 +106,8 @@ class ControlAPI:
 
     def _check_region(self, region):
         if region not in self.network.region_urls and region != PRIMARY:
-            raise ValueError(f"no region {region!r}: one of {', '.join(sorted(self.network.region_urls) or [PRIMARY])}")
+            known = ", ".join(sorted(self.network.region_urls) or [PRIMARY])
+            raise ValueError(f"no region {region!r}: one of {known}")
         return region
 
     def _state(self, query):

@@ -8,7 +8,8 @@ transfer (PUT /v1/calls/{uuid}) replaces the running NCCO; what an input's event
 Events go to the leg's event URL in order, one sender per leg, with the status sequences Vonage uses:
 outbound started -> ringing -> answered [-> human|machine] -> completed, or busy / timeout / unanswered / rejected /
 failed / cancelled instead of answered; inbound started -> ringing -> answered -> completed. Every webhook is signed
-like Vonage's (signing.py).
+like Vonage's (signing.py). Every NCCO is checked as Vonage checks it (validation.py): an invalid one gets Vonage's
+error event, then the fallback URL. Only a timeout, a connection error, 429, 503 or 504 is tried again.
 
 Time: every duration of the simulated world (speech, ringing, input and recording timeouts, scripted delays) is
 multiplied by `speed` (1.0: real time for the browser; 0: as fast as the webhooks allow, for tests). Scripted steps
