@@ -25,8 +25,8 @@ class Hit:
 
 
 class WebhookTarget:
-    """An HTTP server standing in for the product. ROUTES: path -> callable(hit) -> NCCO list, None (204) or an
-    int status. Every request is kept in `hits`."""
+    """An HTTP server standing in for the product. ROUTES: path -> callable(hit) -> NCCO list, None (204), an
+    int status or (status, NCCO list). Every request is kept in `hits`."""
 
     def __init__(self):
         self.routes = {}
@@ -49,6 +49,8 @@ class WebhookTarget:
                 result = handler(hit) if handler else None
                 if isinstance(result, int):
                     status, payload = result, b""
+                elif isinstance(result, tuple):
+                    status, payload = result[0], json.dumps(result[1]).encode()
                 elif result is None:
                     status, payload = 204, b""
                 else:
@@ -79,6 +81,10 @@ class WebhookTarget:
     def hits_to(self, path):
         with self.lock:
             return [hit for hit in self.hits if hit.path == path]
+
+    def statusless(self, path="/vonage/event"):
+        """Events without a status (transfer and error events), in arrival order."""
+        return [hit.json for hit in self.hits_to(path) if hit.json and "status" not in hit.json]
 
     def events(self, uuid=None, path="/vonage/event"):
         """Status events (payloads) for the leg UUID (or all), in arrival order."""

@@ -9,7 +9,9 @@ without a phone network (created calls are only recorded):
 - `FakeVonage`: what tests get (fixture `vonage_api`): the server, the API and the helpers.
 
 `signed_headers()` signs a webhook request the way Vonage does (HS256 JWT with payload_hash);
-`VonageWebhookClient` (fixture `vonage_client`) is a Django test client that sends such webhooks.
+`VonageWebhookClient` (fixture `vonage_client`) is a Django test client that sends such webhooks and, like
+Vonage, refuses an NCCO it could not run: a 2xx answer that is a JSON array must pass the emulator's checks
+(callrouting/emulator/validation.py), or the test fails.
 """
 import json
 import re
@@ -28,6 +30,7 @@ from callrouting.emulator.rest import (  # noqa: F401 (re-exported for tests)
 )
 from callrouting.emulator.rest import RestAPI as FakeVonageAPI
 from callrouting.emulator.signing import sign_webhook
+from callrouting.emulator.validation import ncco_problems
 
 
 class FakeVonageServer(HttpsServer):
@@ -162,8 +165,18 @@ class VonageWebhookClient(Client):
     def post_webhook(self, path, payload, **extra):
         """POST PAYLOAD as a JSON body, signed (with payload_hash)."""
         body = json.dumps(payload).encode()
-        return self.post(path, data=body, content_type="application/json", **signed_headers(body), **extra)
+        response = self.post(path, data=body, content_type="application/json", **signed_headers(body), **extra)
+        return assert_runnable_ncco(response)
 
     def get_webhook(self, path, params=None, **extra):
         """GET PATH with PARAMS as the query string, signed (no body, so no payload_hash)."""
-        return self.get(path, data=params or {}, **signed_headers(None), **extra)
+        return assert_runnable_ncco(self.get(path, data=params or {}, **signed_headers(None), **extra))
+
+
+def assert_runnable_ncco(response):
+    """RESPONSE, after checking that an NCCO in a 2xx answer is one Vonage would run (the only kind it plays)."""
+    if 200 <= response.status_code < 300 and response.get("Content-Type", "").startswith("application/json"):
+        ncco = json.loads(response.content)
+        problems = ncco_problems(ncco) if isinstance(ncco, list) else []
+        assert not problems, f"Vonage would refuse this NCCO: {problems}\n{json.dumps(ncco)[:2000]}"
+    return response

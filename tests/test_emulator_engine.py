@@ -1,18 +1,22 @@
 """The phone network (callrouting/emulator) against a tiny webhook target: NCCO semantics, status sequences,
 signed webhooks, the REST API's JWT check and the control API. Speed 0: simulated time passes at once."""
 import hashlib
+import json
 import time
 import uuid
 
 import jwt
 import pytest
 import requests
+from django.http import JsonResponse
 
 from callrouting.emulator.rest import Credentials
 from callrouting.emulator.script import Agent, Caller, EmulatorClient, EmulatorError, ScriptedCall
 from callrouting.emulator.server import PhoneNetwork
-from incidents.telephony import get_telephony, reset_telephony
+from callrouting.emulator.validation import ncco_problems
+from incidents.telephony import TelephonyError, get_telephony, reset_telephony
 from tests.emulator_helpers import SECRET, WebhookTarget, wait_until
+from tests.fake_vonage import assert_runnable_ncco
 
 TOKEN = "control-token-for-tests"
 CALLER = "+4915550000100"
@@ -202,9 +206,12 @@ def test_a_failing_input_webhook_goes_to_the_fallback_url(app, client):
     leg = client.place_call(to=NUMBER, from_=CALLER, steps=[{"on": "input", "do": "dtmf", "digits": "1"}])
     done = ended(client, leg["uuid"])
 
-    fallback = app.hits_to("/vonage/fallback")[0].json
-    assert fallback["original_request"] == {"url": app.url("/input"), "type": "event_url"}
-    assert fallback["reason"] == "HTTP 500"
+    # 500 is not retried; the fallback comes with GET (Vonage's default), its fields as query parameters
+    assert len(app.hits_to("/input")) == 1
+    fallback = app.hits_to("/vonage/fallback")[0]
+    assert fallback.method == "GET" and not fallback.body
+    assert json.loads(fallback.query["original_request"]) == {"url": app.url("/input"), "type": "event_url"}
+    assert fallback.query["reason"] == "HTTP 500"
     assert kinds(done, "talk") == [("talk", "Sorry")]
 
 
@@ -215,7 +222,7 @@ def test_a_failing_answer_url_is_tried_twice_then_the_fallback_url(app, client):
     done = ended(client, leg["uuid"])
 
     assert len(app.hits_to("/vonage/answer")) == 2
-    assert app.hits_to("/vonage/fallback")[0].json["original_request"]["type"] == "answer_url"
+    assert json.loads(app.hits_to("/vonage/fallback")[0].query["original_request"])["type"] == "answer_url"
     assert kinds(done, "talk") == [("talk", "Fallback speaking")]
 
 
@@ -339,14 +346,23 @@ def test_hanging_up_a_ringing_call_cancels_it(network, app, client):
     assert rest(network, "PUT", "/v1/calls/no-such-call", {"action": "hangup"}).status_code == 404
 
 
-def test_a_transfer_replaces_the_running_ncco(network, app, client):
+def caller_on_hold(app, client):
+    """An inbound call waiting in a conversation that has not started."""
     answer_with(app, [{"action": "conversation", "name": "hold-room", "startOnEnter": False}])
     caller = client.place_call(to=NUMBER, from_=CALLER)
     wait_until(lambda: client.leg(caller["uuid"])["state"] == "on_hold")
+    return caller
 
-    response = rest(network, "PUT", f"/v1/calls/{caller['uuid']}", {
-        "action": "transfer", "destination": {"type": "ncco", "ncco": [{"action": "talk", "text": "Moved"}]}})
-    assert response.status_code == 204
+
+def transfer(network, uuid, ncco):
+    return rest(network, "PUT", f"/v1/calls/{uuid}", {"action": "transfer",
+                                                       "destination": {"type": "ncco", "ncco": ncco}})
+
+
+def test_a_transfer_replaces_the_running_ncco(network, app, client):
+    caller = caller_on_hold(app, client)
+
+    assert transfer(network, caller["uuid"], [{"action": "talk", "text": "Moved"}]).status_code == 204
     done = ended(client, caller["uuid"])
     assert kinds(done, "talk") == [("talk", "Moved")]
 
@@ -379,7 +395,7 @@ def test_connect_rings_a_new_leg_and_bridges_it_until_it_hangs_up(network, app, 
 
 def test_connect_to_a_busy_phone_goes_on_with_the_next_action(network, app, client):
     answer_with(app, [
-        {"action": "connect", "endpoint": [{"type": "phone", "number": "4915112345679"}]},
+        {"action": "connect", "from": "4930901820", "endpoint": [{"type": "phone", "number": "4915112345679"}]},
         {"action": "talk", "text": "Busy, sorry"},
     ])
     client.set_phone("4915112345679", Agent.busy().steps)
@@ -511,3 +527,281 @@ def test_call_creation_is_rate_limited_like_vonage(network, app):
             "event_url": [app.url("/e")], "ncco": [{"action": "talk", "text": "x"}]}
     statuses = [rest(network, "POST", "/v1/calls", body).status_code for _ in range(4)]
     assert statuses.count(429) >= 1 and statuses[:3] == [201, 201, 201]
+
+
+# --- as strict as Vonage: NCCOs, create-call bodies, retries and the fallback URL --------------------------------
+
+LISTEN = {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 1}, "eventUrl": ["https://example.test/in"]}
+BAD_NCCOS = {
+    "eventUrl as a string": [{**LISTEN, "eventUrl": "https://example.test/in"}],
+    "an unknown field": [{"action": "talk", "text": "Hello", "voiceName": "Amy"}],
+    "talk over 1,500 characters": [{"action": "talk", "text": "word " * 301}],
+    "an unknown action": [{"action": "play", "text": "Hello"}],
+    "an unknown field the models would drop": [{"action": "record", "transcription": {"language": "en-US",
+                                                                                       "summary": True}}],
+}
+
+
+@pytest.mark.parametrize("bad", BAD_NCCOS.values(), ids=BAD_NCCOS.keys())
+def test_an_ncco_vonage_would_refuse_gets_an_error_event_and_then_the_fallback(app, client, bad):
+    answer_with(app, bad)
+    app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "From the fallback"}]
+    leg = client.place_call(to=NUMBER, from_=CALLER)
+    done = ended(client, leg["uuid"])
+
+    assert len(app.hits_to("/vonage/answer")) == 1  # a 200 is not retried, whatever it holds
+    error = wait_until(lambda: app.statusless())[0]
+    assert set(error) == {"reason", "conversation_uuid", "timestamp"}
+    assert error["conversation_uuid"] == leg["conversation_uuid"] and error["reason"].startswith("Invalid NCCO")
+    fallback = app.hits_to("/vonage/fallback")[0]
+    assert fallback.query["reason"] == error["reason"]
+    assert kinds(done, "talk") == [("talk", "From the fallback")]
+
+
+def test_documented_fields_the_sdk_models_drop_are_accepted():
+    assert ncco_problems([
+        {"action": "record", "eventUrl": ["https://example.test/r"],
+         "transcription": {"language": "en-US", "eventUrl": ["https://example.test/t"], "sentimentAnalysis": True}},
+        {"action": "input", "type": ["dtmf"], "mode": "asynchronous"},
+        {"action": "connect", "from": "4930901820", "endpoint": [{"type": "phone", "number": "4915112345679"}]},
+    ]) == []
+    assert [p["name"] for p in ncco_problems([{"action": "input", "type": ["dtmf"], "mode": "sometimes"},
+                                              {"action": "talk", "text": "x" * 1500}])] == ["ncco[0].mode"]
+
+
+def test_an_invalid_ncco_from_an_input_webhook_gets_an_error_event_and_the_fallback(app, client):
+    answer_with(app, [{**LISTEN, "eventUrl": [app.url("/input")]}])
+    app.routes["/input"] = lambda hit: [{"action": "talk", "text": "Bye", "eventUrl": [app.url("/x")]}]
+    app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "Sorry"}]
+    leg = client.place_call(to=NUMBER, from_=CALLER, steps=[{"on": "input", "do": "dtmf", "digits": "1"}])
+    done = ended(client, leg["uuid"])
+
+    assert "ncco[0].eventUrl: unknown field" in wait_until(lambda: app.statusless())[0]["reason"]
+    assert json.loads(app.hits_to("/vonage/fallback")[0].query["original_request"])["type"] == "event_url"
+    assert kinds(done, "talk") == [("talk", "Sorry")]
+
+
+@pytest.mark.parametrize("status, tries", [(429, 2), (503, 2), (504, 2), (400, 1), (401, 1), (404, 1), (500, 1)])
+def test_the_answer_url_is_tried_again_only_after_429_503_504_and_a_refusal_is_never_played(app, client, status,
+                                                                                             tries):
+    app.routes["/vonage/answer"] = lambda hit: (status, [{"action": "talk", "text": "The refusal's body"}])
+    app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "Fallback speaking"}]
+    leg = client.place_call(to=NUMBER, from_=CALLER)
+    done = ended(client, leg["uuid"])
+
+    assert len(app.hits_to("/vonage/answer")) == tries
+    assert kinds(done, "talk") == [("talk", "Fallback speaking")]
+    assert app.statusless() == []  # a failed request is not an invalid NCCO
+
+
+def test_a_timed_out_answer_url_is_tried_again(app, client, monkeypatch):
+    monkeypatch.setattr("callrouting.emulator.engine.ANSWER_TIMEOUT", (1, 0.2))
+    hits = []
+
+    def slow_first(hit):
+        hits.append(hit)
+        if len(hits) == 1:
+            time.sleep(1)  # five times the read timeout
+        return [{"action": "talk", "text": "Second try"}]
+
+    app.routes["/vonage/answer"] = slow_first
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+
+    assert len(hits) == 2 and kinds(done, "talk") == [("talk", "Second try")]
+    assert app.hits_to("/vonage/fallback") == []
+
+
+@pytest.mark.parametrize("status, tries", [(500, 1), (503, 2)])
+def test_a_refused_fallback_drops_the_call_in_silence(app, client, status, tries):
+    app.routes["/vonage/answer"] = lambda hit: 500
+    app.routes["/vonage/fallback"] = lambda hit: (status, [{"action": "talk", "text": "Never heard"}])
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+
+    assert len(app.hits_to("/vonage/answer")) == 1 and len(app.hits_to("/vonage/fallback")) == tries
+    assert kinds(done, "talk") == [] and done["answered_at"] is None
+
+
+def test_an_invalid_fallback_ncco_is_reported_too_and_drops_the_call(app, client):
+    answer_with(app, [{"action": "talk"}])
+    app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "x", "bargein": True}]
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+
+    reasons = [event["reason"] for event in wait_until(lambda: len(app.statusless()) == 2 and app.statusless())]
+    assert "ncco[0].text: Field required" in reasons[0] and "ncco[0].bargein: unknown field" in reasons[1]
+    assert kinds(done, "talk") == []
+
+
+def test_the_fallback_method_can_be_post(app, network, client):
+    network.network.app["fallback_method"] = "POST"
+    app.routes["/vonage/answer"] = lambda hit: 404
+    app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "Posted"}]
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+
+    fallback = app.hits_to("/vonage/fallback")[0]
+    assert fallback.method == "POST" and fallback.json["reason"] == "HTTP 404"
+    assert fallback.json["original_request"] == {"url": app.url("/vonage/answer"), "type": "answer_url"}
+    assert kinds(done, "talk") == [("talk", "Posted")]
+
+
+@pytest.mark.parametrize("change, name", [
+    ({"ncco": [{"action": "talk", "text": "Hi", "eventUrl": "https://example.test/e"}]}, "ncco[0].eventUrl"),
+    ({"ncco": [{"action": "talk", "text": "x" * 1501}]}, "ncco[0].text"),
+    ({"ncco": [{"action": "wait"}]}, "ncco[0].action"),  # not an action a create-call body may carry
+    ({"event_url": "https://example.test/e"}, "event_url"),
+    ({"ringing_timer": 300}, "ringing_timer"),
+    ({"to": [{"type": "phone", "number": "4915112345671", "dtmf_answer": "1"}]}, "to[0].dtmf_answer"),
+    ({"callback": "https://example.test/e"}, "callback"),
+])
+def test_a_create_call_body_vonage_would_refuse_gets_400_from_the_network_and_the_test_fake(network, app,
+                                                                                             vonage_api, change,
+                                                                                             name):
+    body = {"to": [{"type": "phone", "number": "4915112345671"}], "from": {"type": "phone", "number": "4930901820"},
+            "event_url": [app.url("/leg-event")], "ncco": [{"action": "talk", "text": "Hello agent"}], **change}
+    fake = requests.post(vonage_api.base_url + "/v1/calls", json=body, timeout=5,
+                         headers={"Authorization": f"Bearer {app_jwt(vonage_api.credentials)}"})
+    for response in (rest(network, "POST", "/v1/calls", body), fake):
+        assert response.status_code == 400
+        assert name in [problem["name"] for problem in response.json()["invalid_parameters"]]
+    assert network.network.snapshot()["legs"] == []
+
+
+def test_a_transfer_with_an_ncco_vonage_would_refuse_gets_400_from_the_network_and_the_test_fake(network, app,
+                                                                                                  client, vonage_api):
+    caller = caller_on_hold(app, client)
+    bad = [{"action": "talk", "txt": "Moved"}]
+
+    assert transfer(network, caller["uuid"], bad).status_code == 400
+    assert client.leg(caller["uuid"])["state"] == "on_hold"
+    client.act(caller["uuid"], "hangup")
+    with pytest.raises(TelephonyError):
+        get_telephony().transfer_ncco(caller["uuid"], bad)  # the product's client against the test fake
+    assert vonage_api.modifications() == []
+
+
+def test_the_test_fakes_webhook_client_fails_a_test_on_an_ncco_vonage_would_refuse():
+    def answer(ncco, status=200):
+        return assert_runnable_ncco(JsonResponse(ncco, safe=False, status=status)).status_code
+
+    assert answer([{"action": "talk", "text": "Hi"}]) == 200
+    assert answer([{"action": "talk"}], status=401) == 401  # Vonage never plays a refusal's body
+    with pytest.raises(AssertionError, match=r"ncco\[0\]\.eventUrl"):
+        answer([{"action": "input", "type": ["dtmf"], "eventUrl": "https://example.test/in"}])
+
+
+def test_every_transfer_of_a_leg_sends_a_transfer_event_without_status(network, app, client):
+    caller = caller_on_hold(app, client)
+    transfer(network, caller["uuid"], [{"action": "talk", "text": "Moved"}])
+    ended(client, caller["uuid"])
+
+    joined, moved = wait_until(lambda: len(app.statusless()) == 2 and app.statusless())
+    for event in (joined, moved):
+        assert set(event) == {"conversation_uuid_from", "conversation_uuid_to", "uuid", "timestamp"}
+        assert event["uuid"] == caller["uuid"]
+    assert joined["conversation_uuid_from"] == caller["conversation_uuid"] == moved["conversation_uuid_to"]
+    assert joined["conversation_uuid_to"] == moved["conversation_uuid_from"] != caller["conversation_uuid"]
+
+
+# --- opt-in faults: disordered events, unsigned callbacks, a second region --------------------------------------
+
+
+def test_events_can_arrive_duplicated_and_out_of_order(network, app, client):
+    assert client.faults(disorder_events=True)["disorder_events"] is True
+    client.set_phone("4915112345671", Agent.accept().steps)
+    call = outbound(network, app)
+    ended(client, call["uuid"])
+
+    ordered = ["started", "ringing", "answered", "completed"]
+    statuses = wait_until(lambda: len(app.statuses(call["uuid"], "/leg-event")) == 6
+                          and app.statuses(call["uuid"], "/leg-event"))
+    assert statuses == ["ringing", "started", "ringing", "completed", "answered", "completed"]
+    assert sorted(set(statuses)) == sorted(ordered)
+    client.reset()
+    assert client.faults()["disorder_events"] is False
+
+
+def test_an_unsigned_callback_is_sent_again_signed_after_a_5xx(app, client):
+    assert client.faults(unsigned_callbacks=1)["unsigned_callbacks"] == 1
+
+    def refuse_unsigned(answer):
+        return lambda hit: answer if hit.headers.get("authorization") else 503
+
+    app.routes["/vonage/answer"] = refuse_unsigned([{"action": "talk", "text": "Signed"}])
+    app.routes["/vonage/event"] = refuse_unsigned(None)
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+    wait_until(lambda: "completed" in app.statuses(done["uuid"]))
+
+    unsigned = [index for index, hit in enumerate(app.hits) if "authorization" not in hit.headers]
+    assert len(unsigned) == 1
+    first = app.hits[unsigned[0]]
+    again = next(hit for hit in app.hits[unsigned[0] + 1:] if hit.path == first.path)
+    assert (again.body, again.query) == (first.body, first.query) and again.claims()["application_id"]
+    assert kinds(done, "talk") == [("talk", "Signed")]
+    assert client.faults()["unsigned_callbacks"] == 0
+
+
+def test_an_unsigned_callback_answered_401_is_not_sent_again(app, client):
+    client.faults(unsigned_callbacks=1)
+    refuse_unsigned = lambda hit: None if hit.headers.get("authorization") else 401  # noqa: E731
+    app.routes["/vonage/event"] = refuse_unsigned
+    app.routes["/vonage/answer"] = lambda hit: refuse_unsigned(hit) or [{"action": "talk", "text": "Hi"}]
+    app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "Hi"}]
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+    wait_until(lambda: "completed" in app.statuses(done["uuid"]))
+
+    (first,) = [hit for hit in app.hits if "authorization" not in hit.headers]
+    assert [(hit.body, hit.query) for hit in app.hits_to(first.path)].count((first.body, first.query)) == 1
+
+
+@pytest.fixture
+def two_regions(app, fake_vonage, credentials, tmp_path):
+    phone = PhoneNetwork(webhook_base=app.base_url, credentials=credentials, signature_secret=SECRET,
+                         control_token=TOKEN, speed=0, ca=fake_vonage.server.ca, second_region=True).start()
+    phone.credentials = credentials
+    phone.ca_file = str(phone.write_ca_bundle(tmp_path / "ca.pem"))
+    yield phone
+    phone.stop()
+
+
+def put_call(base_url, network, uuid, body):
+    return requests.put(f"{base_url}/v1/calls/{uuid}", json=body, verify=network.ca_file, timeout=5,
+                        headers={"Authorization": f"Bearer {app_jwt(network.credentials)}"})
+
+
+def test_a_call_is_modified_only_on_the_host_of_its_region(app, two_regions):
+    client = EmulatorClient(two_regions.base_url, TOKEN, verify=two_regions.ca_file)
+    answer_with(app, [{"action": "conversation", "name": "hold-room", "startOnEnter": False}])
+    caller = client.place_call(to=NUMBER, from_=CALLER, region="secondary")
+    wait_until(lambda: client.leg(caller["uuid"])["state"] == "on_hold")
+
+    assert app.hits_to("/vonage/answer")[0].query["region_url"] == two_regions.second_base_url
+    hangup = {"action": "hangup"}
+    assert put_call(two_regions.base_url, two_regions, caller["uuid"], hangup).status_code == 404
+    assert client.leg(caller["uuid"])["ended_at"] is None
+    assert put_call(two_regions.second_base_url, two_regions, caller["uuid"], hangup).status_code == 204
+    assert ended(client, caller["uuid"])["status"] == "completed"
+
+
+def test_an_outbound_call_lives_in_the_region_whose_host_created_it(app, two_regions):
+    client = EmulatorClient(two_regions.base_url, TOKEN, verify=two_regions.ca_file)
+    client.set_phone("4915112345671", Agent.silent().steps)
+    app.routes["/agent-answer"] = lambda hit: [{"action": "conversation", "name": "agent-room"}]
+    body = {"to": [{"type": "phone", "number": "4915112345671"}], "from": {"type": "phone", "number": "4930901820"},
+            "event_url": [app.url("/leg-event")], "answer_url": [app.url("/agent-answer")]}
+    created = requests.post(two_regions.second_base_url + "/v1/calls", json=body, verify=two_regions.ca_file,
+                            timeout=5, headers={"Authorization": f"Bearer {app_jwt(two_regions.credentials)}"})
+    uuid_ = created.json()["uuid"]
+    wait_until(lambda: app.hits_to("/agent-answer"))
+
+    assert app.hits_to("/agent-answer")[0].query["region_url"] == two_regions.second_base_url
+    transfer = {"action": "transfer", "destination": {"type": "ncco", "ncco": [{"action": "talk", "text": "Bye"}]}}
+    assert put_call(two_regions.base_url, two_regions, uuid_, transfer).status_code == 404
+    assert put_call(two_regions.second_base_url, two_regions, uuid_, transfer).status_code == 204
+    assert kinds(ended(client, uuid_), "talk") == [("talk", "Bye")]
+
+
+def test_with_one_region_the_answer_webhook_names_the_networks_own_host(app, network, client):
+    answer_with(app, [{"action": "talk", "text": "Hi"}])
+    ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+    assert app.hits_to("/vonage/answer")[0].query["region_url"] == network.base_url
+    with pytest.raises(EmulatorError, match="400"):
+        client.place_call(to=NUMBER, from_=CALLER, region="secondary")

@@ -7,13 +7,18 @@ GET  /_emulator/state?since=V&wait=S&uuids=a,b  {"version", "legs": [...]}; with
                                                 a change (long poll)
 GET  /_emulator/legs/<uuid>                     one leg (transcript, what it waits for)
 POST /_emulator/calls                           {"from", "to", "steps"?, "agents"?, "agent_sequence"?,
-                                                "default_agent"?}: an inbound call; 201 with the leg
+                                                "default_agent"?, "region"?}: an inbound call; 201 with the leg
 POST /_emulator/legs/<uuid>/<action>            dtmf {digits} | say {text} | answer {then_press?} | machine | reject |
                                                 busy | unanswered | fail | hangup | voicemail {text, audio_base64?,
                                                 content_type?} | steps {steps}
 PUT  /_emulator/phones/<number>                 {"steps"}: outbound calls to NUMBER ("*": any) follow them
 DELETE /_emulator/phones/<number>               that phone is interactive again
-POST /_emulator/reset                           hang up everything, forget all legs and phones
+GET  /_emulator/faults                          the opt-in faults now in force
+POST /_emulator/faults                          {"disorder_events"?: bool, "unsigned_callbacks"?: n,
+                                                "inbound_region"?: "primary"|"secondary"}: status events
+                                                duplicated and out of order; the next N webhooks unsigned
+                                                first; where inbound calls land. Reset clears them.
+POST /_emulator/reset                           hang up everything, forget all legs, phones and faults
 GET  /_emulator/webhooks                        the last webhooks sent (method, url, status)
 """
 import base64
@@ -21,7 +26,7 @@ import binascii
 import hmac
 import re
 
-from .engine import phone_pattern_ok, validate_steps
+from .engine import PRIMARY, phone_pattern_ok, validate_steps
 from .rest import ApiResponse
 
 PREFIX = "/_emulator/"
@@ -54,6 +59,8 @@ class ControlAPI:
             return self._state(request.query)
         if path == "calls" and method == "POST":
             return self._place_call(body)
+        if path == "faults" and method in ("GET", "POST"):
+            return self._faults(body if method == "POST" else {})
         if path == "reset" and method == "POST":
             self.network.reset()
             return ApiResponse.json(200, {"ok": True})
@@ -75,6 +82,33 @@ class ControlAPI:
             self.network.set_phone(match.group(1), steps)
             return ApiResponse.json(200, {"ok": True})
         return ApiResponse.error(404, f"no control route for {method} {request.path}")
+
+    def _faults(self, body):
+        network = self.network
+        disorder, unsigned, region = (body.get(name) for name in ("disorder_events", "unsigned_callbacks",
+                                                                  "inbound_region"))
+        if disorder is not None and not isinstance(disorder, bool):
+            raise ValueError("disorder_events must be true or false")
+        if unsigned is not None and (isinstance(unsigned, bool) or not isinstance(unsigned, int) or unsigned < 0):
+            raise ValueError("unsigned_callbacks must be a number >= 0")
+        if region is not None:
+            self._check_region(region)
+        with network.lock:
+            if disorder is not None:
+                network.disorder_events = disorder
+            if unsigned is not None:
+                network.unsigned_callbacks = unsigned
+            if region is not None:
+                network.inbound_region = region
+            return ApiResponse.json(200, {"disorder_events": network.disorder_events,
+                                          "unsigned_callbacks": network.unsigned_callbacks,
+                                          "inbound_region": network.inbound_region})
+
+    def _check_region(self, region):
+        if region not in self.network.region_urls and region != PRIMARY:
+            known = ", ".join(sorted(self.network.region_urls) or [PRIMARY])
+            raise ValueError(f"no region {region!r}: one of {known}")
+        return region
 
     def _state(self, query):
         uuids = {u for u in query.get("uuids", "").split(",") if u} or None
@@ -98,6 +132,7 @@ class ControlAPI:
         if not isinstance(sequence, list):
             raise ValueError("agent_sequence must be a list of step lists")
         default = body.get("default_agent")
+        region = self._check_region(body["region"]) if body.get("region") is not None else None
         leg = self.network.place_inbound_call(
             from_=from_,
             to=to,
@@ -105,6 +140,7 @@ class ControlAPI:
             agents={number: validate_steps(steps) for number, steps in agents.items()},
             agent_sequence=[validate_steps(steps) for steps in sequence],
             default_agent=validate_steps(default) if default is not None else None,
+            region=region,
         )
         return ApiResponse.json(201, leg)
 

@@ -8,7 +8,8 @@ transfer (PUT /v1/calls/{uuid}) replaces the running NCCO; what an input's event
 Events go to the leg's event URL in order, one sender per leg, with the status sequences Vonage uses:
 outbound started -> ringing -> answered [-> human|machine] -> completed, or busy / timeout / unanswered / rejected /
 failed / cancelled instead of answered; inbound started -> ringing -> answered -> completed. Every webhook is signed
-like Vonage's (signing.py).
+like Vonage's (signing.py). Every NCCO is checked as Vonage checks it (validation.py): an invalid one gets Vonage's
+error event, then the fallback URL. Only a timeout, a connection error, 429, 503 or 504 is tried again.
 
 Time: every duration of the simulated world (speech, ringing, input and recording timeouts, scripted delays) is
 multiplied by `speed` (1.0: real time for the browser; 0: as fast as the webhooks allow, for tests). Scripted steps
@@ -30,6 +31,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 import requests
 
 from .signing import sign_webhook
+from .validation import ncco_problems
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ STREAM_SECONDS = 5.0  # how long one loop of a streamed file "plays"
 DEFAULT_RINGING_TIMER = 60
 ANSWER_TIMEOUT = (1, 5)  # connect, read seconds (answer and fallback webhooks)
 EVENT_TIMEOUT = (1, 10)
+RETRY_STATUSES = {429, 503, 504}  # with timeouts and connection errors, the only failures Vonage retries
+BRIDGE_PREFIX = "connect-"  # the conversation a connect action joins its two legs in (not a transfer)
+PRIMARY = "primary"
+SECONDARY = "secondary"
+DEFAULT_REGION_URL = "https://api-eu-1.vonage.com"  # region_url when no host is known (no PhoneNetwork)
 KEEP_ENDED_LEGS = 2000
 WAKE_CAP = 0.5  # real seconds a waiting leg sleeps at most before it looks again (see Network.touch)
 DIGITS = set("0123456789*#")
@@ -84,10 +91,12 @@ class Leg:
 
     def __init__(self, network, *, direction, from_, to, event_urls, event_method="POST", ncco=None, answer_url=None,
                  answer_method="GET", ringing_timer=None, machine_detection=None, length_timer=None, steps=(),
-                 conversation_uuid=None, parent=None, label=""):
+                 conversation_uuid=None, parent=None, label="", region=PRIMARY):
         self.network = network
         self.uuid = str(uuid_lib.uuid4())
         self.conversation_uuid = conversation_uuid or f"CON-{uuid_lib.uuid4()}"
+        self.current_conversation_uuid = self.conversation_uuid  # where transfers move it (transfer events)
+        self.region = region  # the data centre that holds the leg: modify requests elsewhere get 404
         self.direction = direction
         self.from_ = digits_only(from_) or str(from_ or "")
         self.to = digits_only(to)
@@ -152,6 +161,7 @@ class Leg:
                 else None
             ),
             "scripted": bool(self.steps),
+            "region": self.region,
             "machine_detection": self.machine_detection,
             "parent": self.parent.uuid if self.parent else None,
             "created_at": self.created_at.timestamp(),
@@ -185,9 +195,15 @@ class Leg:
 class Network:
     """Legs, conversations, simulated phones and the webhooks to the application.
 
-    APP: the application's webhooks, {"answer_url", "event_url", "fallback_url", "answer_method"};
-    SIGNING: {"secret", "api_key", "application_id"}; FILES: callable(bytes, content_type) -> URL that serves a
-    recording (the REST layer's add_recording); VERIFY: TLS verification for https webhooks (requests' verify).
+    APP: the application's webhooks, {"answer_url", "event_url", "fallback_url", "answer_method",
+    "fallback_method"} (both methods GET unless set, as on a Vonage application); SIGNING: {"secret", "api_key",
+    "application_id"}; FILES: callable(bytes, content_type) -> URL that serves a recording (the REST layer's
+    add_recording); VERIFY: TLS verification for https webhooks (requests' verify).
+
+    Opt-in faults Vonage shows now and then: DISORDER_EVENTS (every leg's status events arrive duplicated and
+    out of order) and UNSIGNED_CALLBACKS (that many next webhooks go out without Authorization, and again signed
+    after a 5xx). REGION_URLS maps a region (PRIMARY, SECONDARY) to the API host that holds its calls;
+    INBOUND_REGION is where inbound calls land.
     """
 
     def __init__(self, *, app, signing, files=None, speed=1.0, verify=True):
@@ -196,6 +212,11 @@ class Network:
         self.files = files
         self.speed = float(speed)
         self.verify = verify
+        self.disorder_events = False
+        self.unsigned_callbacks = 0
+        self.region_urls = {}
+        self.inbound_region = PRIMARY
+        self._held = {}  # leg uuid -> the status event held back while disorder_events is on
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.version = 0
@@ -208,6 +229,7 @@ class Network:
         self._sending = set()
         self._local = threading.local()
         self.webhook_log = deque(maxlen=500)  # (time, method, url, status) of recent webhooks
+        self.invalid_nccos = deque(maxlen=500)  # {"uuid", "kind", "reason"} of the NCCOs Vonage would refuse
         # Called after each webhook, outside the lock: (started epoch s, seconds, method, url, payload, status or
         # None on a network error). Vonage's view of the application's latency: manage.py benchmark uses it.
         self.on_webhook = None
@@ -268,6 +290,9 @@ class Network:
         with self.lock:
             return self.legs.get(uuid)
 
+    def region_url(self, region):
+        return self.region_urls.get(region) or self.region_urls.get(PRIMARY) or DEFAULT_REGION_URL
+
     def call_info(self, uuid):
         """GET /v1/calls/{uuid}: the call record as Vonage shows it, or None."""
         with self.lock:
@@ -296,6 +321,11 @@ class Network:
             self.conversations.clear()
             self.phones.clear()
             self.scenarios.clear()
+            self._held.clear()
+            self.invalid_nccos.clear()
+            self.disorder_events = False
+            self.unsigned_callbacks = 0
+            self.inbound_region = PRIMARY
             self.touch()
 
     def close(self):
@@ -341,8 +371,11 @@ class Network:
 
     # --- calls -------------------------------------------------------------------------------------------------
 
-    def place_inbound_call(self, *, from_, to, steps=(), agents=None, agent_sequence=(), default_agent=None):
+    def place_inbound_call(self, *, from_, to, steps=(), agents=None, agent_sequence=(), default_agent=None,
+                           region=None):
         """A phone calls TO from FROM_: the application's answer URL decides. Returns the leg's snapshot.
+
+        REGION: the data centre that takes the call (inbound_region unless given).
 
         STEPS script the caller. AGENTS ({number: steps}), AGENT_SEQUENCE (the n-th outbound leg presenting TO as
         its caller id gets the n-th entry) and DEFAULT_AGENT script the agent legs the application dials for this
@@ -360,6 +393,7 @@ class Network:
             answer_url=self.app["answer_url"],
             answer_method=self.app.get("answer_method", "GET"),
             steps=steps,
+            region=region or self.inbound_region,
         )
         with self.lock:
             self.legs[leg.uuid] = leg
@@ -380,8 +414,9 @@ class Network:
         self._start(leg, self._run_inbound)
         return snapshot
 
-    def place_outbound_call(self, body):
-        """POST /v1/calls: ring the phone in BODY["to"]; returns the 201 body. Raises ValueError if unusable."""
+    def place_outbound_call(self, body, region=PRIMARY):
+        """POST /v1/calls (received by REGION's host, which then holds the call): ring the phone in BODY["to"];
+        returns the 201 body. Raises ValueError if unusable."""
         endpoint = body["to"][0] if isinstance(body["to"][0], dict) else {}
         if endpoint.get("type", "phone") != "phone" or not digits_only(endpoint.get("number")):
             raise ValueError("the emulator rings phone endpoints only")
@@ -398,6 +433,7 @@ class Network:
             machine_detection=body.get("machine_detection"),
             length_timer=body.get("length_timer"),
             dtmf_answer=endpoint.get("dtmfAnswer"),
+            region=region,
         )
         return {"uuid": leg.uuid, "status": "started", "direction": "outbound", "conversation_uuid": leg.conversation_uuid}
 
@@ -498,11 +534,16 @@ class Network:
 
     # --- REST: modify, talk/stream/dtmf into a call -------------------------------------------------------------
 
-    def modify_call(self, uuid, body):
-        """PUT /v1/calls/{uuid}. Returns None (204) or (status, detail)."""
+    def _held_leg(self, uuid, region):
+        """Leg UUID if REGION's data centre holds it (lock held): another region's host does not know the call."""
+        leg = self.legs.get(uuid)
+        return leg if leg is not None and (region is None or leg.region == region) else None
+
+    def modify_call(self, uuid, body, region=None):
+        """PUT /v1/calls/{uuid}, received by REGION's host. Returns None (204) or (status, detail)."""
         action = body.get("action")
         with self.lock:
-            leg = self.legs.get(uuid)
+            leg = self._held_leg(uuid, region)
             if leg is None:
                 return 404, f"Call {uuid} not found"
             if leg.ended:
@@ -518,8 +559,6 @@ class Network:
                 if ncco is None:
                     url = (destination.get("url") or [None])[0]
                     ncco = ("url", url)
-                elif not _valid_ncco(ncco):
-                    return 400, "invalid NCCO"
                 leg.note("api", "transferred through the API")
                 self._leave_conversation(leg)
                 leg.transfer_to = ncco
@@ -529,9 +568,9 @@ class Network:
                 leg.note("api", f"{action} through the API")
         return None
 
-    def play_into_call(self, uuid, media, body):
+    def play_into_call(self, uuid, media, body, region=None):
         with self.lock:
-            leg = self.legs.get(uuid)
+            leg = self._held_leg(uuid, region)
             if leg is None or leg.ended:
                 return 404, f"Call {uuid} not found"
             if media == "talk":
@@ -641,8 +680,7 @@ class Network:
             if transfer is not None:
                 if isinstance(transfer, tuple):
                     transfer = self._fetch_answer(leg, transfer[1], "GET") or []
-                self._event(leg, "transfer", conversation_uuid_from=leg.conversation_uuid,
-                            conversation_uuid_to=leg.conversation_uuid)
+                self._transfer_event(leg, leg.conversation_uuid)
                 with self.lock:
                     leg.ncco, leg.pc = list(transfer), 0
                 continue
@@ -885,6 +923,8 @@ class Network:
             if conversation is None or conversation.ended:
                 conversation = self.conversations[name] = Conversation(name)
             conversation.members[leg.uuid] = (start_on_enter, end_on_exit)
+            if not name.startswith(BRIDGE_PREFIX) and leg.current_conversation_uuid != conversation.uuid:
+                self._transfer_event(leg, conversation.uuid)  # joining a named conversation moves the leg
             if start_on_enter:
                 conversation.started = True
             leg.conversation = name
@@ -949,7 +989,7 @@ class Network:
             with self.lock:
                 leg.note("error", f"connect to a {endpoint.get('type')!r} endpoint is not emulated: skipped")
             return None
-        bridge = f"connect-{leg.uuid}-{generation}-{leg.pc}"
+        bridge = f"{BRIDGE_PREFIX}{leg.uuid}-{generation}-{leg.pc}"
         on_answer = endpoint.get("onAnswer") or {}
         join = [{"action": "conversation", "name": bridge, "startOnEnter": True, "endOnExit": True}]
         ncco = join
@@ -973,6 +1013,7 @@ class Network:
             length_timer=action.get("limit"),
             conversation_uuid=leg.conversation_uuid,
             bridge=join if answer_url else (),
+            region=leg.region,
         )
         with self.lock:
             result = self._wait(leg, "connecting", None, lambda: other.ended or other.answered_at is not None, generation)
@@ -1063,13 +1104,41 @@ class Network:
         if not include_uuid:
             payload.pop("uuid")
         payload.update(status=status, direction=leg.direction, **fields)
+        self._queue_event(leg, payload)
+
+    def _queue_event(self, leg, payload):
         for url in leg.event_urls[:1]:
             self._queue(leg, url, leg.event_method, payload)
 
+    def _transfer_event(self, leg, conversation_uuid_to):
+        """LEG moves to another conversation: Vonage's transfer event (it has no status)."""
+        with self.lock:
+            moved_from, leg.current_conversation_uuid = leg.current_conversation_uuid, conversation_uuid_to
+        self._queue_event(leg, {"conversation_uuid_from": moved_from, "conversation_uuid_to": conversation_uuid_to,
+                                "uuid": leg.uuid, "timestamp": iso(utc_now())})
+
+    def _report_invalid_ncco(self, leg, kind, reason):
+        """Vonage's only report of an NCCO it could not run: an error event (no status) to LEG's event URL."""
+        log.warning("emulator leg=%s invalid NCCO from the %s: %s", leg.uuid, kind, reason)
+        with self.lock:
+            self.invalid_nccos.append({"uuid": leg.uuid, "kind": kind, "reason": reason})
+            leg.note("error", f"invalid NCCO from the {kind}: {reason}")
+        self._queue_event(leg, {"reason": reason, "conversation_uuid": leg.conversation_uuid,
+                                "timestamp": iso(utc_now())})
+
     def _queue(self, leg, url, method, payload):
         with self.lock:
+            items = [(url, method, payload)]
+            if self.disorder_events and "status" in payload:
+                # Hold each status event until the next one, then send the newer first and again after the
+                # older: duplicated and out of order, as Vonage may deliver them. The leg's last event flushes.
+                held = self._held.pop(leg.uuid, None)
+                if held is None and not leg.ended:
+                    self._held[leg.uuid] = items[0]
+                    return
+                items = [items[0], *([held] if held else []), items[0]]
             box = self._outboxes.setdefault(leg.uuid, deque())
-            box.append((url, method, payload))
+            box.extend(items)
             if leg.uuid in self._sending:
                 return
             self._sending.add(leg.uuid)
@@ -1100,7 +1169,10 @@ class Network:
         return session
 
     def _send(self, url, method, payload, timeout):
-        """Send one signed webhook; returns the response."""
+        """Send one signed webhook; returns the response.
+
+        While `unsigned_callbacks` is above zero, the webhook first goes out without Authorization (Vonage
+        rarely sends one so) and, answered with a 5xx, again signed, as Vonage retries it."""
         method = (method or "POST").upper()
         if method == "GET":
             parts = urlsplit(url)
@@ -1110,12 +1182,22 @@ class Network:
             body = b""
         else:
             body = json.dumps(payload).encode()
-        headers = {
-            "Authorization": sign_webhook(body, **self.signing),
-            "User-Agent": "Vonage-Emulator/1.0",
-        }
-        if body:
-            headers["Content-Type"] = "application/json"
+        with self.lock:
+            unsigned = self.unsigned_callbacks > 0
+            self.unsigned_callbacks -= unsigned
+        response = None
+        for signed in (False, True) if unsigned else (True,):
+            if response is not None and response.status_code < 500:
+                break
+            headers = {"User-Agent": "Vonage-Emulator/1.0"}
+            if signed:
+                headers["Authorization"] = sign_webhook(body, **self.signing)
+            if body:
+                headers["Content-Type"] = "application/json"
+            response = self._request(method, url, body, headers, timeout, payload)
+        return response
+
+    def _request(self, method, url, body, headers, timeout, payload):
         verify = self.verify if url.startswith("https://") else True
         started, clock = time.time(), time.perf_counter()
         try:
@@ -1131,78 +1213,74 @@ class Network:
             self.webhook_log.append((time.time(), method, url, response.status_code))
         return response
 
-    def _ncco_webhook(self, leg, url, method, payload, kind):
-        """A webhook whose answer may be an NCCO (input): the new NCCO, or None to go on with the current one.
+    def _request_ncco(self, url, method, payload, *, empty_ok=False):
+        """Ask URL for an NCCO as Vonage does: a second try only after a timeout, a connection error or a 429,
+        503 or 504; any other failure is final, and the body of a non-2xx answer is never used.
 
-        A failed request goes to the fallback URL, as Vonage does."""
-        try:
-            response = self._send(url, method, payload, ANSWER_TIMEOUT)
-            if 200 <= response.status_code < 300:
-                ncco = _parse_ncco(response)
-                if ncco is not None or not response.content.strip():
-                    return ncco
-                reason = "invalid NCCO"
-            else:
-                reason = f"HTTP {response.status_code}"
-        except requests.RequestException as exc:
-            reason = type(exc).__name__
-        with self.lock:
-            leg.note("error", f"{kind} webhook failed ({reason}): trying the fallback URL")
-        return self._fallback(leg, url, kind, reason)
-
-    def _fetch_answer(self, leg, url, method):
-        """The NCCO from the answer URL (two tries), else from the fallback URL (two tries), else None."""
-        payload = leg.base_payload()
-        payload.pop("timestamp")
-        payload.update(endpoint_type="phone", region_url="https://api-eu-1.vonage.com")
-        if not url:
-            return None
-        reason = "no answer URL"
-        for _ in range(2):
+        Returns (ncco, failure, invalid): the NCCO; else why not (INVALID: the answer was a 2xx whose NCCO Vonage
+        would refuse). With EMPTY_OK an empty 2xx answer is (None, None, False): go on with the running NCCO."""
+        failure = "no URL"
+        for _ in range(2 if url else 0):
             try:
                 response = self._send(url, method, payload, ANSWER_TIMEOUT)
-            except requests.RequestException as exc:
-                reason = type(exc).__name__
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                failure = type(exc).__name__
                 continue
-            if 200 <= response.status_code < 300:
-                ncco = _parse_ncco(response)
-                if ncco is not None:
-                    return ncco
-                reason = "invalid NCCO"
-            else:
-                reason = f"HTTP {response.status_code}"
-        with self.lock:
-            leg.note("error", f"answer URL failed ({reason}): trying the fallback URL")
-        return self._fallback(leg, url, "answer_url", reason)
+            except requests.RequestException as exc:
+                return None, type(exc).__name__, False
+            if response.status_code in RETRY_STATUSES:
+                failure = f"HTTP {response.status_code}"
+                continue
+            if not 200 <= response.status_code < 300:
+                return None, f"HTTP {response.status_code}", False
+            if empty_ok and not response.content.strip():
+                return None, None, False
+            try:
+                ncco = response.json()
+            except ValueError:
+                return None, "Invalid NCCO: the answer is not JSON", True
+            problems = ncco_problems(ncco)
+            if problems:
+                return None, "Invalid NCCO: " + "; ".join(f"{p['name']}: {p['reason']}" for p in problems), True
+            return ncco, None, False
+        return None, failure, False
 
-    def _fallback(self, leg, original_url, kind, reason):
+    def _ncco_webhook(self, leg, url, method, payload, kind):
+        """A webhook whose answer may be an NCCO (input, notify): the new NCCO, or None to go on with the current
+        one. A failed request or an invalid NCCO goes to the fallback URL, as Vonage does."""
+        ncco, failure, invalid = self._request_ncco(url, method, payload, empty_ok=True)
+        if ncco is not None or failure is None:
+            return ncco
+        return self._fallback(leg, url, kind, failure, invalid)
+
+    def _fetch_answer(self, leg, url, method):
+        """The NCCO from the answer URL, else from the fallback URL, else None (the call is dropped)."""
+        payload = leg.base_payload()
+        payload.pop("timestamp")
+        payload.update(endpoint_type="phone", region_url=self.region_url(leg.region))
+        if not url:
+            return None
+        ncco, failure, invalid = self._request_ncco(url, method, payload)
+        if ncco is not None:
+            return ncco
+        return self._fallback(leg, url, "answer_url", failure, invalid)
+
+    def _fallback(self, leg, original_url, kind, reason, invalid):
+        """After a failed NCCO request (INVALID: an NCCO Vonage refused, reported first with an error event), the
+        NCCO from the application's fallback URL, with the application's fallback method (GET by default)."""
+        if invalid:
+            self._report_invalid_ncco(leg, kind, reason)
         url = self.app.get("fallback_url")
+        with self.lock:
+            leg.note("error", f"{kind} failed ({reason})" + (": trying the fallback URL" if url else ""))
         if not url:
             return None
         payload = leg.base_payload()
         payload.update(reason=reason, original_request={"url": original_url, "type": kind})
-        for _ in range(2):
-            try:
-                response = self._send(url, "POST", payload, ANSWER_TIMEOUT)
-            except requests.RequestException:
-                continue
-            if 200 <= response.status_code < 300:
-                ncco = _parse_ncco(response)
-                if ncco is not None:
-                    return ncco
-        return None
-
-
-def _parse_ncco(response):
-    try:
-        ncco = response.json()
-    except ValueError:
-        return None
-    return ncco if _valid_ncco(ncco) else None
-
-
-def _valid_ncco(ncco):
-    return isinstance(ncco, list) and all(isinstance(action, dict) and "action" in action for action in ncco)
+        ncco, failure, invalid = self._request_ncco(url, self.app.get("fallback_method") or "GET", payload)
+        if invalid:
+            self._report_invalid_ncco(leg, "fallback_url", failure)
+        return ncco
 
 
 def _silence(seconds, fmt):

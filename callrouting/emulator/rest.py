@@ -27,6 +27,8 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .validation import create_call_problems, ncco_problems
+
 ERROR_TYPE_BASE = "https://developer.nexmo.com/api-errors"
 
 
@@ -80,6 +82,7 @@ class ApiRequest:
     auth_error: str = None  # why authentication failed, if it did
     fault: str = None  # "fail", "hang" or "late" when a scripted fault hit this request
     status: int = None  # status of the response, once sent
+    region: str = None  # the region whose host received it (a PhoneNetwork with two regions); None: the only one
     received_at: float = field(default_factory=time.time)
 
     @property
@@ -328,23 +331,16 @@ class RestAPI:
     @route("POST", r"/v1/calls", auth="jwt")
     def create_call(self, request):
         body = request.json if isinstance(request.json, dict) else {}
-        problems = []
-        if not isinstance(body.get("to"), list) or not body["to"]:
+        problems = create_call_problems(body)
+        if not problems and not body["to"]:
             problems.append({"name": "to", "reason": "must be a non-empty list"})
-        if "from" not in body and not body.get("random_from_number"):
-            problems.append({"name": "from", "reason": "from or random_from_number is required"})
-        if ("ncco" in body) == ("answer_url" in body):
-            problems.append({"name": "ncco", "reason": "exactly one of ncco and answer_url is required"})
-        for name in ("event_url", "answer_url"):
-            if name in body and not isinstance(body[name], list):
-                problems.append({"name": name, "reason": "must be a list"})
         if problems:
             return ApiResponse.error(400, "Invalid request", invalid_parameters=problems)
         if self.call_rate and not self._take_call_slot():
             return ApiResponse.error(429, "Rate limit hit: at most %d call creations per second" % self.call_rate)
         if self.network is not None:
             try:
-                call = self.network.place_outbound_call(body)
+                call = self.network.place_outbound_call(body, **self._region(request))
             except ValueError as exc:
                 return ApiResponse.error(400, "Invalid request", invalid_parameters=[{"name": "to", "reason": str(exc)}])
             with self._lock:
@@ -359,6 +355,10 @@ class RestAPI:
         with self._lock:
             self.calls[call["uuid"]] = {**call, "request": body}
         return ApiResponse.json(201, call)
+
+    @staticmethod
+    def _region(request):
+        return {"region": request.region} if request.region else {}
 
     def _take_call_slot(self):
         now = time.monotonic()
@@ -392,8 +392,11 @@ class RestAPI:
             destination = body.get("destination")
             if not isinstance(destination, dict) or not ("ncco" in destination or "url" in destination):
                 return ApiResponse.error(400, "transfer needs destination.ncco or destination.url")
+            problems = ncco_problems(destination["ncco"], name="destination.ncco") if "ncco" in destination else []
+            if problems:
+                return ApiResponse.error(400, "Invalid NCCO", invalid_parameters=problems)
         if self.network is not None:
-            error = self.network.modify_call(uuid, body)
+            error = self.network.modify_call(uuid, body, **self._region(request))
             if error:
                 return ApiResponse.error(*error)
             return ApiResponse(204)
@@ -407,7 +410,7 @@ class RestAPI:
         messages = {"talk": "Talk started", "stream": "Stream started", "dtmf": "DTMF sent"}
         if self.network is not None:
             body = request.json if isinstance(request.json, dict) else {}
-            error = self.network.play_into_call(uuid, media, body)
+            error = self.network.play_into_call(uuid, media, body, **self._region(request))
             if error:
                 return ApiResponse.error(*error)
         return ApiResponse.json(200, {"message": messages[media], "uuid": uuid})

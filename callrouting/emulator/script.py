@@ -66,8 +66,11 @@ class EmulatorClient:
     def leg(self, uuid):
         return self._request("GET", f"legs/{uuid}")
 
-    def place_call(self, *, to, from_=DEFAULT_CALLER_ID, steps=(), agents=None, agent_sequence=(), default_agent=None):
+    def place_call(self, *, to, from_=DEFAULT_CALLER_ID, steps=(), agents=None, agent_sequence=(), default_agent=None,
+                   region=None):
         body = {"from": from_, "to": to, "steps": list(steps)}
+        if region is not None:
+            body["region"] = region
         if agents:
             body["agents"] = agents
         if agent_sequence:
@@ -83,6 +86,10 @@ class EmulatorClient:
         if steps is None:
             return self._request("DELETE", f"phones/{number}")
         return self._request("PUT", f"phones/{number}", json={"steps": steps})
+
+    def faults(self, **faults):
+        """Switch opt-in faults on or off (disorder_events, unsigned_callbacks, inbound_region); returns them all."""
+        return self._request("POST", "faults", json=faults)
 
     def reset(self):
         return self._request("POST", "reset")

@@ -14,7 +14,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from .control import PREFIX, ControlAPI
-from .engine import Network
+from .engine import PRIMARY, SECONDARY, Network
 from .rest import Credentials, HttpsServer, RestAPI
 
 
@@ -24,11 +24,17 @@ class PhoneNetwork:
     WEBHOOK_BASE: the product's base URL (answer URL = <base>/vonage/answer, event, fallback); CREDENTIALS: the
     application (its public key checks the JWT of REST requests); SIGNATURE_SECRET signs webhooks; CONTROL_TOKEN
     guards /_emulator/; SPEED multiplies simulated time (0 in tests); CALL_RATE: call creations per second before
-    429 (Vonage: 3; None: unlimited); VERIFY: TLS verification of https webhooks.
+    429 (Vonage: 3; None: unlimited); VERIFY: TLS verification of https webhooks; ANSWER_METHOD and
+    FALLBACK_METHOD: the application's methods for the answer and fallback URLs (Vonage's default: GET).
+
+    SECOND_REGION serves a second data centre on a second HTTPS host (`second_base_url`, same CA): the calls it
+    creates, and inbound calls while the network's inbound_region is SECONDARY, live there (region_url in the
+    answer webhook names that host), and a modify request for a call sent to the other region's host gets 404.
     """
 
     def __init__(self, *, webhook_base, credentials, signature_secret, control_token, speed=1.0, ca=None,
-                 host="127.0.0.1", port=0, call_rate=None, verify=True, answer_method="GET"):
+                 host="127.0.0.1", port=0, call_rate=None, verify=True, answer_method="GET", fallback_method="GET",
+                 second_region=False):
         base = webhook_base.rstrip("/")
         self.network = Network(
             app={
@@ -36,6 +42,7 @@ class PhoneNetwork:
                 "event_url": f"{base}/vonage/event",
                 "fallback_url": f"{base}/vonage/fallback",
                 "answer_method": answer_method,
+                "fallback_method": fallback_method,
             },
             signing={
                 "secret": signature_secret,
@@ -49,11 +56,27 @@ class PhoneNetwork:
         self.rest.max_requests = 5000
         self.network.files = lambda content, content_type: self.rest.add_recording(content, content_type=content_type)
         self.control = ControlAPI(self.network, control_token)
-        self.server = HttpsServer(self.dispatch, ca=ca, host=host, port=port)
+        # With one region every request reaches the data centre that holds the call: no region check.
+        self.server = HttpsServer(self._dispatcher(PRIMARY if second_region else None), ca=ca, host=host, port=port)
         self.rest.base_url = self.server.base_url
         self.base_url = self.server.base_url
         self.host = self.server.host
+        self.network.region_urls[PRIMARY] = self.base_url
+        self.second_server = None
+        self.second_base_url = self.second_host = None
+        if second_region:
+            self.second_server = HttpsServer(self._dispatcher(SECONDARY), ca=self.server.ca, host=host,
+                                             name="vonage-emulator-region-2")
+            self.second_base_url, self.second_host = self.second_server.base_url, self.second_server.host
+            self.network.region_urls[SECONDARY] = self.second_base_url
         self.control_token = control_token
+
+    def _dispatcher(self, region):
+        def dispatch(request):
+            request.region = region
+            return self.dispatch(request)
+
+        return dispatch
 
     def dispatch(self, request):
         if request.path.startswith(PREFIX):
@@ -62,13 +85,19 @@ class PhoneNetwork:
 
     def start(self):
         self.server.start()
+        if self.second_server is not None:
+            self.second_server.start()
         return self
 
     def serve_forever(self):
+        if self.second_server is not None:
+            self.second_server.start()
         self.server.serve_forever()
 
     def stop(self):
         self.server.stop()
+        if self.second_server is not None:
+            self.second_server.stop()
         self.network.close()
 
     def write_ca_bundle(self, path):

@@ -25,8 +25,13 @@ class Command(BaseCommand):
                             help="simulated time factor: 1 real time, 0 as fast as possible (tests)")
         parser.add_argument("--call-rate", type=int, default=3,
                             help="call creations per second before HTTP 429, like Vonage (0: unlimited)")
+        parser.add_argument("--fallback-method", choices=["GET", "POST"], default="GET",
+                            help="how the fallback URL is called (a Vonage application's default: GET)")
+        parser.add_argument("--second-region", action="store_true",
+                            help="serve a second data centre on the next free port (see the README)")
 
-    def handle(self, *args, state_dir, addr, webhook_base, speed, call_rate, **options):
+    def handle(self, *args, state_dir, addr, webhook_base, speed, call_rate, fallback_method, second_region,
+               **options):
         host, _, port = addr.rpartition(":")
         if not host or not port.isdigit():
             raise CommandError("--addr must be host:port")
@@ -45,12 +50,16 @@ class Command(BaseCommand):
             host=host,
             port=int(port),
             call_rate=call_rate or None,
+            fallback_method=fallback_method,
+            second_region=second_region,
         )
         stop = threading.Event()
         previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
         network.start()
         self.stdout.write(self.style.SUCCESS(
             f"Local phone network on {network.base_url} (webhooks to {webhook_base}, speed {speed:g}). Ctrl-C stops it."))
+        if network.second_base_url:
+            self.stdout.write(f"Second region on {network.second_base_url}.")
         self.stdout.flush()
         try:
             while not stop.wait(0.5):
