@@ -35,6 +35,10 @@ def sweep(now=None):
     from .escalation_engine import sweep_escalations
     from .notifications import sweep_notifications
 
+    from .models import WorkerHeartbeat
+
+    # The real time, also when a test sweeps at another NOW: /healthz reads it as "the worker is alive".
+    WorkerHeartbeat.beat("sweeper")
     now = now or timezone.now()
     counts = {
         "escalations": sweep_escalations(now),

@@ -379,7 +379,6 @@ def test_voicemail_deadline_escalates_when_caller_leaves_no_message(phone, numbe
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
-    phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()
     # A due time on the call, claimed by the minute sweeper (no one-off schedule per call).
     assert not Schedule.objects.filter(func="callrouting.tasks.voicemail_deadline").exists()
