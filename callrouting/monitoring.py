@@ -20,7 +20,7 @@ from health_check.checks import Database
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 from prometheus_client import CollectorRegistry, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from incidents.metrics import WEBHOOK_SECONDS
@@ -123,7 +123,7 @@ class DatabaseCollector:
         yield calls
 
         yield self._by_status(
-            CounterMetricFamily("callrouting_agent_legs", "Agent legs ever placed, by outcome (status).", labels=["status"]),
+            GaugeMetricFamily("callrouting_agent_legs", "Agent legs by status (their outcome once ended).", labels=["status"]),
             AgentLeg, AgentLeg.Status.values,
         )
         yield self._by_status(

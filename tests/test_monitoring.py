@@ -159,8 +159,8 @@ def test_gauges_are_read_at_scrape_time_in_a_fixed_number_of_queries(client, set
     assert counts[0] == counts[1] == 7  # one per family; the database broker's queue is one of them
     assert value(samples, "callrouting_calls_in_progress", state="routing") == 21
     assert value(samples, "callrouting_calls_in_progress", state="connected") == 0
-    assert value(samples, "callrouting_agent_legs_total", status="declined") == 21
-    assert value(samples, "callrouting_agent_legs_total", status="accepted") == 0
+    assert value(samples, "callrouting_agent_legs", status="declined") == 21
+    assert value(samples, "callrouting_agent_legs", status="accepted") == 0
     assert value(samples, "callrouting_notifications", status="pending") == 21
     assert value(samples, "callrouting_alert_action_deliveries", status="failed") == 21
     assert value(samples, "callrouting_oldest_due_notification_age_seconds") >= 30
