@@ -12,6 +12,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from .models import WorkerHeartbeat
+
 log = logging.getLogger(__name__)
 
 BATCH = 100
@@ -34,8 +36,6 @@ def sweep(now=None):
     from .actions import sweep_deliveries
     from .escalation_engine import sweep_escalations
     from .notifications import sweep_notifications
-
-    from .models import WorkerHeartbeat
 
     # The real time, also when a test sweeps at another NOW: /healthz reads it as "the worker is alive".
     WorkerHeartbeat.beat("sweeper")
