@@ -11,6 +11,7 @@ import datetime as dt
 import hmac
 import os
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db.models import Count, Min
 from django.http import Http404, HttpResponse, HttpResponseForbidden
@@ -39,15 +40,23 @@ HEARTBEAT = "sweeper"
 class TaskBroker(HealthCheck):
     """The django-q2 broker answers: Redis answers a ping, the database broker counts its queue."""
 
-    def run(self):
-        from incidents.tasks import broker
+    async def run(self):
+        from django_q.conf import Conf
 
+        # The database broker queries in the request's thread (its connection is closed with the request); Redis
+        # in a worker thread, so that a hung Redis cannot hold the request's thread.
         try:
-            queue = broker()
-            queue.ping()
-            queue.queue_size()
+            await sync_to_async(self._ask, thread_sensitive=bool(Conf.ORM))()
         except Exception as exc:  # redis.ConnectionError, a database error: the message may name a host
             raise ServiceUnavailable(f"the task broker does not answer ({type(exc).__name__})") from exc
+
+    @staticmethod
+    def _ask():
+        from incidents.tasks import broker
+
+        queue = broker()
+        queue.ping()
+        queue.queue_size()
 
     def __repr__(self):
         return "TaskBroker"
