@@ -137,30 +137,52 @@ def test_an_interrupted_parent_stops_its_children_and_their_children(signum):
         kill_all(pids)
 
 
+def _database_exists(name):
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, connect_timeout=5) as connection:
+        return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
 @pytest.mark.slow
-def test_a_killed_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
+    """SIGKILL: the children die with the benchmark. SIGTERM: it stops them itself and drops its database too."""
     if not _postgres_answers():
         pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
-    log = open(tmp_path / "benchmark.log", "w+")
+    log_path = tmp_path / "benchmark.log"
+    log = open(log_path, "w")
     benchmark = subprocess.Popen(
         [sys.executable, str(BASE_DIR / "manage.py"), "benchmark", "--database-url", DATABASE_URL, "--levels", "1",
          "--min-calls", "200", "--burst", "0", "--workers", "1", "--no-chart", "--out", str(tmp_path)],
         env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
     )
-    started = []
+    started, database = [], None
     try:
         for _ in range(POLLS * 4):  # until gunicorn and the qcluster run (migrations first)
-            if "warm-up" in (tmp_path / "benchmark.log").read_text() or benchmark.poll() is not None:
+            if "warm-up" in log_path.read_text() or benchmark.poll() is not None:
                 break
             time.sleep(0.05)
         started = descendants(benchmark.pid)
         commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in started if not gone(pid))
-        assert "gunicorn" in commands and "qcluster" in commands, (tmp_path / "benchmark.log").read_text()[-2000:]
-        benchmark.kill()
+        assert "gunicorn" in commands and "qcluster" in commands, log_path.read_text()[-2000:]
+        database = log_path.read_text().split("database ", 1)[1].split(":", 1)[0]
+        benchmark.send_signal(signum)
         benchmark.wait()
         assert wait_gone(started)
+        if signum == signal.SIGTERM:
+            assert benchmark.returncode != 0 and not _database_exists(database)
     finally:
         kill_all([benchmark.pid, *started])
         log.close()
+        if database and _database_exists(database):  # a killed benchmark cannot drop its database
+            _drop_database(database)
+
+
+def _drop_database(name):
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
