@@ -160,6 +160,15 @@ class Stack:
     def query(self, sql, params=()):
         return self.database.query(sql, params)
 
+    def wait_until(self, predicate, what, *, polls=1000):
+        """Poll PREDICATE (every 0.02 s, at most POLLS times) until it returns something true; return that."""
+        for _ in range(polls):
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"gave up waiting for {what} after {polls} polls")
+
     def wait_for(self, sql, params=(), *, expect, timeout=15):
         """Poll SQL until its rows satisfy EXPECT (a callable); returns the rows.
 
