@@ -13,6 +13,7 @@ import datetime as dt
 import time
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -327,3 +328,47 @@ def test_in_the_product_only_the_owning_account_plays_it(client, stored, bob, ch
     client.force_login(bob)
     response = client.get(path)
     assert response.status_code == 200 and b"".join(response.streaming_content) == b"ID3-secret-message"
+
+
+# --- PostgreSQL: two sweepers never hand out the same download ------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not connection.features.has_select_for_update_skip_locked, reason="row locks need PostgreSQL")
+def test_a_download_held_by_another_sweeper_is_skipped_then_handed_out_once(number, monkeypatch):
+    import threading
+
+    from django.db import connections, transaction
+
+    from callrouting import services
+
+    enqueued = []
+    monkeypatch.setattr(services, "_enqueue", lambda func, *args: enqueued.append((func, *args)))
+    call = Call.objects.create(account=number.account, routing_number=number, vonage_uuid="vm-call",
+                               called_number=number.phone_number, state=Call.State.ENDED)
+    now = timezone.now()
+    voicemail = Voicemail.objects.create(call=call, recording_url="https://api.nexmo.com/v1/files/x", download_due_at=now)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_sweeper():  # holds the voicemail's row lock, as a sweeper in the middle of handing it out would
+        try:
+            with transaction.atomic():
+                Voicemail.objects.select_for_update().get(pk=voicemail.pk)
+                locked.set()
+                release.wait(60)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_sweeper)
+    thread.start()
+    assert locked.wait(60)
+    try:
+        assert recordings.sweep_downloads(now) == 0  # skipped, not waited for
+    finally:
+        release.set()
+        thread.join(60)
+    assert recordings.sweep_downloads(now) == 1
+    assert recordings.sweep_downloads(now) == 0  # leased: not handed out again before DOWNLOAD_LEASE
+    assert enqueued == [("download_voicemail", voicemail.pk)]
+    voicemail.refresh_from_db()
+    assert voicemail.download_due_at == now + recordings.DOWNLOAD_LEASE
