@@ -37,8 +37,9 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The 20 slowest tests are listed at the end of every run.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 # manage.py benchmark: gunicorn -w 4 + qcluster on a throwaway PostgreSQL database, driven through the local phone
 # network; writes tests/benchmarks/results/benchmark.json and benchmark.png (about 7 minutes).

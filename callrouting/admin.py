@@ -168,7 +168,8 @@ class AgentLegInline(ReadOnlyMixin, admin.TabularInline):
 class VoicemailInline(ReadOnlyMixin, admin.StackedInline):
     model = Voicemail
     extra = 0
-    fields = ["recording", "duration", "transcript", "recording_error", "recording_url", "created_at"]
+    fields = ["recording", "duration", "transcript", "recording_error", "download_attempts", "download_due_at",
+              "recording_lost_at", "recording_url", "created_at"]
     readonly_fields = fields
 
 

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 
 from .emulator.rest import Credentials
 from .emulator.engine import validate_steps
 from .emulator.script import Agent, Caller, EmulatorClient
 from .emulator.server import PhoneNetwork
 from .emulator.signing import sign_webhook
-from .processes import free_port, phone_network_env, stop_process_groups
+from .processes import free_port, phone_network_env, start_child, stop_process_groups, terminate_raises, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SIGNATURE_SECRET = "bench-signature-secret-0123456789-abcdefgh"
@@ -290,18 +289,10 @@ class Stack:
             [sys.executable, str(BASE_DIR / "manage.py"), "qcluster"],
         ]
         for command in commands:
-            self.children.append(subprocess.Popen(command, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT,
-                                                  cwd=BASE_DIR, start_new_session=True))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.base_url + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or any(child.poll() is not None for child in self.children):
-                raise RuntimeError(f"the stack did not start; see {self.log_path}")
-            time.sleep(0.2)
+            self.children.append(start_child(command, env=self.env(), stdout=self.log, stderr=subprocess.STDOUT,
+                                             cwd=BASE_DIR))
+        if not wait_until_serving(self.base_url, self.children):
+            raise RuntimeError(f"the stack did not start; see {self.log_path}")
         time.sleep(1.0)  # the qcluster's workers come up after its parent
         return self
 
@@ -802,7 +793,12 @@ class Config:
 
 
 def run_benchmark(config, log=print):
-    """Run every phase; returns the report dict."""
+    """Run every phase; returns the report dict. SIGTERM stops the stack and drops the database like Ctrl-C."""
+    with terminate_raises():
+        return _run_benchmark(config, log)
+
+
+def _run_benchmark(config, log):
     from django.core.management import call_command
 
     report = {"config": {key: getattr(config, key) for key in config.__dataclass_fields__ if key not in ("database_url", "redis_url")}}

@@ -470,6 +470,9 @@ class Call(models.Model):
         help_text="While the caller is being moved to voicemail or 'nobody available': when to send them again if "
         "the transfer never happened (a lost task).",
     )
+    recording_due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Ended in voicemail: when to flag the voicemail if no recording webhook came."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -479,6 +482,7 @@ class Call(models.Model):
             models.Index(fields=["voicemail_due_at"], name="call_voicemail_due_idx", condition=Q(voicemail_due_at__isnull=False)),
             models.Index(fields=["raise_due_at"], name="call_raise_due_idx", condition=Q(raise_due_at__isnull=False)),
             models.Index(fields=["transfer_due_at"], name="call_transfer_due_idx", condition=Q(transfer_due_at__isnull=False)),
+            models.Index(fields=["recording_due_at"], name="call_recording_due_idx", condition=Q(recording_due_at__isnull=False)),
         ]
 
     @property
@@ -552,24 +556,33 @@ class Voicemail(models.Model):
     recording_url = models.URLField(max_length=500, blank=True, help_text="Vonage's copy (deleted by Vonage after 30 days).")
     duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
     recording_saved_at = models.DateTimeField(null=True, blank=True)
-    recording_error = models.CharField(max_length=300, blank=True)
+    recording_error = models.CharField(max_length=300, blank=True, help_text="Why the last download failed.")
+    # Downloads that fail are retried with backoff until RECORDING_GIVE_UP_AFTER (callrouting.recordings).
+    download_due_at = models.DateTimeField(null=True, blank=True, help_text="When the download is (re)tried.")
+    download_attempts = models.PositiveSmallIntegerField(default=0, help_text="Failed downloads so far.")
+    recording_lost_at = models.DateTimeField(null=True, blank=True, help_text="When the download was given up.")
     transcript = models.TextField(blank=True)
     transcribed_at = models.DateTimeField(null=True, blank=True)
-    # The secret of the recording's public link (alert action payloads): /voicemail/<token>.mp3
+    # What the signed links of alert-action payloads name (callrouting.recordings.signed_link).
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["download_due_at"], name="voicemail_download_due_idx",
+                         condition=Q(download_due_at__isnull=False)),
+        ]
 
     def __str__(self):
         return f"Voicemail of {self.call}"
 
-    def public_url(self):
-        """The absolute, unguessable link to the stored recording (None until it is stored)."""
-        from django.conf import settings
-        from django.urls import reverse
+    @property
+    def is_stored(self):
+        return bool(self.recording)
 
-        if not self.recording:
-            return None
-        return settings.PUBLIC_BASE_URL + reverse("callrouting-voicemail", kwargs={"token": self.token})
+    @property
+    def is_settled(self):
+        """True once the recording is stored, lost, or its first download failed (retries go on): the team need
+        not wait for it any longer."""
+        return self.is_stored or self.recording_lost_at is not None or self.download_attempts > 0

@@ -2,9 +2,10 @@
 
 Registered with incidents.actions.register_payload_extension in CallRoutingConfig.ready(). The payload is built
 when an action fires (created, accepted, resolved), so it carries what is known then: the agent and the duration
-once the call was taken and has ended, the voicemail link and transcript once they are in.
+once the call was taken and has ended, the voicemail link (signed, expiring) and transcript once they are in.
 """
 from .models import Call, Voicemail
+from .recordings import signed_link
 
 
 def call_payload(incident):
@@ -33,7 +34,7 @@ def call_payload(incident):
             "duration_seconds": call.duration_seconds,
             "outcome": call.outcome or None,
             "in_support_hours": call.in_support_hours,
-            "voicemail_url": voicemail.public_url() if voicemail is not None else None,
+            "voicemail_url": signed_link(voicemail)[0] if voicemail is not None else None,
             "transcript": (voicemail.transcript or None) if voicemail is not None else None,
         }
     }

@@ -1,7 +1,7 @@
-"""Public, token-addressed media (mounted at the root): the token in the URL is the only secret.
+"""Public media (mounted at the root), addressed by an unguessable token or a signed, expiring link.
 
 /audio/<token>.<mp3|wav>   a number's custom audio, fetched by Vonage (stream action, hold music)
-/voicemail/<token>.mp3     a stored voicemail recording, linked from alert action payloads
+/voicemail/<signed>.mp3    a stored voicemail recording, linked from alert action payloads (signed, expires)
 """
 from django.urls import path
 
@@ -9,5 +9,5 @@ from . import views
 
 urlpatterns = [
     path("audio/<slug:token>.<str:ext>", views.audio_file, name="callrouting-audio"),
-    path("voicemail/<slug:token>.mp3", views.voicemail_recording, name="callrouting-voicemail"),
+    path("voicemail/<str:signed>.mp3", views.voicemail_recording, name="callrouting-voicemail"),
 ]

@@ -33,7 +33,7 @@ from incidents.services import (
 from incidents.tasks import broker
 from incidents.webhooks import MalformedWebhook
 
-from . import flow, phrases
+from . import flow, phrases, recordings
 from .models import AgentLeg, Call, CallingStyle, CallTarget, RoutingNumber, Voicemail
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,9 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
     if not changed:
         return False
     previous, call.state, call.outcome = call.state, S.ENDED, outcome
+    if outcome == Call.Outcome.VOICEMAIL:
+        # Vonage's record webhook usually follows the hang-up within seconds; the sweeper flags it if it never comes.
+        Call.objects.filter(pk=call.pk).update(recording_due_at=now + recordings.RECORDING_WEBHOOK_GRACE)
     # The connected agent's leg ends with the call (its own "completed" event finds it already final).
     AgentLeg.objects.filter(call_id=call.pk, status=L.ACCEPTED, ended_at__isnull=True).update(ended_at=now)
     _log(call, "end", outcome=outcome or "none", was=previous)
@@ -722,7 +725,9 @@ def record_voicemail(call, payload):
     voicemail = _voicemail_for(call)
     duration = _seconds_between(payload.get("start_time"), payload.get("end_time"))
     if not Voicemail.objects.filter(pk=voicemail.pk, recording_url="").update(
-        recording_url=url[:500], recording_uuid=str(payload.get("recording_uuid") or "")[:64], duration=duration
+        recording_url=url[:500], recording_uuid=str(payload.get("recording_uuid") or "")[:64], duration=duration,
+        # The sweeper hands the download out again if this task is lost (callrouting.recordings).
+        download_due_at=timezone.now() + recordings.DOWNLOAD_LEASE,
     ):
         return False  # a repeated webhook
     _log(call, "voicemail_recorded", seconds=duration)
@@ -737,20 +742,19 @@ def record_voicemail(call, payload):
 
 
 @transaction.atomic
-def store_voicemail_recording(voicemail_id, content=None, *, error=""):
-    """Keep the downloaded recording (or the reason it could not be fetched); escalate when complete."""
+def store_voicemail_recording(voicemail_id, content):
+    """Keep the downloaded recording (once), tell the alert actions, and escalate when the voicemail is complete.
+    A failed download goes to callrouting.recordings.download_failed instead."""
     voicemail = Voicemail.objects.select_for_update(of=("self",)).select_related("call").get(pk=voicemail_id)
-    if voicemail.recording_saved_at:
+    if voicemail.is_stored or voicemail.recording_lost_at:
         return False
-    if content is not None:
-        voicemail.recording.save("voicemail.mp3", ContentFile(content), save=False)
-        message = f"Voicemail recording stored ({len(content) // 1024} KB)."
-    else:
-        voicemail.recording_error = error[:300]
-        message = f"The voicemail recording could not be downloaded: {error}. Vonage keeps it for 30 days at {voicemail.recording_url}"
-    voicemail.recording_saved_at = timezone.now()
-    voicemail.save(update_fields=["recording", "recording_error", "recording_saved_at"])
-    _timeline(voicemail.call, message, kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
+    voicemail.recording.save("voicemail.mp3", ContentFile(content), save=False)
+    voicemail.recording_saved_at, voicemail.download_due_at, voicemail.recording_error = timezone.now(), None, ""
+    voicemail.save(update_fields=["recording", "recording_error", "recording_saved_at", "download_due_at"])
+    retried = f" after {voicemail.download_attempts} failed attempts" if voicemail.download_attempts else ""
+    _timeline(voicemail.call, f"Voicemail recording stored ({len(content) // 1024} KB){retried}.",
+              kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
+    recordings.announce(voicemail.call, voicemail, "recorded")
     _escalate_if_voicemail_complete(voicemail)
     return True
 
@@ -772,6 +776,8 @@ def attach_transcript(call, text, *, source=""):
         kind=IncidentEvent.Kind.VOICEMAIL,
         voicemail=voicemail.pk,
     )
+    if text and voicemail.is_settled:  # announced already without it; before that, the announcement carries it
+        recordings.announce(call, voicemail, "transcribed")
     _escalate_if_voicemail_complete(voicemail)
     return True
 
@@ -779,7 +785,7 @@ def attach_transcript(call, text, *, source=""):
 def _escalate_if_voicemail_complete(voicemail):
     call = voicemail.call
     needs_transcript = call.routing_number.voicemail_transcription
-    if voicemail.recording_saved_at and (voicemail.transcribed_at or not needs_transcript):
+    if voicemail.is_settled and (voicemail.transcribed_at or not needs_transcript):
         finish_voicemail(call, "the caller left a voicemail")
 
 

@@ -3,6 +3,7 @@
 Defaults give an embedded set-up: SQLite and the django-q2 ORM broker. Production (DEBUG off) refuses to start
 with the default SECRET_KEY.
 """
+import datetime
 from pathlib import Path
 
 import environ
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "health_check",  # /healthz (callrouting.monitoring)
     "escalation",
     "incidents",
     "callrouting",
@@ -161,6 +163,10 @@ VONAGE_CALL_SPACING = env.float("VONAGE_CALL_SPACING", default=1.1)
 VONAGE_FROM_NUMBER = env.str("VONAGE_FROM_NUMBER", default="")
 # Signed webhooks older than this many seconds are refused (replay protection).
 VONAGE_SIGNATURE_MAX_AGE = env.int("VONAGE_SIGNATURE_MAX_AGE", default=300)
+# /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>"; without a token it is off (404).
+METRICS_TOKEN = secret("METRICS_TOKEN", default="")
+# How long the signed voicemail links in alert-action messages (webhook, Slack, Teams) play the recording.
+VOICEMAIL_LINK_MAX_AGE = datetime.timedelta(days=env.int("VOICEMAIL_LINK_MAX_AGE_DAYS", default=7))
 
 # The local phone network (manage.py phone_network; run_local starts it and sets these when no Vonage
 # credentials are configured). The Test call page talks to its control API.

@@ -9,6 +9,8 @@ callrouting.tasks.sweep (the same pattern as incidents.sweeper; django-q2 has no
   was lost (a killed worker): the transfer is issued again, so nobody waits on hold with nobody being called;
 - voicemail_due_at: the voicemail window passed without the recording completing: escalate anyway;
 - raise_due_at: auto raise, the next support hours started: the incident goes to high priority and is escalated;
+- recording_due_at: the call ended in voicemail but Vonage's record webhook never came: the voicemail is flagged;
+- Voicemail.download_due_at: a voicemail recording to download (again), until day 25 (callrouting.recordings);
 - outage_calls: calls answered while the database was down, spooled to files (callrouting.spool), are recorded
   (an ended call and an escalated incident, once per Vonage uuid) now that the database answers again.
 
@@ -23,7 +25,7 @@ from django.utils import timezone
 
 from incidents.sweeper import locked
 
-from . import services, spool
+from . import recordings, services, spool
 from .models import Call
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ DUE = [
     ("transfers", "transfer_due_at", {}, services.reissue_caller_transfer),
     ("voicemails", "voicemail_due_at", {}, services.voicemail_time_up),
     ("raises", "raise_due_at", {}, services.raise_call_incident),
+    ("missing_recordings", "recording_due_at", {}, recordings.flag_missing_recording),
 ]
 
 
@@ -63,6 +66,11 @@ def sweep(now=None):
             except Exception:  # one broken row must not stop the others; it is tried again next minute
                 log.exception("call_id=%s action=sweep_failed kind=%s", call_id, name)
         counts[name] = done
+    try:
+        counts["recording_downloads"] = recordings.sweep_downloads(now)
+    except Exception:  # tried again next minute, like the rows above
+        log.exception("action=sweep_failed kind=recording_downloads")
+        counts["recording_downloads"] = 0
     if any(counts.values()):
         log.info("callrouting sweep at=%s %s", now.isoformat(), " ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

@@ -11,7 +11,7 @@ import time
 from incidents.pacing import wait_for_call_slot
 from incidents.telephony import TelephonyError, get_telephony
 
-from . import flow, services
+from . import flow, recordings, services
 from .models import Call, Voicemail
 
 log = logging.getLogger(__name__)
@@ -132,14 +132,15 @@ def _download(url):
 
 
 def download_voicemail(voicemail_id):
-    """Fetch a voicemail's recording from Vonage and keep it."""
+    """Fetch a voicemail's recording from Vonage and keep it; a failure is retried later (callrouting.recordings)."""
     voicemail = Voicemail.objects.filter(pk=voicemail_id).first()
-    if voicemail is None or voicemail.recording_saved_at or not voicemail.recording_url:
+    if voicemail is None or voicemail.is_stored or voicemail.recording_lost_at or not voicemail.recording_url:
         return
     try:
         content = _download(voicemail.recording_url)
     except TelephonyError as exc:
-        services.store_voicemail_recording(voicemail_id, error=exc.message)
+        log.warning("voicemail=%s action=download_failed error=%s", voicemail_id, exc.message)
+        recordings.download_failed(voicemail_id, exc.message)
         return
     services.store_voicemail_recording(voicemail_id, content)
 

@@ -1,16 +1,14 @@
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
 
-
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
+from .monitoring import healthz, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    # For load balancers and monitors: /healthz without login, /metrics with METRICS_TOKEN (see README, Monitoring).
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("vonage/", include("callrouting.webhook_urls")),
     path("api/", include("callrouting.api.urls")),
     # Public, token-addressed media: custom audio fetched by Vonage, voicemail links in alert actions.

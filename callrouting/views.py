@@ -9,8 +9,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from incidents.webhooks import MalformedWebhook, vonage_webhook
 
-from . import flow, phrases, services, spool
-from .models import NumberAudio, Voicemail
+from . import flow, phrases, recordings, services, spool
+from .models import NumberAudio
 
 log = logging.getLogger(__name__)
 webhook_methods = require_http_methods(["GET", "POST"])
@@ -163,9 +163,13 @@ def audio_file(request, token, ext):
 
 
 @require_safe
-def voicemail_recording(request, token):
-    """A stored voicemail recording, linked from alert action payloads."""
-    voicemail = Voicemail.objects.filter(token=token).first()
-    if voicemail is None or not voicemail.recording:
+def voicemail_recording(request, signed):
+    """A stored voicemail recording, linked from alert action payloads by a signed link that expires
+    (callrouting.recordings); in the product it plays through the account-checked call pages."""
+    voicemail, problem = recordings.voicemail_for_link(signed)
+    if problem == "expired":
+        return HttpResponse("This voicemail link has expired. Open the incident to play the recording.",
+                            status=410, content_type="text/plain; charset=utf-8")
+    if voicemail is None or not voicemail.is_stored:
         raise Http404("no such voicemail")
     return _file_response(voicemail.recording, "audio/mpeg", "private, max-age=3600", f"voicemail-{voicemail.call_id}.mp3")

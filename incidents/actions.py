@@ -1,6 +1,7 @@
 """Alert actions: tell other systems (a JSON webhook, Slack, Microsoft Teams) when incidents change.
 
-fire() is called by the incident services on created / accepted / resolved. It creates one
+fire() is called by the incident services on created / accepted / resolved / escalated, and by call routing
+when a voicemail is left (its recording, transcript, or loss: see callrouting.recordings). It creates one
 AlertActionDelivery row (attempt 1) per matching enabled action and enqueues deliver() on commit. A delivery
 that fails with a 5xx, a timeout or a connection error is retried as a new row, due after RETRY_BACKOFF
 (claimed by the sweeper), up to MAX_ATTEMPTS attempts; any other failure (4xx, a redirect) is final.
@@ -9,6 +10,8 @@ lease (lease_until) while it is sent: if its worker dies, the sweeper takes it b
 it as a failed attempt that is retried (reclaim_delivery).
 
 The generic webhook receives incident_payload(); Slack and Teams get a message built from the same payload.
+A trigger that carries details of its own ("escalated": the reason; "voicemail": the recording's signed link, its
+length and the transcript) has its payload built when it fires, so the message says what happened at that moment.
 Other apps add fields under "extra" with register_payload_extension() (call routing adds its call details).
 """
 import logging
@@ -53,8 +56,9 @@ def _iso(value):
     return value.isoformat() if value else None
 
 
-def incident_payload(incident, trigger):
-    """The generic webhook JSON for INCIDENT after the transition TRIGGER (an AlertAction.Trigger value)."""
+def incident_payload(incident, trigger, details=None):
+    """The generic webhook JSON for INCIDENT after the transition TRIGGER (an AlertAction.Trigger value), with the
+    trigger's DETAILS (e.g. {"voicemail": {...}}) as top-level keys."""
     extra = {}
     for func in list(_payload_extensions):
         try:
@@ -81,17 +85,53 @@ def incident_payload(incident, trigger):
             "url": incident.get_public_url(),
         },
         "extra": extra,
+        **(details or {}),
     }
 
 
-TRIGGER_TITLES = {"created": "New incident", "accepted": "Incident accepted", "resolved": "Incident resolved"}
-TRIGGER_EMOJI = {"created": ":rotating_light:", "accepted": ":eyes:", "resolved": ":white_check_mark:"}
+TRIGGER_TITLES = {
+    "created": "New incident", "accepted": "Incident accepted", "resolved": "Incident resolved",
+    "escalated": "Incident escalated", "voicemail": "Voicemail left",
+}
+VOICEMAIL_TITLES = {
+    "transcribed": "Voicemail transcript", "lost": "Voicemail recording lost", "missing": "Voicemail recording missing",
+}
+TRIGGER_EMOJI = {
+    "created": ":rotating_light:", "accepted": ":eyes:", "resolved": ":white_check_mark:", "escalated": ":loudspeaker:",
+    "voicemail": ":studio_microphone:",
+}
 
 
 def _title(payload):
     trigger = payload["event"].removeprefix("incident.")
     incident = payload["incident"]
-    return trigger, f"{TRIGGER_TITLES.get(trigger, trigger)} #{incident['id']}: {incident['summary']}"
+    title = TRIGGER_TITLES.get(trigger, trigger)
+    if trigger == "voicemail":
+        title = VOICEMAIL_TITLES.get(payload["voicemail"]["status"], title)
+    return trigger, f"{title} #{incident['id']}: {incident['summary']}"
+
+
+def _event_lines(payload):
+    """What the trigger itself adds to a Slack or Teams message: (facts, text paragraphs, (label, url) links)."""
+    facts, paragraphs, links = [], [], []
+    escalation = payload.get("escalation")
+    if escalation and escalation.get("reason"):
+        facts.append(("Why", escalation["reason"]))
+    voicemail = payload.get("voicemail")
+    if voicemail:
+        if voicemail.get("caller"):
+            facts.append(("Caller", voicemail["caller"]))
+        if voicemail.get("duration_seconds") is not None:
+            facts.append(("Length", f"{voicemail['duration_seconds']} s"))
+        if voicemail.get("transcript"):
+            paragraphs.append(f"Transcript: {voicemail['transcript']}")
+        if voicemail["status"] == "downloading":
+            paragraphs.append("The recording is still being fetched from Vonage; a link follows once it is stored.")
+        elif voicemail["status"] in ("lost", "missing"):
+            paragraphs.append("The recording could not be kept: call the caller back.")
+        if voicemail.get("recording_url"):
+            links.append(("Play recording", voicemail["recording_url"]))
+    return facts, paragraphs, links
 
 
 def _facts(payload):
@@ -103,7 +143,7 @@ def _facts(payload):
     ]
     if incident["assigned_to"]:
         facts.append(("Assigned to", incident["assigned_to"]["name"]))
-    return facts
+    return facts + _event_lines(payload)[0]
 
 
 def slack_message(payload):
@@ -114,12 +154,15 @@ def slack_message(payload):
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{TRIGGER_EMOJI.get(trigger, '')} *{_escape_slack(title)}*".strip()}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{_escape_slack(value)}"} for name, value in _facts(payload)]},
     ]
-    if incident["details"]:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _escape_slack(incident["details"][:2900])}})
+    _, paragraphs, links = _event_lines(payload)
+    for text in [incident["details"], *paragraphs] if trigger != "voicemail" else paragraphs:
+        if text:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _escape_slack(text[:2900])}})
+    buttons = [*links, ("Open incident", incident["url"])]
     blocks.append(
         {
             "type": "actions",
-            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open incident"}, "url": incident["url"]}],
+            "elements": [{"type": "button", "text": {"type": "plain_text", "text": label}, "url": url} for label, url in buttons],
         }
     )
     return {"text": title, "blocks": blocks}
@@ -131,14 +174,16 @@ def _escape_slack(text):
 
 def teams_message(payload):
     """A Microsoft Teams incoming-webhook message carrying an Adaptive Card for PAYLOAD."""
-    _, title = _title(payload)
+    trigger, title = _title(payload)
     incident = payload["incident"]
     body = [
         {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True},
         {"type": "FactSet", "facts": [{"title": name, "value": value} for name, value in _facts(payload)]},
     ]
-    if incident["details"]:
-        body.append({"type": "TextBlock", "text": incident["details"][:2000], "wrap": True})
+    _, paragraphs, links = _event_lines(payload)
+    for text in [incident["details"], *paragraphs] if trigger != "voicemail" else paragraphs:
+        if text:
+            body.append({"type": "TextBlock", "text": text[:2000], "wrap": True})
     return {
         "type": "message",
         "attachments": [
@@ -150,7 +195,10 @@ def teams_message(payload):
                     "type": "AdaptiveCard",
                     "version": "1.4",
                     "body": body,
-                    "actions": [{"type": "Action.OpenUrl", "title": "Open incident", "url": incident["url"]}],
+                    "actions": [
+                        {"type": "Action.OpenUrl", "title": label, "url": url}
+                        for label, url in [*links, ("Open incident", incident["url"])]
+                    ],
                 },
             }
         ],
@@ -164,9 +212,10 @@ MESSAGE_BUILDERS = {
 }
 
 
-def fire(incident_id, trigger, now=None, *, alert_source_id=None):
+def fire(incident_id, trigger, now=None, *, alert_source_id=None, details=None):
     """Queue a delivery of every enabled action of the incident's source (ALERT_SOURCE_ID when the caller knows
-    it, which spares a join) selected for TRIGGER.
+    it, which spares a join) selected for TRIGGER. With DETAILS (what the trigger adds to the payload, see
+    incident_payload) the payload is built now, once for all the actions; otherwise at the first attempt.
 
     Called inside the service's transaction; the tasks are enqueued when it commits. Returns the deliveries.
     """
@@ -174,11 +223,16 @@ def fire(incident_id, trigger, now=None, *, alert_source_id=None):
 
     now = now or timezone.now()
     source = {"alert_source_id": alert_source_id} if alert_source_id else {"alert_source__incidents": incident_id}
-    actions = AlertAction.objects.filter(enabled=True, **source, **{f"on_{trigger}": True})
+    actions = list(AlertAction.objects.filter(enabled=True, **source, **{f"on_{trigger}": True}))
+    payload = None
+    if actions and details is not None:
+        incident = Incident.objects.select_related("alert_source", "account", "assigned_to").get(pk=incident_id)
+        payload = incident_payload(incident, trigger, details)
     deliveries = []
     for action in actions:
         delivery = AlertActionDelivery.objects.create(
-            action=action, incident_id=incident_id, trigger=trigger, attempt=1, due_at=now, enqueued_at=now
+            action=action, incident_id=incident_id, trigger=trigger, attempt=1, due_at=now, enqueued_at=now,
+            payload=payload,
         )
         log.info("incident=%s action=fire_alert_action alert_action=%s trigger=%s delivery=%s", incident_id, action.pk, trigger, delivery.pk)
         enqueue("deliver_alert_action", delivery.pk)

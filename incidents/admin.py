@@ -8,7 +8,7 @@ from .models import AlertAction, AlertActionDelivery, AlertSource, Incident, Inc
 class AlertActionInline(admin.StackedInline):
     model = AlertAction
     extra = 0
-    fields = [("name", "kind", "enabled"), "url", ("on_created", "on_accepted", "on_resolved")]
+    fields = [("name", "kind", "enabled"), "url", ("on_created", "on_accepted", "on_resolved", "on_escalated", "on_voicemail")]
 
 
 @admin.register(AlertSource)

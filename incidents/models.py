@@ -3,6 +3,7 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from escalation.models import Account, EscalationPolicy, NotificationRule
 
@@ -211,6 +212,8 @@ class AlertAction(models.Model):
         CREATED = "created", "Incident created"
         ACCEPTED = "accepted", "Incident accepted"
         RESOLVED = "resolved", "Incident resolved"
+        ESCALATED = "escalated", "Incident escalated"
+        VOICEMAIL = "voicemail", "Voicemail left"
 
     alert_source = models.ForeignKey(AlertSource, on_delete=models.CASCADE, related_name="actions")
     name = models.CharField(max_length=200)
@@ -219,6 +222,13 @@ class AlertAction(models.Model):
     on_created = models.BooleanField("when created", default=True)
     on_accepted = models.BooleanField("when accepted", default=True)
     on_resolved = models.BooleanField("when resolved", default=True)
+    on_escalated = models.BooleanField(
+        "when escalated", default=True, help_text="A call's incident goes to its escalation policy (nobody took the call)."
+    )
+    on_voicemail = models.BooleanField(
+        "when a voicemail is left", default=True,
+        help_text="The recording (a signed link) and its length; again when the transcript arrives or the recording is lost.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -291,3 +301,19 @@ class CallRateWindow(models.Model):
     def reserve(self, at, *, rate):
         """Record the slot AT, keeping the latest RATE slots in ascending order (all next_slot() needs)."""
         self.slots = sorted([*self.slots, at])[-rate:]
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a periodic task of the worker ran: the minute sweeper writes "sweeper" every minute, and
+    /healthz answers 503 when it is older than HEARTBEAT_MAX_AGE (callrouting.monitoring)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name}: {self.at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls, name, at=None):
+        """Record that NAME ran at AT (default: now)."""
+        cls.objects.update_or_create(name=name, defaults={"at": at or timezone.now()})

@@ -99,6 +99,8 @@ def escalate_incident(incident_id, *, reason=""):
     incident.escalation_suppressed = False
     add_event(incident, IncidentEvent.Kind.ESCALATED, "Escalating" + (f": {reason}" if reason else "."))
     _start_escalation(incident)
+    actions.fire(incident.pk, AlertAction.Trigger.ESCALATED, alert_source_id=incident.alert_source_id,
+                 details={"escalation": {"reason": reason or None}})
     return True
 
 

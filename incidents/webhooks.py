@@ -16,6 +16,8 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .metrics import WEBHOOK_SECONDS
+
 log = logging.getLogger(__name__)
 
 # How far a token's iat may lie in the future (clock skew between Vonage and us).
@@ -133,8 +135,14 @@ def vonage_webhook(view=None, *, safe_ncco=None):
     """
 
     def decorator(view_func):
+        latency = WEBHOOK_SECONDS.labels(view_func.__name__)
+
         @wraps(view_func)
         def wrapper(request, *args, **kwargs):
+            with latency.time():
+                return answer(request, *args, **kwargs)
+
+        def answer(request, *args, **kwargs):
             try:
                 claims = verify_signature(request)
             except SignatureError as exc:

@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
 
 from callrouting.emulator.rest import Credentials
 from callrouting.emulator.script import EmulatorClient
 from callrouting.emulator.server import PhoneNetwork
-from callrouting.processes import free_port, phone_network_env, stop_process_groups
+from callrouting.processes import free_port, phone_network_env, start_child, stop_process_groups, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(BASE_DIR / "manage.py")]
@@ -145,19 +144,11 @@ class Stack:
         self.manage("shell", "-c", "from django.core.management import call_command\n"
                     "call_command('migrate', interactive=False, verbosity=0)\ncall_command('load_demo')\n" + E2E_SETUP)
         for args in (["qcluster"], ["runserver", "--noreload", f"127.0.0.1:{self.web_port}"]):
-            self.children.append(subprocess.Popen([*MANAGE, *args], env=self.env(), stdout=self.log,
-                                                  stderr=subprocess.STDOUT, cwd=BASE_DIR, start_new_session=True))
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.base_url + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or any(child.poll() is not None for child in self.children):
-                self.stop()
-                raise RuntimeError(f"the stack did not start; see {self.directory / 'stack.log'}")
-            time.sleep(0.2)
+            self.children.append(start_child([*MANAGE, *args], env=self.env(), stdout=self.log,
+                                             stderr=subprocess.STDOUT, cwd=BASE_DIR))
+        if not wait_until_serving(self.base_url, self.children):
+            self.stop()
+            raise RuntimeError(f"the stack did not start; see {self.directory / 'stack.log'}")
         return self
 
     def stop(self):
@@ -169,13 +160,23 @@ class Stack:
     def query(self, sql, params=()):
         return self.database.query(sql, params)
 
+    def wait_until(self, predicate, what, *, polls=1000):
+        """Poll PREDICATE (every 0.02 s, at most POLLS times) until it returns something true; return that."""
+        for _ in range(polls):
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"gave up waiting for {what} after {polls} polls")
+
     def wait_for(self, sql, params=(), *, expect, timeout=15):
-        """Poll SQL until its rows satisfy EXPECT (a callable); returns the rows."""
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll SQL until its rows satisfy EXPECT (a callable); returns the rows.
+
+        TIMEOUT is what the polls add up to on an idle machine: the bound is a number of polls, each a query and a
+        0.1 s pause, so a busy machine (slower polls) gets more time rather than a failure."""
+        for _ in range(int(timeout / 0.1) + 1):
             rows = self.query(sql, params)
             if expect(rows):
                 return rows
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out: {sql} {params} -> {rows}")
             time.sleep(0.1)
+        raise AssertionError(f"still not there after {int(timeout / 0.1) + 1} polls: {sql} {params} -> {rows}")

@@ -10,11 +10,10 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
-import requests
 
+from callrouting.processes import start_child, wait_until_serving
 from tests.e2e_stack import BASE_DIR, MANAGE, ThrowawayDatabase, free_port
 
 pytestmark = pytest.mark.slow
@@ -55,19 +54,11 @@ def local_run(tmp_path_factory):
     subprocess.run([*MANAGE, "shell", "-c", setup], env=env, check=True, timeout=180, stdout=log, stderr=subprocess.STDOUT,
                    cwd=BASE_DIR)
     port = free_port()
-    process = subprocess.Popen([*MANAGE, "run_local", "--addr", f"127.0.0.1:{port}", "--state-dir", str(directory / "local")],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, cwd=BASE_DIR, start_new_session=True)
+    process = start_child([*MANAGE, "run_local", "--addr", f"127.0.0.1:{port}", "--state-dir", str(directory / "local")],
+                          env=env, stdout=log, stderr=subprocess.STDOUT, cwd=BASE_DIR)
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base_url + "/healthz", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"run_local did not start: see {directory / 'run.log'}")
-        time.sleep(0.2)
+    if not wait_until_serving(base_url, [process]):
+        raise RuntimeError(f"run_local did not start: see {directory / 'run.log'}")
     yield base_url
     process.send_signal(signal.SIGTERM)
     try:

@@ -98,7 +98,9 @@ def test_auto_raise_creates_low_and_raises_at_the_next_support_hours_start(phone
     incident.refresh_from_db()
     assert incident.priority == Priority.HIGH and not incident.escalation_suppressed and escalations(incident) == 1
     assert any("support hours started (auto raise)" in line for line in timeline(incident))
-    assert sweep(now=expected + dt.timedelta(minutes=1)) == {"outage_calls": 0, "stuck_calls": 0, "transfers": 0, "voicemails": 0, "raises": 0}
+    assert sweep(now=expected + dt.timedelta(minutes=1)) == {
+            "outage_calls": 0, "stuck_calls": 0, "transfers": 0, "voicemails": 0, "raises": 0,
+            "missing_recordings": 0, "recording_downloads": 0}
     assert escalations(incident) == 1
 
 

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -28,13 +27,12 @@ def fake_children(monkeypatch, **scripts):
 
 def test_when_one_child_dies_the_other_is_stopped_and_the_command_fails(monkeypatch):
     started = fake_children(monkeypatch, qcluster="import time; time.sleep(60)", runserver="raise SystemExit(3)")
-    began = time.monotonic()
 
     with pytest.raises(CommandError, match="web exited \\(code 3\\)"):
         call_command("run_local", addr="127.0.0.1:8765")
 
-    assert time.monotonic() - began < 10
-    assert [child.poll() is not None for child in started] == [True, True]
+    # The sleeping worker was stopped (SIGTERM), not waited for until its sleep ended.
+    assert [child.returncode for child in started] == [-signal.SIGTERM, 3]
 
 
 def test_sigterm_stops_both_children(monkeypatch):

@@ -73,10 +73,7 @@ def test_worker_killed_while_an_agent_rings_the_sweeper_moves_the_call_on(stack)
     call = ScriptedCall(to=E2E_NUMBER, caller=Caller(press="1", hang_up_after=1),
                         agent_sequence=[Agent.no_answer(), Agent.accept()])
     uuid = stack.last_uuid = call.start(stack.client)
-    deadline = time.monotonic() + 15
-    while (leg := ringing_agent_leg(stack, call)) is None:
-        assert time.monotonic() < deadline, "Agent1's phone never rang"
-        time.sleep(0.02)
+    leg = stack.wait_until(lambda: ringing_agent_leg(stack, call), "Agent1's phone to ring")
     assert leg["to"] == AGENTS[0][1:]
 
     assert stack.kill_worker() == -signal.SIGKILL

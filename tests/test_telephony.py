@@ -251,13 +251,11 @@ def test_a_timeout_is_temporary_and_not_retried(vonage_api, settings):
     settings.VONAGE_TIMEOUT = 1
     vonage_api.hang_next("POST", "^/v1/calls$", seconds=2.5)
 
-    started = time.monotonic()
     with pytest.raises(TelephonyError) as caught:
         place_call()
     assert (caught.value.status, caught.value.permanent) == (None, False)
     assert "timed out" in caught.value.message
     # POST is not idempotent: the SDK must not send a second call request.
-    assert time.monotonic() - started < 2.4
     assert len(vonage_api.requests_matching("POST", "^/v1/calls$")) == 1
 
 

@@ -259,10 +259,11 @@ def test_owner_adds_alert_actions_with_url_check(as_alice, acme_world):
     assert bad.status_code == 400 and "Enter a valid URL." in bad.content.decode()
     ok = as_alice.post(url, {**base, "actions-1-name": "Slack", "actions-1-kind": "slack",
                              "actions-1-url": "https://hooks.slack.com/services/x", "actions-1-on_resolved": "on",
-                             "actions-1-enabled": "on"})
+                             "actions-1-on_voicemail": "on", "actions-1-enabled": "on"})
     assert ok.status_code == 302
     slack = AlertAction.objects.get(name="Slack")
     assert slack.alert_source == w.alert_source and (slack.on_created, slack.on_resolved) == (False, True)
+    assert (slack.on_escalated, slack.on_voicemail) == (False, True)
     delete = reverse("web:action-delete", args=[w.number.pk, slack.pk])
     assert as_alice.post(delete).status_code == 302 and not AlertAction.objects.filter(pk=slack.pk).exists()
 

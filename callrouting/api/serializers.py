@@ -433,7 +433,10 @@ class AlertSourceSerializer(serializers.ModelSerializer):
 class AlertActionSerializer(AccountSerializer):
     class Meta:
         model = AlertAction
-        fields = ["id", "alert_source", "name", "kind", "url", "on_created", "on_accepted", "on_resolved", "enabled"]
+        fields = [
+            "id", "alert_source", "name", "kind", "url", "on_created", "on_accepted", "on_resolved", "on_escalated",
+            "on_voicemail", "enabled",
+        ]
 
 
 # --- Incidents and the call log --------------------------------------------------------------------------------

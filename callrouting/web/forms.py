@@ -101,7 +101,7 @@ OptionFormSet = inlineformset_factory(
 class AlertActionForm(AccountForm):
     class Meta:
         model = AlertAction
-        fields = ["name", "kind", "url", "on_created", "on_accepted", "on_resolved", "enabled"]
+        fields = ["name", "kind", "url", "on_created", "on_accepted", "on_resolved", "on_escalated", "on_voicemail", "enabled"]
         widgets = {"url": forms.URLInput(attrs={"placeholder": "https://hooks.example.com/..."})}
 
 

@@ -59,7 +59,8 @@ class Command(BaseCommand):
             levels=levels, arrival_rate=options["arrival_rate"], burst=options["burst"], min_calls=options["min_calls"],
             dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
-            workers=max(1, min(options["workers"], 16)), database_url=options["database_url"],
+            workers=max(1, min(options["workers"], 16)), warmup_calls=6 * max(1, min(options["workers"], 16)),
+            database_url=options["database_url"],
             redis_url=options["redis_url"],
         )
         report = benchmarking.run_benchmark(config, log=lambda line: self.stderr.write(line))

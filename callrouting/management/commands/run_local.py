@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from callrouting.emulator.server import LocalSetup
-from callrouting.processes import free_port
+from callrouting.processes import free_port, start_child
 
 STOP_TIMEOUT = 15  # seconds a child gets to stop before it is killed
 EMULATOR_START_TIMEOUT = 20
@@ -49,9 +49,10 @@ class Command(BaseCommand):
             if not settings.VONAGE_APPLICATION_ID:
                 env = self._start_phone_network(children, manage, addr, state_dir or settings.BASE_DIR / ".local",
                                                 emulator_speed, stop_requested)
-            # Own sessions: the terminal's Ctrl-C reaches only this process, which then stops both children.
-            children["worker"] = subprocess.Popen([*manage, "qcluster"], start_new_session=True, env=env)
-            children["web"] = subprocess.Popen([*manage, "runserver", "--noreload", addr], start_new_session=True, env=env)
+            # Own sessions: the terminal's Ctrl-C reaches only this process, which then stops both children (and
+            # they end with it if it is killed outright: callrouting.processes.start_child).
+            children["worker"] = start_child([*manage, "qcluster"], env=env)
+            children["web"] = start_child([*manage, "runserver", "--noreload", addr], env=env)
             url = f"http://{addr}/"
             self.stdout.write(self.style.SUCCESS(f"callrouting on {url} (admin: {url}admin/). Ctrl-C stops both."))
             if env is not None:
@@ -77,10 +78,9 @@ class Command(BaseCommand):
         web_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
         base = f"http://{web_host}:{web_port}"
         emulator_url = f"https://127.0.0.1:{port}"
-        children["phone network"] = subprocess.Popen(
+        children["phone network"] = start_child(
             [*manage, "phone_network", "--state-dir", str(setup.directory), "--addr", f"127.0.0.1:{port}",
              "--webhook-base", base, "--speed", str(speed)],
-            start_new_session=True,
         )
         deadline = time.monotonic() + EMULATOR_START_TIMEOUT
         while True:

@@ -1,0 +1,188 @@
+"""The local stacks (benchmark, end-to-end, run_local) leave nothing behind: a parent stopped with SIGTERM stops its
+children in order, and a parent killed outright (SIGKILL) takes them along (callrouting.processes.start_child).
+
+Waiting is bounded by polling iterations, never by a deadline that a busy machine misses. Linux only (prctl).
+"""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_benchmark_smoke import DATABASE_URL, _postgres_answers
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+POLLS = 1200  # x 0.05 s between polls: a minute when the machine is idle
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+
+
+def gone(pid):
+    """True when PID no longer runs (a zombie waiting for a reaper counts as gone: it runs nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def wait_gone(pids):
+    for _ in range(POLLS):
+        if all(gone(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def descendants(root):
+    """Every process below ROOT, from /proc."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def parent(body):
+    """A Python parent process running BODY (which prints one child pid per line, then waits)."""
+    code = textwrap.dedent("""
+        import subprocess, sys, time
+        from callrouting.processes import start_child, stop_process_groups, terminate_raises
+        SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
+    """) + textwrap.dedent(body)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=BASE_DIR)
+
+
+def read_pids(process, n):
+    return [int(process.stdout.readline()) for _ in range(n)]
+
+
+def kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_children_die_with_a_parent_killed_outright():
+    process = parent("""
+        children = [start_child(SLEEPER), start_child(SLEEPER)]
+        for child in children:
+            print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    pids = read_pids(process, 2)
+    try:
+        assert not any(gone(pid) for pid in pids)
+        process.kill()
+        process.wait()
+        assert wait_gone(pids)
+    finally:
+        kill_all(pids)
+
+
+def test_without_start_child_a_killed_parent_leaves_its_children_running():
+    """The fault start_child fixes: a plain child in its own session outlives a SIGKILLed parent."""
+    process = parent("""
+        child = subprocess.Popen(SLEEPER, start_new_session=True)
+        print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    (pid,) = read_pids(process, 1)
+    try:
+        process.kill()
+        process.wait()
+        for _ in range(20):
+            time.sleep(0.05)
+            assert not gone(pid)
+    finally:
+        kill_all([pid])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_parent_stops_its_children_and_their_children(signum):
+    process = parent("""
+        with terminate_raises():
+            grandparent = [sys.executable, "-c",
+                           "import subprocess, sys, time; p = subprocess.Popen(['sleep', '600']); "
+                           "print(p.pid, flush=True); time.sleep(600)"]
+            children = [start_child(grandparent)]
+            try:
+                print(children[0].pid, flush=True)
+                time.sleep(600)
+            finally:
+                stop_process_groups(children, timeout=10)
+                print("stopped", flush=True)
+    """)
+    pids = read_pids(process, 2)  # the grandchild's pid (printed by the child) and the child's, in either order
+    try:
+        process.send_signal(signum)
+        assert process.stdout.readline().strip() == "stopped"
+        assert process.wait() != 0
+        assert wait_gone(pids)
+    finally:
+        kill_all(pids)
+
+
+def _database_exists(name):
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, connect_timeout=5) as connection:
+        return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
+    """SIGKILL: the children die with the benchmark. SIGTERM: it stops them itself and drops its database too."""
+    if not _postgres_answers():
+        pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
+    log_path = tmp_path / "benchmark.log"
+    log = open(log_path, "w")
+    benchmark = subprocess.Popen(
+        [sys.executable, str(BASE_DIR / "manage.py"), "benchmark", "--database-url", DATABASE_URL, "--levels", "1",
+         "--min-calls", "200", "--burst", "0", "--workers", "1", "--no-chart", "--out", str(tmp_path)],
+        env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT,
+    )
+    started, database = [], None
+    try:
+        for _ in range(POLLS * 4):  # until gunicorn and the qcluster run (migrations first)
+            if "warm-up" in log_path.read_text() or benchmark.poll() is not None:
+                break
+            time.sleep(0.05)
+        started = descendants(benchmark.pid)
+        commands = " ".join(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ") for pid in started if not gone(pid))
+        assert "gunicorn" in commands and "qcluster" in commands, log_path.read_text()[-2000:]
+        database = log_path.read_text().split("database ", 1)[1].split(":", 1)[0]
+        benchmark.send_signal(signum)
+        benchmark.wait()
+        assert wait_gone(started)
+        if signum == signal.SIGTERM:
+            assert benchmark.returncode != 0 and not _database_exists(database)
+    finally:
+        kill_all([benchmark.pid, *started])
+        log.close()
+        if database and _database_exists(database):  # a killed benchmark cannot drop its database
+            _drop_database(database)
+
+
+def _drop_database(name):
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
