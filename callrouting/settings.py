@@ -240,6 +240,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "callrouting.api.renderers.BrowsableAPIRenderer",
+    ],
     # Requests per client address (anonymous) or per user; a request with an invalid token counts against its
     # address in failed_token, and once that is full every token from the address gets 429 until it drains.
     "DEFAULT_THROTTLE_CLASSES": [
@@ -306,8 +310,9 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + header.upper().replace("-", "_"), env.str("TLS_PROXY_HEADER_VALUE", default="https"))
 
 # Content-Security-Policy (django-csp) on every response: scripts, styles, images, audio and requests from this
-# site only, no inline scripts or styles (the pages' own are static files), no framing, no plugins. The API's
-# Redoc page relaxes it for itself (callrouting/api/urls.py).
+# site only, no inline scripts or styles (the pages' own are static files), no framing, no plugins. Redoc
+# (callrouting/api/urls.py) and DRF's browsable API (callrouting/api/renderers.py) allow inline styles on their
+# own pages.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
