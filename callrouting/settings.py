@@ -1,7 +1,7 @@
 """Settings for callrouting, read from the environment (see .env.example for every variable).
 
 Defaults give an embedded set-up: SQLite and the django-q2 ORM broker. Production (DEBUG off) refuses to start
-with the default SECRET_KEY.
+with a default or short SECRET_KEY or an http PUBLIC_BASE_URL, and is served over https only.
 """
 import datetime as dt
 from pathlib import Path
@@ -306,8 +306,8 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY or env.bool(
 # Behind a proxy that terminates TLS, requests reach the app over http: the proxy's header says they came in over
 # https (the proxy must set it, and overwrite one sent by the client).
 if env.bool("BEHIND_TLS_PROXY", default=False):
-    header = env.str("TLS_PROXY_HEADER", default="X-Forwarded-Proto")
-    SECURE_PROXY_SSL_HEADER = ("HTTP_" + header.upper().replace("-", "_"), env.str("TLS_PROXY_HEADER_VALUE", default="https"))
+    tls_proxy_header = env.str("TLS_PROXY_HEADER", default="X-Forwarded-Proto")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + tls_proxy_header.upper().replace("-", "_"), env.str("TLS_PROXY_HEADER_VALUE", default="https"))
 
 # Content-Security-Policy (django-csp) on every response: scripts, styles, images, audio and requests from this
 # site only, no inline scripts or styles (the pages' own are static files), no framing, no plugins. Redoc

@@ -159,6 +159,7 @@ class ApiToken(AbstractAuthToken):
 
     class Meta:
         ordering = ["-created", "-id"]
+        verbose_name = "API token"
 
     def __str__(self):
         return f"{self.name} ({self.user})"

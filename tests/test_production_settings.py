@@ -43,7 +43,8 @@ def manage(env, *args):
 
 
 def test_check_deploy_is_silent_with_the_documented_environment(tmp_path):
-    for extra in ({}, {"BEHIND_TLS_PROXY": "true"}):
+    behind_proxy = {"BEHIND_TLS_PROXY": "true", "TRUSTED_PROXY_COUNT": "1", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    for extra in ({}, behind_proxy):
         result = manage(production_env(tmp_path, **extra), "check", "--deploy", "--fail-level", "WARNING")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "System check identified no issues (0 silenced)." in result.stdout

@@ -52,6 +52,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['-created', '-id'],
+                'verbose_name': 'API token',
             },
         ),
         # Plain-text keys cannot be recovered once deleted: nothing to undo.
