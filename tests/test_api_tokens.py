@@ -122,6 +122,28 @@ def test_tokens_through_the_api(alice, bob):
     assert alice_api.get("/api/incidents/").status_code == 200
 
 
+@pytest.mark.parametrize("header", ["Token", "Token a b", "Token caf\xe9", "Token " + "0" * 64, "Bearer x"])
+def test_malformed_and_wrong_tokens_are_401(header, alice):
+    response = APIClient().get("/api/numbers/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+
+
+def test_last_use_is_written_at_most_once_a_minute(alice):
+    token, value = configuration.create_api_token(alice, "poller")
+    client = api(value)
+    client.get("/api/tokens/")
+    token.refresh_from_db()
+    first_use = token.last_used
+    assert first_use is not None
+    client.get("/api/tokens/")
+    token.refresh_from_db()
+    assert token.last_used == first_use
+    ApiToken.objects.filter(pk=token.pk).update(last_used=first_use - dt.timedelta(minutes=2))
+    client.get("/api/tokens/")
+    token.refresh_from_db()
+    assert token.last_used > first_use
+
+
 def test_an_expired_token_stops_working(alice):
     token, value = configuration.create_api_token(alice, "short-lived", timezone.now() + dt.timedelta(hours=1))
     assert api(value).get("/api/numbers/").status_code == 200

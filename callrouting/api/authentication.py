@@ -34,12 +34,22 @@ class ApiTokenAuthentication(TokenAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "").split()
         return bool(header) and header[0].lower() == self.authenticate_header(request).lower()
 
+    def authenticate_credentials(self, token):
+        # knox decodes the header as UTF-8; a header of other bytes is an invalid token, not a server error.
+        try:
+            token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid token.") from None
+        return super().authenticate_credentials(token)
+
     def validate_user(self, auth_token):
         user, auth_token = super().validate_user(auth_token)
         now = timezone.now()
-        ApiToken.objects.filter(pk=auth_token.pk).filter(
-            Q(last_used__isnull=True) | Q(last_used__lt=now - LAST_USED_PRECISION)
-        ).update(last_used=now)
+        if auth_token.last_used is None or auth_token.last_used < now - LAST_USED_PRECISION:
+            # Conditional: of two requests at once, one writes.
+            ApiToken.objects.filter(pk=auth_token.pk).filter(
+                Q(last_used__isnull=True) | Q(last_used__lt=now - LAST_USED_PRECISION)
+            ).update(last_used=now)
         return user, auth_token
 
 
