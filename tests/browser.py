@@ -2,7 +2,8 @@
 
 Use the fixtures by importing them into a test module (`from tests.browser import browser, page  # noqa: F401`)
 together with pytest-django's `live_server`. The browser is Debian's /usr/bin/chromium (installed by
-`make browser`); Playwright's own browser download (`playwright install`) is never used.
+`make browser`); Playwright's own browser download (`playwright install`) is never used. `Watched(browser)` is a
+page that collects Content-Security-Policy violations, for tests that must fail on any.
 """
 import os
 import shutil
@@ -59,3 +60,47 @@ def log_in(page, live_server, username, password=PASSWORD, next_path="/"):
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}{next_path}*")
+
+
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cspViolations.push(event.violatedDirective + " blocked " + (event.blockedURI || "inline") + " at "
+                              + event.sourceFile + ":" + event.lineNumber);
+});
+"""
+
+
+class Watched:
+    """A page in a browser context of its own whose Content-Security-Policy violations are collected, page by
+    page: securitypolicyviolation events (recorded by an init script) and the console's CSP errors."""
+
+    def __init__(self, browser, width=1280):
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.context.set_default_timeout(15_000)
+        self.context.add_init_script(RECORD_VIOLATIONS)
+        self.page = self.context.new_page()
+        self.console = []
+        self.page.on("console", self._console)
+        self.violations = []
+
+    def _console(self, message):
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.console.append(message.text)
+
+    def collect(self, label):
+        """The violations of the page now shown (and console errors since the last call), labelled."""
+        found = self.page.evaluate("window.__cspViolations || []") + self.console
+        self.console = []
+        self.violations += [f"{label}: {text}" for text in found]
+        return found
+
+    def visit(self, url, label=None, ready=None):
+        """Open URL, wait for the selector READY to be visible, and collect the violations."""
+        from playwright.sync_api import expect
+
+        self.page.goto(url)
+        self.page.wait_for_load_state("load")
+        if ready:
+            expect(self.page.locator(ready).first).to_be_visible(timeout=30_000)
+        return self.collect(label or url)

@@ -59,6 +59,7 @@ def test_the_page_shows_a_new_token_once_and_revokes_one_by_one(client, alice, b
     first = client.post(reverse("web:api-tokens"), {"name": "  Grafana   dashboard ", "expires_in": ""})
     value = first.context["created"]["value"]
     assert first.status_code == 200 and value.encode() in first.content
+    assert "no-store" in first["Cache-Control"]
     second = client.post(reverse("web:api-tokens"), {"name": "Nightly export", "expires_in": "30"})
     other = second.context["created"]["value"]
 
@@ -95,6 +96,7 @@ def test_tokens_through_the_api(alice, bob):
     created = alice_api.post("/api/tokens/", {"name": "CI", "expiry": (timezone.now() + dt.timedelta(days=7)).isoformat()},
                              format="json")
     assert created.status_code == 201, created.json()
+    assert created["Cache-Control"] == "no-store"
     body = created.json()
     assert set(body) == {"id", "name", "created", "last_used", "expiry", "token"} and body["last_used"] is None
 

@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import browser, log_in  # noqa: F401 (fixtures)
+from tests.browser import Watched, browser, log_in  # noqa: F401 (fixtures)
 from tests.settings_world import world
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -19,49 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 # pages make no request to a third party). The one violation expected, and only on the Redoc page.
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.__cspViolations.push(event.violatedDirective + " blocked " + (event.blockedURI || "inline") + " at "
-                              + event.sourceFile + ":" + event.lineNumber);
-});
-"""
-
 
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-
-
-class Watched:
-    """A page whose CSP violations are collected, page by page."""
-
-    def __init__(self, browser, width=1280):  # noqa: F811
-        self.context = browser.new_context(viewport={"width": width, "height": 900})
-        self.context.set_default_timeout(15_000)
-        self.context.add_init_script(RECORD_VIOLATIONS)
-        self.page = self.context.new_page()
-        self.console = []
-        self.page.on("console", self._console)
-        self.violations = []
-
-    def _console(self, message):
-        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
-            self.console.append(message.text)
-
-    def collect(self, label):
-        """The violations of the page now shown (and console errors since the last call), labelled."""
-        found = self.page.evaluate("window.__cspViolations || []") + self.console
-        self.console = []
-        self.violations += [f"{label}: {text}" for text in found]
-        return found
-
-    def visit(self, url, label=None, ready=None):
-        self.page.goto(url)
-        self.page.wait_for_load_state("load")
-        if ready:
-            expect(self.page.locator(ready).first).to_be_visible(timeout=30_000)
-        return self.collect(label or url)
 
 
 def test_the_violation_detector_sees_an_inline_style(live_server, browser, acme, alice):  # noqa: F811

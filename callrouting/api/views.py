@@ -143,7 +143,9 @@ class ApiTokenViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
         serializer.is_valid(raise_exception=True)
         token, value = configuration.create_api_token(request.user, **serializer.validated_data)
         token.token = value
-        return Response(serializers.CreatedApiTokenSerializer(token).data, status=status.HTTP_201_CREATED)
+        # The answer holds the token's value: no cache may keep it.
+        return Response(serializers.CreatedApiTokenSerializer(token).data, status=status.HTTP_201_CREATED,
+                        headers={"Cache-Control": "no-store"})
 
     def perform_destroy(self, instance):
         configuration.revoke_api_token(instance)

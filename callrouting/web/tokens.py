@@ -5,6 +5,7 @@ import datetime as dt
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 
 from escalation.models import ApiToken
 
@@ -14,6 +15,7 @@ from .common import confirm_delete, not_allowed
 from .forms import ApiTokenForm
 
 
+@never_cache  # the answer to a creation holds the token's value: no browser or proxy may keep it
 @account_view
 def api_tokens(request):
     if refused := not_allowed(request, "GET", "POST"):
