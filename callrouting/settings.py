@@ -307,7 +307,10 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY or env.bool(
 # https (the proxy must set it, and overwrite one sent by the client).
 if env.bool("BEHIND_TLS_PROXY", default=False):
     tls_proxy_header = env.str("TLS_PROXY_HEADER", default="X-Forwarded-Proto")
-    SECURE_PROXY_SSL_HEADER = ("HTTP_" + tls_proxy_header.upper().replace("-", "_"), env.str("TLS_PROXY_HEADER_VALUE", default="https"))
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + tls_proxy_header.upper().replace("-", "_"),
+        env.str("TLS_PROXY_HEADER_VALUE", default="https"),
+    )
 
 # Content-Security-Policy (django-csp) on every response: scripts, styles, images, audio and requests from this
 # site only, no inline scripts or styles (the pages' own are static files), no framing, no plugins. Redoc

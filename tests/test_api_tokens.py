@@ -93,8 +93,8 @@ def test_the_page_shows_a_new_token_once_and_revokes_one_by_one(client, alice, b
 def test_tokens_through_the_api(alice, bob):
     _, value = configuration.create_api_token(alice, "bootstrap")
     alice_api = api(value)
-    created = alice_api.post("/api/tokens/", {"name": "CI", "expiry": (timezone.now() + dt.timedelta(days=7)).isoformat()},
-                             format="json")
+    in_a_week = (timezone.now() + dt.timedelta(days=7)).isoformat()
+    created = alice_api.post("/api/tokens/", {"name": "CI", "expiry": in_a_week}, format="json")
     assert created.status_code == 201, created.json()
     assert created["Cache-Control"] == "no-store"
     body = created.json()
@@ -176,7 +176,8 @@ def test_plain_text_tokens_of_drf_authtoken_are_moved_to_digests(alice):
         cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp with time zone, "
                        "user_id bigint)" if connection.vendor == "postgresql" else
                        "CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created datetime, user_id bigint)")
-        cursor.execute("INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, %s, %s)", [key, created, alice.pk])
+        cursor.execute("INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, %s, %s)",
+                       [key, created, alice.pk])
 
     migration.hash_plain_text_tokens(apps, type("SchemaEditor", (), {"connection": connection})())
 

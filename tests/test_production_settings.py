@@ -91,7 +91,8 @@ def test_https_settings_in_production(tmp_path):
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_SCHEME", "https"],
     }
     # SECURE_COOKIES=false cannot turn secure cookies off in production.
-    direct = json.loads(manage(production_env(tmp_path, SECURE_COOKIES="false"), "shell", "--no-imports", "-c", script).stdout)
+    direct = manage(production_env(tmp_path, SECURE_COOKIES="false"), "shell", "--no-imports", "-c", script)
+    direct = json.loads(direct.stdout)
     assert direct["SESSION_COOKIE_SECURE"] and direct["SECURE_PROXY_SSL_HEADER"] is None
 
 

@@ -170,7 +170,9 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 class CreatedApiTokenSerializer(ApiTokenSerializer):
     """The answer to creating a token: the one time its value is shown."""
 
-    token = serializers.CharField(read_only=True, help_text="The token's value. It is not stored and cannot be shown again.")
+    token = serializers.CharField(
+        read_only=True, help_text="The token's value. It is not stored and cannot be shown again."
+    )
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
