@@ -46,11 +46,20 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A page of its own context; the test fails if any page it showed broke the Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if is_csp_message(message.text) else None)
     yield page
     context.close()
+    assert not violations, "\n".join(violations)
+
+
+def is_csp_message(text):
+    """Chromium reports every Content-Security-Policy violation on the console with one of these phrases."""
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
 
 
 def log_in(page, live_server, username, password=PASSWORD, next_path="/"):
@@ -85,7 +94,7 @@ class Watched:
         self.violations = []
 
     def _console(self, message):
-        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+        if is_csp_message(message.text):
             self.console.append(message.text)
 
     def collect(self, label):
