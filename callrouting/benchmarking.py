@@ -247,6 +247,8 @@ class Stack:
             self.phone, self.credentials, signature_secret=SIGNATURE_SECRET, from_number=FROM_NUMBER,
             ca_file=self.ca_file,
             DEBUG="false",
+            # Production settings, but gunicorn speaks plain http on a private port: no https redirect.
+            INSECURE_PLAIN_HTTP="true",
             SECRET_KEY="bench-secret-key-" + "x" * 40,
             DATABASE_URL=self.database.url,
             ALLOWED_HOSTS="127.0.0.1,localhost",

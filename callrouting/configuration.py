@@ -5,9 +5,10 @@ Validation happens before (forms, serializers, model clean()); these functions o
 import logging
 
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from knox.models import get_digest_token
+from knox.settings import CONSTANTS
 
-from escalation.models import LayerMember, RuleSchedule, RuleUser
+from escalation.models import ApiToken, LayerMember, RuleSchedule, RuleUser
 from incidents.telephony import NotConfigured, TelephonyError, get_telephony, is_configured
 
 from .models import RoutingOption
@@ -71,13 +72,21 @@ def save_layer(layer, *, members=None):
     return layer
 
 
-@transaction.atomic
-def regenerate_api_token(user):
-    """Replace USER's REST API token with a new one (the old one stops working at once) and return it."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
-    log.info("user=%s action=api_token_regenerated", user.pk)
-    return token
+def create_api_token(user, name, expiry=None):
+    """A new REST API token of USER named NAME, valid until EXPIRY (a datetime; None: until revoked).
+
+    Returns (token, value): only the digest of VALUE is stored, so this is the one moment it can be shown."""
+    digest, value = get_digest_token()
+    token = ApiToken(digest=digest, token_key=value[: CONSTANTS.TOKEN_KEY_LENGTH], user=user, name=name, expiry=expiry)
+    token.save(force_insert=True)
+    log.info("user=%s token=%s action=api_token_created", user.pk, token.pk)
+    return token, value
+
+
+def revoke_api_token(token):
+    """Delete TOKEN: requests with its value fail from now on."""
+    ApiToken.objects.filter(pk=token.pk).delete()
+    log.info("user=%s token=%s action=api_token_revoked", token.user_id, token.pk)
 
 
 def link_number_to_vonage(number):

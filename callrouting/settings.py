@@ -1,12 +1,13 @@
 """Settings for callrouting, read from the environment (see .env.example for every variable).
 
 Defaults give an embedded set-up: SQLite and the django-q2 ORM broker. Production (DEBUG off) refuses to start
-with the default SECRET_KEY.
+with a default or short SECRET_KEY or an http PUBLIC_BASE_URL, and is served over https only.
 """
-import datetime
+import datetime as dt
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,11 +32,6 @@ def secret(name, default=None):
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = secret("SECRET_KEY", default=INSECURE_SECRET_KEY)
-if not DEBUG and SECRET_KEY == INSECURE_SECRET_KEY:
-    raise ImproperlyConfigured(
-        "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE) to a long random value, "
-        "or DEBUG=true for local development."
-    )
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must not be empty.")
 
@@ -43,6 +39,27 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Public https base URL Vonage reaches this deployment on; used in every webhook URL handed to Vonage.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Plain http with DEBUG off, for load tests on a private machine (manage.py benchmark): no https checks, no HSTS,
+# no SSL redirect, cookies not marked secure. Never in production.
+INSECURE_PLAIN_HTTP = env.bool("INSECURE_PLAIN_HTTP", default=False)
+# DEBUG off is production: it refuses to start rather than run with a guessable key or send webhook URLs, logins
+# and API tokens over plain http.
+if not DEBUG:
+    if SECRET_KEY == INSECURE_SECRET_KEY:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE) to a long random value, "
+            "or DEBUG=true for local development."
+        )
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is too short: use at least 50 random characters "
+            "(python -c \"import secrets; print(secrets.token_urlsafe(50))\")."
+        )
+    if not PUBLIC_BASE_URL.startswith("https://") and not INSECURE_PLAIN_HTTP:
+        raise ImproperlyConfigured(
+            f"PUBLIC_BASE_URL={PUBLIC_BASE_URL!r} is not an https URL. With DEBUG off the app is served over https "
+            "(Vonage's webhooks, logins and API tokens travel on it); set PUBLIC_BASE_URL=https://your.host."
+        )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -53,12 +70,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
     "health_check",  # /healthz (callrouting.monitoring)
+    "axes",
+    "csp",
     "escalation",
     "incidents",
     "callrouting",
@@ -66,6 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -73,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "callrouting.urls"
@@ -118,6 +140,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "escalation.User"
+# django-axes first: it refuses a locked-out username and address before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -166,7 +190,7 @@ VONAGE_SIGNATURE_MAX_AGE = env.int("VONAGE_SIGNATURE_MAX_AGE", default=300)
 # /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>"; without a token it is off (404).
 METRICS_TOKEN = secret("METRICS_TOKEN", default="")
 # How long the signed voicemail links in alert-action messages (webhook, Slack, Teams) play the recording.
-VOICEMAIL_LINK_MAX_AGE = datetime.timedelta(days=env.int("VOICEMAIL_LINK_MAX_AGE_DAYS", default=7))
+VOICEMAIL_LINK_MAX_AGE = dt.timedelta(days=env.int("VOICEMAIL_LINK_MAX_AGE_DAYS", default=7))
 
 # The local phone network (manage.py phone_network; run_local starts it and sets these when no Vonage
 # credentials are configured). The Test call page talks to its control API.
@@ -197,12 +221,46 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For. The login lockout and
+# the API throttles count per client address: with 0 that is REMOTE_ADDR and X-Forwarded-For is ignored (a client
+# could write anything there).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# Login lockout (django-axes): LOGIN_FAILURE_LIMIT failed logins for one username from one address lock that pair
+# out of the product login and the Django admin for LOGIN_LOCKOUT_MINUTES (manage.py axes_reset_username unlocks).
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "callrouting.web.lockout.locked_out"
+AXES_CLIENT_IP_CALLABLE = "callrouting.api.throttling.client_address"
+
+# REST API tokens (django-rest-knox): stored as SHA-512 digests, named, with an optional expiry (callrouting.api).
+KNOX_TOKEN_MODEL = "escalation.ApiToken"
+REST_KNOX = {"TOKEN_MODEL": KNOX_TOKEN_MODEL, "TOKEN_TTL": None, "AUTH_HEADER_PREFIX": "Token"}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "callrouting.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "callrouting.api.renderers.BrowsableAPIRenderer",
+    ],
+    # Requests per client address (anonymous) or per user; a request with an invalid token counts against its
+    # address in failed_token, and once that is full every token from the address gets 429 until it drains.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "callrouting.api.throttling.AnonymousThrottle",
+        "callrouting.api.throttling.UserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anonymous": env.str("API_THROTTLE_ANONYMOUS", default="60/min"),
+        "user": env.str("API_THROTTLE_USER", default="600/min"),
+        "failed_token": env.str("API_THROTTLE_FAILED_TOKEN", default="10/min"),
+    },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -211,7 +269,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "callrouting API",
     "DESCRIPTION": "Routing numbers, escalation policies, on-call schedules, incidents and the call log of your "
-    "account. Authenticate with `Authorization: Token <token>` (create one at /settings/api-token/).",
+    "account. Authenticate with `Authorization: Token <token>` (create one at /settings/api-tokens/ or with "
+    "POST /api/tokens/).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -237,6 +296,49 @@ LOGGING = {
     },
 }
 
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=PUBLIC_BASE_URL.startswith("https://"))
+# Served over https only: with DEBUG off (unless INSECURE_PLAIN_HTTP) plain http is redirected, browsers are told
+# to use https for a year (HSTS) and cookies are sent over https only; manage.py check --deploy is silent then.
+HTTPS_ONLY = not DEBUG and not INSECURE_PLAIN_HTTP
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+# A load balancer's health probe may come over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600) if HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS_ONLY or env.bool(
+    "SECURE_COOKIES", default=PUBLIC_BASE_URL.startswith("https://") and not INSECURE_PLAIN_HTTP
+)
+# Behind a proxy that terminates TLS, requests reach the app over http: the proxy's header says they came in over
+# https (the proxy must set it, and overwrite one sent by the client).
 if env.bool("BEHIND_TLS_PROXY", default=False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    tls_proxy_header = env.str("TLS_PROXY_HEADER", default="X-Forwarded-Proto")
+    SECURE_PROXY_SSL_HEADER = (
+        "HTTP_" + tls_proxy_header.upper().replace("-", "_"),
+        env.str("TLS_PROXY_HEADER_VALUE", default="https"),
+    )
+
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images, audio and requests from this
+# site only, no inline scripts or styles (the pages' own are static files), no framing, no plugins. Redoc
+# (callrouting/api/urls.py) and DRF's browsable API (callrouting/api/renderers.py) allow inline styles on their
+# own pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# (Not named CSP_*: django-csp 4 refuses settings that look like its old ones.)
+if csp_report_uri := env.str("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [csp_report_uri]
+
+# The throttle counters (callrouting.api.throttling) live in the cache: in Redis when REDIS_URL is set, so every
+# web process counts together; otherwise in each process's memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "callrouting"}}

@@ -9,6 +9,7 @@ from django.db import models
 from django.http import Http404
 
 from escalation.models import (
+    ApiToken,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
@@ -29,6 +30,7 @@ from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, Routing
 # How each model reaches its account (a lookup path for filter()).
 ACCOUNT_PATHS = {
     User: "account",
+    ApiToken: "user__account",
     ContactMethod: "user__account",
     NotificationRule: "user__account",
     OnCallSchedule: "account",

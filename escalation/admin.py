@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from . import forms
 from .models import (
     Account,
+    ApiToken,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
@@ -103,6 +104,24 @@ class NotificationRuleInline(admin.TabularInline):
         if obj is not None:
             formset.form.base_fields["contact_method"].queryset = obj.contact_methods.all()
         return formset
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(SupportStaffOnly, admin.ModelAdmin):
+    """Users' REST API tokens: which exist, when they were used, revoking one (delete). The value is not stored (a
+    digest only) and not even the digest is shown; tokens are created by their users."""
+
+    list_display = ["name", "user", "created", "last_used", "expiry"]
+    list_filter = [("user__account", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "user__username"]
+    fields = ["name", "user", "created", "last_used", "expiry"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(User)

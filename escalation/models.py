@@ -11,6 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS
 
 TIMEZONE_CHOICES = sorted((name, name) for name in zoneinfo.available_timezones() if "/" in name or name == "UTC")
 
@@ -141,6 +144,29 @@ class User(AbstractUser):
     def primary_phone(self):
         phones = self.phone_numbers()
         return phones[0].value if phones else None
+
+
+class ApiToken(AbstractAuthToken):
+    """A named REST API token of a user (django-rest-knox). Only a SHA-512 digest of the value is stored, with the
+    value's first characters (token_key) to find it; the value itself is shown once, when it is created."""
+
+    # An id of its own: knox makes the digest the primary key, which would put it into URLs.
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=CONSTANTS.DIGEST_LENGTH, unique=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_token_set")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. the script that uses it.")
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.name} ({self.user})"
+
+    @property
+    def expired(self):
+        return self.expiry is not None and self.expiry <= timezone.now()
 
 
 class ContactMethod(models.Model):

@@ -2,7 +2,8 @@
 
 Use the fixtures by importing them into a test module (`from tests.browser import browser, page  # noqa: F401`)
 together with pytest-django's `live_server`. The browser is Debian's /usr/bin/chromium (installed by
-`make browser`); Playwright's own browser download (`playwright install`) is never used.
+`make browser`); Playwright's own browser download (`playwright install`) is never used. `Watched(browser)` is a
+page that collects Content-Security-Policy violations, for tests that must fail on any.
 """
 import os
 import shutil
@@ -45,11 +46,20 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A page of its own context; the test fails if any page it showed broke the Content-Security-Policy."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()
+    violations = []
+    page.on("console", lambda message: violations.append(message.text) if is_csp_message(message.text) else None)
     yield page
     context.close()
+    assert not violations, "\n".join(violations)
+
+
+def is_csp_message(text):
+    """Chromium reports every Content-Security-Policy violation on the console with one of these phrases."""
+    return "Content Security Policy" in text or "Content-Security-Policy" in text
 
 
 def log_in(page, live_server, username, password=PASSWORD, next_path="/"):
@@ -59,3 +69,47 @@ def log_in(page, live_server, username, password=PASSWORD, next_path="/"):
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}{next_path}*")
+
+
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cspViolations.push(event.violatedDirective + " blocked " + (event.blockedURI || "inline") + " at "
+                              + event.sourceFile + ":" + event.lineNumber);
+});
+"""
+
+
+class Watched:
+    """A page in a browser context of its own whose Content-Security-Policy violations are collected, page by
+    page: securitypolicyviolation events (recorded by an init script) and the console's CSP errors."""
+
+    def __init__(self, browser, width=1280):
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.context.set_default_timeout(15_000)
+        self.context.add_init_script(RECORD_VIOLATIONS)
+        self.page = self.context.new_page()
+        self.console = []
+        self.page.on("console", self._console)
+        self.violations = []
+
+    def _console(self, message):
+        if is_csp_message(message.text):
+            self.console.append(message.text)
+
+    def collect(self, label):
+        """The violations of the page now shown (and console errors since the last call), labelled."""
+        found = self.page.evaluate("window.__cspViolations || []") + self.console
+        self.console = []
+        self.violations += [f"{label}: {text}" for text in found]
+        return found
+
+    def visit(self, url, label=None, ready=None):
+        """Open URL, wait for the selector READY to be visible, and collect the violations."""
+        from playwright.sync_api import expect
+
+        self.page.goto(url)
+        self.page.wait_for_load_state("load")
+        if ready:
+            expect(self.page.locator(ready).first).to_be_visible(timeout=30_000)
+        return self.collect(label or url)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from callrouting import advanced, audio
+from callrouting import advanced, audio, configuration
 from callrouting.models import AgentLeg, Call, Holiday, NumberAudio, SupportHoursRange, Voicemail
 from escalation.models import LayerRestriction, ScheduleOverride
 from incidents.models import IncidentEvent
@@ -70,11 +70,13 @@ def world(account, admin, responder, *, phone_number=None):
     upload.name = "mailbox.wav"
     number_audio = advanced.store_audio(number, NumberAudio.Kind.MAILBOX_GREETING, audio.prepare(upload, "mailbox_greeting"))
     contact_method = admin.contact_methods.first()
+    api_token, _ = configuration.create_api_token(admin, f"{account.name} deploy script")
     rows = SimpleNamespace(
         schedule=schedule, layer=layer, restriction=restriction, override=override, policy=policy, rule=rule,
         number=number, option=option, second_option=second, action=action, alert_source=number.alert_source,
         incident=incident, call=call, leg=leg, voicemail=voicemail, contact_method=contact_method, admin=admin,
         responder=responder, support_range=support_range, holiday=holiday, number_audio=number_audio,
+        api_token=api_token,
     )
     rows.ids = {
         "number_pk": number.pk,
@@ -87,5 +89,6 @@ def world(account, admin, responder, *, phone_number=None):
         "override_pk": override.pk,
         "incident_pk": incident.pk,
         "call_pk": call.pk,
+        "token_pk": api_token.pk,
     }
     return rows

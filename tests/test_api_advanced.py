@@ -10,11 +10,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from callrouting.models import Holiday, NumberAudio, RoutingNumber, SupportHoursRange
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory
+from tests.test_api_resources import api_as
 from tests.settings_world import wav_bytes, world
 
 ICS = b"""BEGIN:VCALENDAR
@@ -43,13 +42,6 @@ def media(settings, tmp_path):
 @pytest.fixture
 def acme_world(acme, alice, bob):
     return world(acme, alice, bob)
-
-
-def api_as(user):
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ endpoint he gets 404 for Acme's object with every method the endpoint has, and f
 import pytest
 from django.db import models
 from django.urls import NoReverseMatch, reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from callrouting import configuration
 from callrouting.api.urls import router
 from incidents.models import Incident
 from tests.factories import UserFactory
@@ -30,7 +30,7 @@ def worlds(acme, alice, bob, globex, charlie):
 @pytest.fixture
 def charlie_api(charlie):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=charlie).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {configuration.create_api_token(charlie, 'isolation test')[1]}")
     return client
 
 

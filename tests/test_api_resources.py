@@ -8,9 +8,9 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from callrouting import configuration
 from callrouting.models import RoutingOption
 from escalation.models import EscalationPolicy, ScheduleOverride
 from incidents.models import Incident
@@ -29,8 +29,8 @@ def acme_world(acme, alice, bob):
 
 def api_as(user):
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, value = configuration.create_api_token(user, "tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {value}")
     return client
 
 

@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from callrouting.processes import start_child, wait_until_serving
+from tests.browser import RECORD_VIOLATIONS
 from tests.e2e_stack import BASE_DIR, MANAGE, ThrowawayDatabase, free_port
 
 pytestmark = pytest.mark.slow
@@ -91,6 +92,7 @@ def in_browser(scenario, *args):
                 try:
                     context = browser.new_context(viewport={"width": 1280, "height": 1000})
                     context.set_default_timeout(20000)
+                    context.add_init_script(RECORD_VIOLATIONS)
                     scenario(context.new_page(), *args)
                 finally:
                     browser.close()
@@ -154,3 +156,5 @@ def call_answer_and_hang_up(page, local_run):
         "Resolved",
     ]:
         expect(timeline).to_contain_text(step)
+    # All of it ran under the page's Content-Security-Policy without a violation.
+    assert page.evaluate("window.__cspViolations") == []

@@ -10,6 +10,7 @@ import copy
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field
@@ -17,6 +18,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from escalation.models import (
+    ApiToken,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
@@ -146,6 +148,34 @@ class UserSerializer(serializers.ModelSerializer):
         model = User
         fields = ["id", "username", "first_name", "last_name", "email", "role", "timezone", "contact_methods"]
         read_only_fields = fields
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as listed: never its value (only a digest is stored)."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "created", "last_used", "expiry"]
+        read_only_fields = ["id", "created", "last_used"]
+
+    def validate_name(self, value):
+        return " ".join(value.split())
+
+    def validate_expiry(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Choose a time in the future, or leave it empty for no expiry.")
+        return value
+
+
+class CreatedApiTokenSerializer(ApiTokenSerializer):
+    """The answer to creating a token: the one time its value is shown."""
+
+    token = serializers.CharField(
+        read_only=True, help_text="The token's value. It is not stored and cannot be shown again."
+    )
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
 
 
 # --- Routing numbers ------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """REST API URLs, mounted at /api/: the router's resources, the OpenAPI schema and its documentation pages."""
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from . import views
@@ -18,6 +20,7 @@ router.register("rotation-layers", views.RotationLayerViewSet, basename="rotatio
 router.register("layer-restrictions", views.LayerRestrictionViewSet, basename="layerrestriction")
 router.register("schedule-overrides", views.ScheduleOverrideViewSet, basename="scheduleoverride")
 router.register("users", views.UserViewSet, basename="user")
+router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
 router.register("contact-methods", views.ContactMethodViewSet, basename="contactmethod")
 router.register("alert-sources", views.AlertSourceViewSet, basename="alertsource")
 router.register("alert-actions", views.AlertActionViewSet, basename="alertaction")
@@ -28,7 +31,11 @@ app_name = "api"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    # Swagger UI's start-up script is a second request to the same URL (?script), not an inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    # Redoc writes its styles into <style> elements at run time and searches in a worker it builds from a blob:
+    # this page alone allows both.
+    path("redoc/", csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
+        SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
     path("", include(router.urls)),
 ]

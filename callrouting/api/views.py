@@ -19,6 +19,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
 from escalation.models import (
+    ApiToken,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
@@ -32,7 +33,7 @@ from escalation.oncall import OVERRIDE
 from incidents import services as incident_services
 from incidents.models import AlertAction, AlertSource, Incident
 
-from .. import advanced
+from .. import advanced, configuration
 from ..models import Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 from ..tenancy import scoped
 from . import serializers
@@ -123,6 +124,31 @@ class ContactMethodViewSet(CrudViewSet):
     queryset = ContactMethod.objects.all()
     serializer_class = serializers.ContactMethodSerializer
     filterset_fields = ["user", "kind"]
+
+
+class ApiTokenViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin):
+    """Your own API tokens (every member has theirs; nobody sees another user's). Creating one answers its value,
+    the only time it is shown; deleting one revokes it at once."""
+
+    queryset = ApiToken.objects.all()
+    serializer_class = serializers.ApiTokenSerializer
+    permission_classes = [AccountMember]
+
+    def get_queryset(self):
+        return super().get_queryset().filter(user=self.request.user)
+
+    @extend_schema(request=serializers.ApiTokenSerializer, responses={201: serializers.CreatedApiTokenSerializer})
+    def create(self, request):
+        serializer = serializers.ApiTokenSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        token, value = configuration.create_api_token(request.user, **serializer.validated_data)
+        token.token = value
+        # The answer holds the token's value: no cache may keep it.
+        return Response(serializers.CreatedApiTokenSerializer(token).data, status=status.HTTP_201_CREATED,
+                        headers={"Cache-Control": "no-store"})
+
+    def perform_destroy(self, instance):
+        configuration.revoke_api_token(instance)
 
 
 # --- Routing numbers ------------------------------------------------------------------------------------------

@@ -1,12 +1,9 @@
-"""The call log (calls with their agent legs and voicemails), the dashboard and the API token page."""
-from django.contrib import messages
+"""The call log (calls with their agent legs and voicemails) and the dashboard."""
 from django.http import FileResponse, Http404
-from django.shortcuts import redirect, render
-from rest_framework.authtoken.models import Token
+from django.shortcuts import render
 
 from incidents.models import Incident
 
-from .. import configuration
 from ..models import Call, RoutingNumber
 from ..tenancy import get_scoped_or_404, scoped
 from .access import account_view
@@ -77,16 +74,3 @@ def home(request):
             "recent_calls": scoped(Call, account).select_related("routing_number")[:5],
         },
     )
-
-
-@account_view
-def api_token(request):
-    """Show the signed-in user's REST API token; POST creates or replaces it."""
-    if refused := not_allowed(request, "GET", "POST"):
-        return refused
-    if request.method == "POST":
-        configuration.regenerate_api_token(request.user)
-        messages.success(request, "A new API token was created. The previous one no longer works.")
-        return redirect("web:api-token")
-    token = Token.objects.filter(user=request.user).first()
-    return render(request, "web/api_token.html", {"token": token})

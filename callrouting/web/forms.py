@@ -256,3 +256,15 @@ class CallFilterForm(forms.Form):
 def is_valid_all(*forms_and_formsets):
     """Validate every form and formset (so all of them show their errors) and say whether all are valid."""
     return all([f.is_valid() for f in forms_and_formsets])
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token: what it is for, and how long it works."""
+
+    LIFETIMES = [("", "Until revoked"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year")]
+
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. the script that uses it.")
+    expires_in = forms.TypedChoiceField(label="Works for", choices=LIFETIMES, coerce=int, empty_value=None, required=False)
+
+    def clean_name(self):
+        return " ".join(self.cleaned_data["name"].split())

@@ -4,13 +4,14 @@
 Every id in a path is named <model>_pk: the isolation tests fill them with another account's rows."""
 from django.urls import path
 
-from . import calls, incidents, numbers, policies, schedules
+from . import calls, incidents, numbers, policies, schedules, tokens
 
 app_name = "web"
 
 urlpatterns = [
     path("", calls.home, name="home"),
-    path("settings/api-token/", calls.api_token, name="api-token"),
+    path("settings/api-tokens/", tokens.api_tokens, name="api-tokens"),
+    path("settings/api-tokens/<int:token_pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),
     # Routing numbers: one POST URL per section of the number's page.
     path("numbers/", numbers.number_list, name="numbers"),
     path("numbers/<int:number_pk>/", numbers.number_detail, name="number"),

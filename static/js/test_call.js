@@ -3,7 +3,8 @@
 (function () {
   "use strict";
 
-  var cfg = window.TEST_CALL;
+  var urls = document.getElementById("test-call-urls").dataset;
+  var cfg = {stateUrl: urls.stateUrl, legUrl: urls.legUrl};
   var $ = function (id) { return document.getElementById(id); };
   var csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   var callUuid = null;
