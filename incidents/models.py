@@ -283,3 +283,33 @@ class CallRateWindow(models.Model):
     def reserve(self, at, *, rate):
         """Record the slot AT, keeping the latest RATE slots in ascending order (all next_slot() needs)."""
         self.slots = sorted([*self.slots, at])[-rate:]
+
+
+class WebhookToken(models.Model):
+    """A Vonage webhook signature already used, by its jti: a signed token proves one request, so a token seen
+    twice (a replay, perhaps with other query parameters) is refused. Kept until the token could no longer pass
+    the age check anyway; the sweeper deletes expired rows."""
+
+    jti = models.CharField(max_length=200, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return self.jti
+
+
+class VonageErrorEvent(models.Model):
+    """An error event from Vonage (an event without a status): its only report that an NCCO we returned was
+    invalid, or that a call it answered 201 for could not be placed after all. Shown in the recent failures."""
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.TextField()
+    conversation_uuid = models.CharField(max_length=64, blank=True)
+    uuid = models.CharField(max_length=64, blank=True)
+    webhook = models.CharField(max_length=200, help_text="The path of the event URL it was sent to.")
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self):
+        return f"{self.received_at:%Y-%m-%d %H:%M:%S}: {self.reason[:80]}"

@@ -1,4 +1,5 @@
-"""Time-based work: due escalation steps, notifications and alert action deliveries.
+"""Time-based work: due escalation steps, notifications and alert action deliveries, and forgetting the used
+webhook tokens that are too old to be replayed anyway.
 
 All of it is stored as due times on rows and claimed here by the one periodic sweeper (incidents.tasks.sweep,
 scheduled every minute) with SELECT ... FOR UPDATE SKIP LOCKED, so two sweepers never claim the same row.
@@ -34,15 +35,18 @@ def sweep(now=None):
     from .actions import sweep_deliveries
     from .escalation_engine import sweep_escalations
     from .notifications import sweep_notifications
+    from .webhooks import forget_expired_tokens
 
     now = now or timezone.now()
     counts = {
         "escalations": sweep_escalations(now),
         "notifications": sweep_notifications(now),
         "deliveries": sweep_deliveries(now),
+        "webhook_tokens": forget_expired_tokens(now),
     }
     if any(counts.values()):
-        log.info("sweep at=%s escalations=%s notifications=%s deliveries=%s", now.isoformat(), *counts.values())
+        log.info("sweep at=%s escalations=%s notifications=%s deliveries=%s webhook_tokens=%s", now.isoformat(),
+                 *counts.values())
     return counts
 
 
