@@ -228,8 +228,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
-        for name in ("callrouting", "incidents", "escalation")
+        **{
+            name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
+            for name in ("callrouting", "incidents", "escalation")
+        },
+        # django-q2 gives its logger a handler of its own only when none is configured anywhere (root included),
+        # so without this line the worker's INFO lines (cluster start, each task processed) would stop at the
+        # root logger's WARNING level.
+        "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
