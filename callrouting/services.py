@@ -945,6 +945,22 @@ def handle_leg_event(token, payload):
             _enqueue("hang_up", [stray], leg.api_host)
 
 
+def handle_leg_error(token, payload):
+    """An error event on an agent leg: Vonage accepted the leg's call (201) but could not place it (over its
+    rate), or found an NCCO we gave the leg invalid. A leg still ringing or waiting for a key fails at once, so
+    the next agent is called now rather than after the ringing timeout; its call, if it lives, is hung up."""
+    reason = str(payload.get("reason") or "")
+    with transaction.atomic():
+        call, leg = _locked_leg(token)
+        if call is None:
+            return
+        step = flow.on_agent_event(call, leg, "failed", f"Vonage error: {reason}"[:150])
+        for effect in step.effects:
+            if isinstance(effect, flow.SetLegStatus) and set_leg_status(call, leg, effect.status, effect.detail):
+                _log(call, "leg_error", leg=leg.pk, agent=leg.user_id)
+                _hang_up_legs([leg])
+
+
 def _connected_uuid(call):
     """The Vonage uuid of the call's connected agent leg, or None.
 

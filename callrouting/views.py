@@ -92,7 +92,7 @@ def call_transcription(request, payload, token):
 
 
 @webhook_methods
-@vonage_webhook
+@vonage_webhook(on_error_event=lambda payload, token: services.handle_leg_error(token, payload))
 def leg_event(request, payload, token):
     services.handle_leg_event(token, payload)
     return no_content()

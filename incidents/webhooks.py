@@ -206,14 +206,15 @@ def check_storable(value):
             stack.extend(item)
 
 
-def vonage_webhook(view=None, *, safe_ncco=None):
+def vonage_webhook(view=None, *, safe_ncco=None, on_error_event=None):
     """Decorate a Vonage webhook view: verify the signature, parse the payload, call view(request, payload, ...).
 
     With SAFE_NCCO (callable(request) -> NCCO list) the view answers Vonage with an NCCO (answer, input,
     fallback): a bad signature or an unreadable payload (or MalformedWebhook raised by the view) is answered
     200 with that NCCO, so the caller or agent hears it and nothing changes. Without it (event URLs) they get
-    401 and 400; an event without a status (a transfer or an error event) is answered 204 before the view.
-    A request without an Authorization header gets 503 either way. The verified claims are available to the view
+    401 and 400; an event without a status (a transfer or an error event) is answered 204 instead of calling
+    the view, and an error event is passed to ON_ERROR_EVENT(payload, ...) when given (with the view's
+    arguments). A request without an Authorization header gets 503 either way. The verified claims are available to the view
     as request.vonage_claims. Works as @vonage_webhook and @vonage_webhook(safe_ncco=...).
     """
 
@@ -232,9 +233,11 @@ def vonage_webhook(view=None, *, safe_ncco=None):
                 return _refuse(request, 400, exc, safe_ncco)
             request.vonage_claims = claims
             if safe_ncco is None and "status" not in payload:
-                answered = answer_statusless_event(request, payload)
-                if answered is not None:
-                    return answered
+                kind = statusless_event(request, payload)
+                if kind == "error" and on_error_event is not None:
+                    on_error_event(payload, *args, **kwargs)
+                if kind is not None:
+                    return HttpResponse(status=204)
             try:
                 return view_func(request, payload, *args, **kwargs)
             except MalformedWebhook as exc:  # the view found the payload unusable (a required field missing)
@@ -247,24 +250,25 @@ def vonage_webhook(view=None, *, safe_ncco=None):
     return decorator
 
 
-def answer_statusless_event(request, payload):
-    """204 for the events Vonage sends without a status, or None for any other payload.
+def statusless_event(request, payload):
+    """"transfer" or "error" for the events Vonage sends without a status (logged, and an error event kept), or
+    None for any other payload.
 
-    A transfer event (sent on every transfer of a leg) is only logged. An error event is Vonage's only report
-    that an NCCO we returned was invalid, or that a call it accepted (201) could not be placed after all (over
-    its rate): logged at ERROR and kept for the support staff's recent failures.
+    A transfer event is sent on every transfer of a leg. An error event is Vonage's only report that an NCCO we
+    returned was invalid, or that a call it accepted (201) could not be placed after all (over its rate): logged
+    at ERROR and kept for the support staff's recent failures.
     """
     if "conversation_uuid_to" in payload or "conversation_uuid_from" in payload or payload.get("type") == "transfer":
         log.info(
             "webhook transfer_event path=%s uuid=%s from=%s to=%s", request.path, payload.get("uuid"),
             payload.get("conversation_uuid_from"), payload.get("conversation_uuid_to"),
         )
-        return HttpResponse(status=204)
+        return "transfer"
     if "reason" in payload:
         from .services import record_vonage_error
 
         record_vonage_error(request.path, payload)
-        return HttpResponse(status=204)
+        return "error"
     return None
 
 

@@ -268,6 +268,25 @@ def test_error_events_are_logged_kept_and_shown_in_recent_failures(phone, number
     assert f"/admin/callrouting/call/{call.pk}/change/" in table
 
 
+def test_an_agent_call_vonage_could_not_place_moves_on_to_the_next_agent_at_once(phone, number, alice, bob, vonage_api):
+    # Over its rate Vonage may answer the create-call 201 and then send an error event instead of placing it.
+    call = route(phone, number, "1")
+    alice_leg = phone.leg(alice)
+    request = next(body for body in phone.dialled() if f"/leg/{alice_leg.token}/" in body["event_url"][0])
+    error = {"reason": "Call rejected: rate limit exceeded", "conversation_uuid": "CON-alice", "uuid": alice_leg.vonage_uuid}
+    assert phone.post(request["event_url"][0], error).status_code == 204
+
+    alice_leg.refresh_from_db()
+    assert alice_leg.status == AgentLeg.Status.FAILED and "rate limit exceeded" in alice_leg.detail
+    assert ["+" + body["to"][0]["number"] for body in phone.dialled()] == [alice.primary_phone(), bob.primary_phone()]
+    assert hangups(vonage_api) == [alice_leg.vonage_uuid]  # in case it lives after all
+    # A repeated error event changes nothing more.
+    assert phone.post(request["event_url"][0], error).status_code == 204
+    assert len(phone.dialled()) == 2 and VonageErrorEvent.objects.count() == 2
+    call.refresh_from_db()
+    assert call.state == Call.State.ROUTING
+
+
 def test_a_notification_calls_error_event_is_acknowledged(phone, number, bob, vonage_client):
     call = route(phone, number, "2")
     notification = Notification.objects.create(
