@@ -1048,7 +1048,7 @@ def handle_fallback(payload):
     log.warning("action=fallback reason=%s url=%s", str(payload.get("reason"))[:200], url[:200])
     match = TOKEN_IN_URL.search(url)
     if match and match.group(1) == "leg":
-        return _agent_fallback(AgentLeg.objects.filter(token=match.group(2)))
+        return _agent_fallback(token=match.group(2)) or flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
     notification = NOTIFICATION_INPUT_URL.search(url)
     if notification:
         return notification_fallback_ncco(notification.group(1))
@@ -1056,8 +1056,10 @@ def handle_fallback(payload):
     call = _call_by_token(match.group(2)) if match else None
     if call is None and uuid:
         call = Call.objects.select_related("routing_number__alert_source").filter(vonage_uuid=uuid).first()
-    if call is None and uuid and AgentLeg.objects.filter(vonage_uuid=uuid).exists():
-        return _agent_fallback(AgentLeg.objects.filter(vonage_uuid=uuid))
+    if call is None and uuid:
+        agent_ncco = _agent_fallback(vonage_uuid=uuid)
+        if agent_ncco is not None:
+            return agent_ncco
     if call is None:
         # A new caller whose answer request failed (only an inbound call to one of our numbers: never an agent's
         # or a notification call, whose "to" is a person's phone).
@@ -1078,11 +1080,12 @@ def handle_fallback(payload):
     return flow.talk_ncco(number.language, "error_goodbye")
 
 
-def _agent_fallback(legs):
-    """What the agent of the first of LEGS hears when their key press could not be answered."""
-    leg = legs.select_related("call__routing_number", "call__option", "user").first()
+def _agent_fallback(**leg):
+    """What the agent of the leg found by LEG (token= or vonage_uuid=) hears when their key press could not be
+    answered; None when there is no such leg."""
+    leg = AgentLeg.objects.select_related("call__routing_number", "call__option", "user").filter(**leg).first()
     if leg is None:
-        return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+        return None
     call = leg.call
     label = call.option.label if call.option_id else ""
     _log(call, "agent_fallback", agent=leg.user_id, leg=leg.pk, leg_status=leg.status)

@@ -264,8 +264,9 @@ class AlertActionDelivery(models.Model):
 
 
 class CallRateWindow(models.Model):
-    """The latest create-call slots reserved against one Vonage account, shared by every process of the
-    deployment (incidents.pacing keeps it; Vonage answers 429 to a 4th call creation within a second)."""
+    """The latest request slots reserved against one Vonage account and one of its limits (call creations, or
+    requests that modify a call), shared by every process of the deployment (incidents.pacing keeps it; Vonage
+    answers 429 to a 4th call creation within a second)."""
 
     name = models.CharField(max_length=50, primary_key=True)
     slots = models.JSONField(default=list, blank=True, help_text="Epoch seconds, ascending; possibly in the future.")

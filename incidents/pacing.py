@@ -1,12 +1,15 @@
 """Pacing of Vonage call creations, and of requests that modify a call, across the whole deployment.
 
 Vonage accepts VONAGE_CALLS_PER_SECOND (3) call creations per second per account and answers 429 above that,
-without queueing (or answers 201 and then sends an error event instead of placing the call). Requests that
-modify a live call (hang-up, transfer) have a limit of their own, VONAGE_MODIFIES_PER_SECOND (15): the hang-ups
-of a large simultaneous fan-out, sent when one agent accepts, are paced in a second window the same way. Agent legs (callrouting) and notification calls (incidents) are placed by several worker
-processes, possibly on several machines, so the pace is kept in one database row (CallRateWindow) that every
-process reserves its slot in: at most VONAGE_CALLS_PER_SECOND slots in any VONAGE_CALL_SPACING seconds. The
-spacing is a little over Vonage's second (1.1 s) because requests reach Vonage with some jitter.
+without queueing (or answers 201 and then sends an error event instead of placing the call). Agent legs
+(callrouting) and notification calls (incidents) are placed by several worker processes, possibly on several
+machines, so the pace is kept in one database row (CallRateWindow) that every process reserves its slot in: at
+most VONAGE_CALLS_PER_SECOND slots in any VONAGE_CALL_SPACING seconds. The spacing is a little over Vonage's
+second (1.1 s) because requests reach Vonage with some jitter.
+
+Requests that modify a live call (hang-up, transfer) have a limit of their own, VONAGE_MODIFIES_PER_SECOND (15):
+the hang-ups of a large simultaneous fan-out, sent together when one agent accepts, are paced in a second window
+(another CallRateWindow row) the same way.
 
 Slots are wall-clock times (time.time) so that processes agree on them; the machines' clocks must be in sync
 (NTP) to well under the 0.1 s margin.
