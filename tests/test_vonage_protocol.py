@@ -9,6 +9,7 @@ against the local fake of the Vonage API (tests/fake_vonage.py):
 
 Acme's number has "Outage" (Alice then Bob) and "Billing" (Bob and Carol at once).
 """
+import json
 import logging
 
 import pytest
@@ -26,7 +27,7 @@ from tests.callrouting_factories import (  # noqa: F401 - fixtures
     the_call,
 )
 from tests.factories import UserFactory
-from tests.fake_vonage import FakeVonage
+from tests.fake_vonage import FakeVonage, signed_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +72,43 @@ def hangups(fake):
 def transfers(fake):
     return [r.path.rsplit("/", 1)[1] for r in fake.requests_matching("PUT", r"^/v1/calls/[^/]+$")
             if r.status == 204 and r.json.get("action") == "transfer"]
+
+
+# --- a signed token proves one request -------------------------------------------------------------------------
+
+
+def test_a_captured_answer_token_cannot_start_another_call(number, vonage_client):
+    # An answer webhook is a GET: no body, so no payload_hash ties its token to the query. Sent again with
+    # another caller and call uuid, the token is refused by its jti and the replay hears a goodbye.
+    headers = signed_headers(None)
+    params = {"to": number.phone_number[1:], "from": "4917612345678", "uuid": "CALL-1", "conversation_uuid": "CON-1"}
+    first = vonage_client.get("/vonage/answer", params, **headers)
+    replay = vonage_client.get("/vonage/answer", {**params, "from": "4917666666666", "uuid": "CALL-2"}, **headers)
+
+    assert first.json()[-1]["action"] == "input"
+    assert replay.status_code == 200
+    assert texts(replay.json()) == ["Sorry, we are having technical difficulties. Please call again later. Goodbye."]
+    assert list(Call.objects.values_list("vonage_uuid", flat=True)) == ["CALL-1"]
+
+
+def test_a_replayed_agent_key_press_changes_nothing(phone, number, bob, carol, vonage_client):
+    call = route(phone, number, "2")
+    bob_leg, carol_leg = phone.leg(bob), phone.leg(carol)
+    request = next(body for body in phone.dialled() if f"/leg/{bob_leg.token}/" in body["event_url"][0])
+    path = request["ncco"][-1]["eventUrl"][0].replace("https://callrouting.test", "")
+    body = json.dumps({"dtmf": {"digits": "2", "timed_out": False}, "uuid": bob_leg.vonage_uuid}).encode()
+    headers = signed_headers(body)
+    assert texts(vonage_client.post(path, body, content_type="application/json", **headers).json())
+    bob_leg.refresh_from_db()
+    assert bob_leg.status == AgentLeg.Status.DECLINED
+
+    # The same request again (a replay): the goodbye, and Carol's leg and the call are untouched.
+    replay = vonage_client.post(path, body, content_type="application/json", **headers)
+    assert replay.status_code == 200
+    assert texts(replay.json()) == ["Sorry, we are having technical difficulties. Please call again later. Goodbye."]
+    carol_leg.refresh_from_db()
+    call.refresh_from_db()
+    assert carol_leg.status == AgentLeg.Status.DIALLING and call.state == Call.State.ROUTING
 
 
 # --- calls are modified where they live -----------------------------------------------------------------------
