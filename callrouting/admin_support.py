@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from incidents.models import AlertActionDelivery, Notification
+from incidents.models import AlertActionDelivery, Notification, VonageErrorEvent
 from incidents.telephony import TelephonyError, is_configured
 
 from . import configuration
@@ -142,7 +142,8 @@ class SupportCallAdmin(CallAdmin):
         return TemplateResponse(request, "admin/callrouting/call/live.html", self._context(request, "Live calls", calls=calls))
 
     def failures_view(self, request):
-        """Failed agent legs, notification deliveries and alert action deliveries of the last FAILURE_DAYS days."""
+        """Failed agent legs, notification deliveries, alert action deliveries and Vonage's error events (an NCCO it
+        found invalid, a call it accepted but could not place) of the last FAILURE_DAYS days."""
         since = timezone.now() - dt.timedelta(days=FAILURE_DAYS)
         legs = (
             AgentLeg.objects.filter(status=AgentLeg.Status.FAILED, created_at__gte=since)
@@ -159,9 +160,17 @@ class SupportCallAdmin(CallAdmin):
             .select_related("action__alert_source__account", "incident")
             .order_by("-created_at")[:FAILURE_ROWS]
         )
+        vonage_errors = list(VonageErrorEvent.objects.filter(received_at__gte=since)[:FAILURE_ROWS])
+        # The caller's call an error event concerns, when its conversation is one (else an agent or notification leg).
+        calls = dict(
+            Call.objects.filter(conversation_uuid__in={e.conversation_uuid for e in vonage_errors if e.conversation_uuid})
+            .values_list("conversation_uuid", "pk")
+        )
+        for error in vonage_errors:
+            error.call_id = calls.get(error.conversation_uuid)
         context = self._context(
             request, f"Recent failures (last {FAILURE_DAYS} days)", legs=legs, notifications=notifications,
-            deliveries=deliveries,
+            deliveries=deliveries, vonage_errors=vonage_errors,
         )
         return TemplateResponse(request, "admin/callrouting/call/failures.html", context)
 

@@ -558,7 +558,7 @@ def measure_query_counts(fixtures, base_url):
               "input_by_layers": {}, "dial_tasks_by_layers": {}}
     timings = {"answer": [], "input": []}
     with override_settings(VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET, VONAGE_API_KEY="benchkey",
-                           PUBLIC_BASE_URL=base_url, ALLOWED_HOSTS=["*"]):
+                           VONAGE_APPLICATION_ID="bench", PUBLIC_BASE_URL=base_url, ALLOWED_HOSTS=["*"]):
         for dimension, sizes in fixtures.items():
             for size, number in sizes.items():
                 call_uuid = str(uuid_lib.uuid4())

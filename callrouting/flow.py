@@ -140,7 +140,7 @@ def greeting_ncco(number, options, *, barge_in):
     if custom:
         return [ncco.stream(custom, barge_in=barge_in)]
     text = number.greeting_text(options)
-    return [ncco.talk(text, number.language, barge_in=barge_in)] if text else []
+    return ncco.talks(text, number.language, barge_in=barge_in) if text else []
 
 
 def menu_ncco(number, options, call):
@@ -176,7 +176,7 @@ def voicemail_ncco(number, call):
     if custom:
         actions.append(ncco.stream(custom))
     elif greeting:
-        actions.append(ncco.talk(greeting, number.language))
+        actions.extend(ncco.talks(greeting, number.language))
     actions.append(
         ncco.record(
             absolute_url("callrouting:call-recording", token=call.token),
@@ -377,6 +377,16 @@ def on_agent_input(number, call, leg, option_label, *, digits="", timed_out=Fals
     if not key or timed_out:
         return Step(talk_ncco(language, "declined"), (SetLegStatus(leg.id, L.NO_ANSWER, "no key pressed"),))
     return Step(agent_whisper_ncco(number, option_label, call.caller, leg))
+
+
+def on_agent_fallback(number, call, leg, option_label):
+    """The agent's key press could not be answered (Vonage called the fallback URL): while the call is still
+    theirs to take, the offer again; a connected agent joins the caller; otherwise where the call went."""
+    if call.state == S.ROUTING and leg.status in LEG_ACTIVE:
+        return Step(agent_whisper_ncco(number, option_label, call.caller, leg))
+    if call.state == S.CONNECTED and call.connected_leg_id == leg.id:
+        return Step(agent_join_ncco(call))
+    return Step(talk_ncco(number.language, "call_taken" if call.state == S.CONNECTED else "caller_gone"))
 
 
 def next_dial(call, leg_statuses, voicemail_enabled):

@@ -9,7 +9,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete
@@ -56,6 +56,11 @@ class CallTarget:
     in_support_hours: bool | None = None
 
 
+# The longest greeting (and mailbox greeting) a number may have: about a minute of speech. With the menu it
+# may still be longer than one talk action takes (1,500 characters): flow.greeting_ncco speaks it in parts.
+GREETING_MAX_CHARS = 1000
+
+
 class RoutingNumber(models.Model):
     """A phone number callers dial. Its greeting and menu lead to routing options; its alert source owns its
     incidents (created with the number, renamed with it)."""
@@ -66,7 +71,10 @@ class RoutingNumber(models.Model):
     )
     name = models.CharField(max_length=200, help_text="Read out to agents before each call, for example “Acme support”.")
     language = models.CharField(max_length=10, choices=phrases.LANGUAGE_CHOICES, default=phrases.DEFAULT_LANGUAGE)
-    greeting = models.TextField(blank=True, help_text="Read to every caller first, before the menu.")
+    greeting = models.TextField(
+        blank=True, max_length=GREETING_MAX_CHARS, validators=[MaxLengthValidator(GREETING_MAX_CHARS)],
+        help_text=f"Read to every caller first, before the menu (at most {GREETING_MAX_CHARS} characters).",
+    )
     greeting_only = models.BooleanField(
         default=False, help_text="Read only the greeting: no generated “Press 1 or say …” menu is appended."
     )
@@ -83,7 +91,8 @@ class RoutingNumber(models.Model):
     # Voicemail, used when nobody takes the call.
     voicemail_enabled = models.BooleanField("voicemail", default=False)
     voicemail_greeting = models.TextField(
-        blank=True, help_text="Read before the beep. Empty: the recording starts at once."
+        blank=True, max_length=GREETING_MAX_CHARS, validators=[MaxLengthValidator(GREETING_MAX_CHARS)],
+        help_text=f"Read before the beep (at most {GREETING_MAX_CHARS} characters). Empty: the recording starts at once.",
     )
     voicemail_max_length = models.PositiveIntegerField(
         default=120, validators=[MinValueValidator(3), MaxValueValidator(7200)], help_text="Longest message in seconds."
@@ -427,6 +436,11 @@ class Call(models.Model):
     routing_number = models.ForeignKey(RoutingNumber, on_delete=models.PROTECT, related_name="calls")
     vonage_uuid = models.CharField("Vonage uuid", max_length=64, unique=True)
     conversation_uuid = models.CharField(max_length=64, blank=True)
+    region_url = models.CharField(
+        max_length=200, blank=True,
+        help_text="The Vonage data centre that holds the call (the answer webhook's region_url, when it names a Vonage "
+                  "host); hang-ups and transfers of the call go there. Empty: the configured API host.",
+    )
     caller = models.CharField(max_length=32, blank=True, help_text="The caller's number as Vonage reported it.")
     called_number = models.CharField(max_length=32)
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
@@ -524,6 +538,9 @@ class AgentLeg(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     dialled_at = models.DateTimeField(null=True, blank=True)
+    api_host = models.CharField(
+        max_length=200, blank=True, help_text="The Vonage API host that created the leg's call; it is modified there."
+    )
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 

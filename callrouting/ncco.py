@@ -5,13 +5,42 @@ streamUrl are always lists.
 """
 
 
+# Vonage cuts the text of a talk action after this many characters.
+TALK_MAX_CHARS = 1500
+SENTENCE_ENDS = (". ", "! ", "? ", "; ")
+
+
 def talk(text, language, *, barge_in=False, loop=None):
-    action = {"action": "talk", "text": text[:1500], "language": language}
+    action = {"action": "talk", "text": text[:TALK_MAX_CHARS], "language": language}
     if barge_in:
         action["bargeIn"] = True
     if loop is not None:
         action["loop"] = loop
     return action
+
+
+def talks(text, language, *, barge_in=False):
+    """TEXT spoken whole: as many talk actions as it takes (see talk_parts), each with BARGE_IN."""
+    return [talk(part, language, barge_in=barge_in) for part in talk_parts(text)]
+
+
+def talk_parts(text, limit=TALK_MAX_CHARS):
+    """TEXT in parts of at most LIMIT characters, split after a sentence where possible, else between words
+    (else, for one word longer than LIMIT, inside it). Joined with single spaces, parts split between words or
+    sentences are TEXT again, so a preview of TEXT shows exactly the words a call speaks."""
+    parts = []
+    while len(text) > limit:
+        head = text[: limit + 1]
+        end = max(head.rfind(mark, 0, limit) for mark in SENTENCE_ENDS)
+        space = end + 1 if end > 0 else head.rfind(" ")
+        if space <= 0:
+            parts.append(text[:limit])
+            text = text[limit:]
+        else:
+            parts.append(text[:space])
+            text = text[space + 1:]
+    parts.append(text)
+    return parts
 
 
 def stream(url, *, barge_in=False, loop=None):

@@ -31,6 +31,8 @@ from incidents.services import (
     set_priority,
 )
 from incidents.tasks import broker
+from incidents.telephony import get_telephony
+from incidents.voice import notification_fallback_ncco
 from incidents.webhooks import MalformedWebhook
 
 from . import flow, phrases, recordings
@@ -51,6 +53,8 @@ ROUTING_GRACE = dt.timedelta(seconds=60)
 # issues it again (a lost task, a killed worker). Longer than a transfer with all its retries takes.
 TASK_GRACE = dt.timedelta(seconds=30)
 TOKEN_IN_URL = re.compile(r"/vonage/(call|leg)/([A-Za-z0-9_-]{16,64})/")
+NOTIFICATION_INPUT_URL = re.compile(r"/incidents/voice/([A-Za-z0-9_-]{16,64})/input")
+FLATTENED_ORIGINAL_REQUEST = re.compile(r"original_request(?:\.(\w+)|\[(\w+)\])")
 
 
 def _enqueue(func, *args):
@@ -442,9 +446,12 @@ def count_dial_attempt(leg_id):
 
 
 @transaction.atomic
-def leg_dialled(leg_id, uuid):
-    """Store the Vonage uuid of LEG_ID's call. False when the leg was given up meanwhile (hang the call up)."""
-    AgentLeg.objects.filter(pk=leg_id, vonage_uuid__isnull=True).update(vonage_uuid=uuid, dialled_at=timezone.now())
+def leg_dialled(leg_id, uuid, api_host=""):
+    """Store the Vonage uuid of LEG_ID's call and the API_HOST that created it (where it is modified). False
+    when the leg was given up meanwhile (hang the call up)."""
+    AgentLeg.objects.filter(pk=leg_id, vonage_uuid__isnull=True).update(
+        vonage_uuid=uuid, api_host=api_host, dialled_at=timezone.now()
+    )
     leg = AgentLeg.objects.select_related("call").get(pk=leg_id)
     _log(leg.call, "dialled", agent=leg.user_id, leg=leg.pk, uuid=uuid)
     return leg.status in flow.LEG_ACTIVE and leg.vonage_uuid == uuid
@@ -509,19 +516,27 @@ def cancel_agent_legs(call, *, reason, keep_leg_id=None):
     if keep_leg_id:
         legs = legs.exclude(pk=keep_leg_id)
     legs = list(legs)
-    uuids = []
+    cancelled = []
     for leg in legs:
         if AgentLeg.objects.filter(pk=leg.pk, status__in=flow.LEG_FROM[L.CANCELLED]).update(
             status=L.CANCELLED, detail=reason[:200], ended_at=timezone.now()
         ):
-            if leg.vonage_uuid:
-                uuids.append(leg.vonage_uuid)
+            cancelled.append(leg)
             _log(call, "cancel", agent=leg.user_id, leg=leg.pk)
     if legs:
         _timeline(call, f"Stopped calling {', '.join(_agent_name(leg) for leg in legs)}: {reason}.")
-    if uuids:
-        _enqueue("hang_up", uuids)
+    _hang_up_legs(cancelled)
     return len(legs)
+
+
+def _hang_up_legs(legs):
+    """Hang up the placed calls of LEGS once the transaction commits, each on the host that created it."""
+    by_host = {}
+    for leg in legs:
+        if leg.vonage_uuid:
+            by_host.setdefault(leg.api_host, []).append(leg.vonage_uuid)
+    for host, uuids in by_host.items():
+        _enqueue("hang_up", uuids, host)
 
 
 @transaction.atomic
@@ -576,11 +591,9 @@ def move_on_stuck_call(call_id, now):
         _timeline(call, "No agent is being called: calling the next agent.")
         _enqueue("start_dialling", call.pk)
         return True
-    uuids = [leg.vonage_uuid for leg in active if leg.vonage_uuid]
     for leg in active:
         set_leg_status(call, leg, L.NO_ANSWER, f"no word from the phone network for {waited} s")
-    if uuids:
-        _enqueue("hang_up", uuids)
+    _hang_up_legs(active)
     return True
 
 
@@ -894,6 +907,7 @@ def handle_answer(payload):
         caller=caller_number(payload.get("from")),
         called_number=number.phone_number,
         conversation_uuid=str(payload.get("conversation_uuid") or "")[:64],
+        region_url=_region_url(payload),
         target=target.kind,
         calling_style=target.calling,
         in_support_hours=target.in_support_hours,
@@ -904,6 +918,14 @@ def handle_answer(payload):
     _log(call, "answer" if created else "answer_again", number=number.phone_number, options=len(options),
          target=target.kind, hours={None: "none", True: "in", False: "out"}[target.in_support_hours])
     return _apply(call, flow.on_answer(number, options, call, target), number=number, options=options)
+
+
+def _region_url(payload):
+    """The answer webhook's region_url when it names a host the call may be modified on, else ""."""
+    url = payload.get("region_url")
+    if not isinstance(url, str) or len(url) > Call._meta.get_field("region_url").max_length:
+        return ""
+    return url if get_telephony().region_host(url) else ""
 
 
 def _call_by_token(token):
@@ -1014,7 +1036,23 @@ def handle_leg_event(token, payload):
                     end_call(call, effect.outcome, cancel_legs=effect.cancel_legs, escalate=effect.escalate, resolve=effect.resolve)
         if stray and stray != _connected_uuid(call):
             _log(call, "hang_up_stray", leg=leg.pk, uuid=stray)
-            _enqueue("hang_up", [stray])
+            _enqueue("hang_up", [stray], leg.api_host)
+
+
+def handle_leg_error(token, payload):
+    """An error event on an agent leg: Vonage accepted the leg's call (201) but could not place it (over its
+    rate), or found an NCCO we gave the leg invalid. A leg still ringing or waiting for a key fails at once, so
+    the next agent is called now rather than after the ringing timeout; its call, if it lives, is hung up."""
+    reason = str(payload.get("reason") or "")
+    with transaction.atomic():
+        call, leg = _locked_leg(token)
+        if call is None:
+            return
+        step = flow.on_agent_event(call, leg, "failed", f"Vonage error: {reason}"[:150])
+        for effect in step.effects:
+            if isinstance(effect, flow.SetLegStatus) and set_leg_status(call, leg, effect.status, effect.detail):
+                _log(call, "leg_error", leg=leg.pk, agent=leg.user_id)
+                _hang_up_legs([leg])
 
 
 def _connected_uuid(call):
@@ -1078,19 +1116,48 @@ def handle_transcription(token, payload):
     attach_transcript(call, "", source="empty")
 
 
+def original_request(payload):
+    """The fallback's original_request {url, type} as a dict, however Vonage sent it: a JSON object (POST), a
+    JSON string, or flattened query parameters ("original_request.url" or "original_request[url]", GET)."""
+    value = payload.get("original_request")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            value = None
+    if isinstance(value, dict):
+        return value
+    flattened = {}
+    for key, item in payload.items():
+        match = FLATTENED_ORIGINAL_REQUEST.fullmatch(str(key))
+        if match:
+            flattened[match.group(1) or match.group(2)] = item
+    return flattened
+
+
 def handle_fallback(payload):
-    """The fallback webhook: a spoken message, and for a known call the place the caller belongs."""
-    original = payload.get("original_request") if isinstance(payload.get("original_request"), dict) else {}
-    url = str(original.get("url") or "")
-    log.warning("action=fallback reason=%s url=%s", payload.get("reason"), url[:200])
+    """The fallback webhook: a spoken message, and for a known call the place the caller belongs. An agent's
+    failed request gets the offer again (or where the call went), a notification call's its key prompt again."""
+    url = str(original_request(payload).get("url") or "")
+    log.warning("action=fallback reason=%s url=%s", str(payload.get("reason"))[:200], url[:200])
     match = TOKEN_IN_URL.search(url)
     if match and match.group(1) == "leg":
-        return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+        return _agent_fallback(token=match.group(2)) or flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+    notification = NOTIFICATION_INPUT_URL.search(url)
+    if notification:
+        return notification_fallback_ncco(notification.group(1))
+    uuid = payload.get("uuid") if isinstance(payload.get("uuid"), str) and payload.get("uuid") else None
     call = _call_by_token(match.group(2)) if match else None
-    if call is None and isinstance(payload.get("uuid"), str):
-        call = Call.objects.select_related("routing_number__alert_source").filter(vonage_uuid=payload["uuid"]).first()
+    if call is None and uuid:
+        call = Call.objects.select_related("routing_number__alert_source").filter(vonage_uuid=uuid).first()
+    if call is None and uuid:
+        agent_ncco = _agent_fallback(vonage_uuid=uuid)
+        if agent_ncco is not None:
+            return agent_ncco
     if call is None:
-        if payload.get("to") and payload.get("uuid"):
+        # A new caller whose answer request failed (only an inbound call to one of our numbers: never an agent's
+        # or a notification call, whose "to" is a person's phone).
+        if uuid and payload.get("direction") != "outbound" and find_number(payload.get("to")) is not None:
             return handle_answer(payload)
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
     number = call.routing_number
@@ -1105,3 +1172,15 @@ def handle_fallback(payload):
     if call.state == S.VOICEMAIL:
         return flow.voicemail_ncco(number, call)
     return flow.talk_ncco(number.language, "error_goodbye")
+
+
+def _agent_fallback(**leg):
+    """What the agent of the leg found by LEG (token= or vonage_uuid=) hears when their key press could not be
+    answered; None when there is no such leg."""
+    leg = AgentLeg.objects.select_related("call__routing_number", "call__option", "user").filter(**leg).first()
+    if leg is None:
+        return None
+    call = leg.call
+    label = call.option.label if call.option_id else ""
+    _log(call, "agent_fallback", agent=leg.user_id, leg=leg.pk, leg_status=leg.status)
+    return flow.on_agent_fallback(call.routing_number, call, leg, label).ncco

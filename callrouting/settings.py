@@ -183,6 +183,8 @@ VONAGE_REST_HOST = env.str("VONAGE_REST_HOST", default="rest.nexmo.com")
 VONAGE_TIMEOUT = env.float("VONAGE_TIMEOUT", default=5.0)
 VONAGE_CALLS_PER_SECOND = env.int("VONAGE_CALLS_PER_SECOND", default=3)
 VONAGE_CALL_SPACING = env.float("VONAGE_CALL_SPACING", default=1.1)
+# Requests that modify a live call (hang-up, transfer) per VONAGE_CALL_SPACING seconds: Vonage allows 15 per second.
+VONAGE_MODIFIES_PER_SECOND = env.int("VONAGE_MODIFIES_PER_SECOND", default=15)
 # Number that outbound notification calls and SMS come from (E.164).
 VONAGE_FROM_NUMBER = env.str("VONAGE_FROM_NUMBER", default="")
 # Signed webhooks older than this many seconds are refused (replay protection).
@@ -291,8 +293,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
-        for name in ("callrouting", "incidents", "escalation")
+        **{
+            name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
+            for name in ("callrouting", "incidents", "escalation")
+        },
+        # django-q2 gives its logger a handler of its own only when none is configured anywhere (root included),
+        # so without this line the worker's INFO lines (cluster start, each task processed) would stop at the
+        # root logger's WARNING level.
+        "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -8,7 +8,7 @@ Vonage's create-call rate (incidents.pacing).
 import logging
 import time
 
-from incidents.pacing import wait_for_call_slot
+from incidents.pacing import wait_for_call_slot, wait_for_modify_slot
 from incidents.telephony import TelephonyError, get_telephony
 
 from . import flow, recordings, services
@@ -68,18 +68,21 @@ def place_agent_call(leg_id):
             log.info("leg=%s action=dial_retry attempt=%d status=%s", leg_id, attempt + 1, exc.status)
             sleep(BACKOFF_SECONDS[attempt])
             continue
-        if not services.leg_dialled(leg_id, uuid):
-            hang_up([uuid])  # the leg was given up while the request was under way
+        if not services.leg_dialled(leg_id, uuid, telephony.api_host):
+            hang_up([uuid], telephony.api_host)  # the leg was given up while the request was under way
         return
 
 
-def hang_up(uuids):
-    """Hang up the given call legs (an already ended leg is fine)."""
+def hang_up(uuids, host=""):
+    """Hang up the given call legs on HOST (the host that created them or holds them; "" the configured API
+    host). An already ended leg is fine. Each request waits for its slot of Vonage's rate of modify requests:
+    the other legs of a large simultaneous fan-out are hung up together when one agent accepts."""
     telephony = get_telephony()
     for uuid in uuids:
         for attempt in range(2):
+            wait_for_modify_slot()
             try:
-                telephony.hangup(uuid)
+                telephony.hangup(uuid, host=host or None)
                 break
             except TelephonyError as exc:
                 if exc.permanent or attempt == 1:
@@ -103,9 +106,11 @@ def transfer_caller(call_id, destination, due=None):
     else:
         ncco = flow.nobody_available_ncco(number.language)
     telephony = get_telephony()
+    host = telephony.region_host(call.region_url)  # the call is modified where it lives
     for attempt in range(MAX_RETRIES + 1):
+        wait_for_modify_slot()
         try:
-            telephony.transfer_ncco(call.vonage_uuid, ncco)
+            telephony.transfer_ncco(call.vonage_uuid, ncco, host=host or None)
             log.info("call=%s action=transfer destination=%s", call.vonage_uuid, destination)
             services.caller_transferred(call.pk)
             return
@@ -116,7 +121,7 @@ def transfer_caller(call_id, destination, due=None):
             sleep(BACKOFF_SECONDS[attempt])
     # The caller cannot be moved on: end the call rather than leave them on hold, and page people now.
     services.escalate_call_incident(call, f"the caller could not be sent to {destination.replace('_', ' ')}")
-    hang_up([call.vonage_uuid])
+    hang_up([call.vonage_uuid], host)
     services.caller_transferred(call.pk)
 
 

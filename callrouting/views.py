@@ -1,5 +1,8 @@
 """Vonage webhooks of the live call flow. Each verifies the signature (vonage_webhook), calls one service
-function and answers with an NCCO (or 204 for events). Per-call URLs also carry an unguessable token."""
+function and answers with an NCCO (or 204 for events). Per-call URLs also carry an unguessable token.
+
+A refused or unreadable request on a URL that answers with an NCCO gets 200 and the spoken goodbye (Vonage
+plays no body of a non-2xx answer); on an event URL 401 or 400 (see incidents.webhooks)."""
 import logging
 from functools import wraps
 
@@ -7,7 +10,7 @@ from django.db import DatabaseError
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from incidents.webhooks import MalformedWebhook, vonage_webhook
+from incidents.webhooks import vonage_webhook
 
 from . import flow, phrases, recordings, services, spool
 from .models import NumberAudio
@@ -19,20 +22,6 @@ webhook_methods = require_http_methods(["GET", "POST"])
 def goodbye_ncco(request=None):
     """What a caller hears when we cannot help them (an error, a refused or unreadable request)."""
     return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
-
-
-def refuse_malformed(view):
-    """Answer a payload the view cannot use (MalformedWebhook) with 400 and the safe NCCO."""
-
-    @wraps(view)
-    def wrapper(request, payload, *args, **kwargs):
-        try:
-            return view(request, payload, *args, **kwargs)
-        except MalformedWebhook as exc:
-            log.warning("webhook refused path=%s status=400 reason=%s", request.path, exc)
-            return JsonResponse(goodbye_ncco(), status=400, safe=False)
-
-    return wrapper
 
 
 def answer_when_database_down(spool_as=None):
@@ -70,7 +59,6 @@ def no_content():
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down(spool_as="answer")
-@refuse_malformed
 def answer(request, payload):
     return JsonResponse(services.handle_answer(payload), safe=False)
 
@@ -78,14 +66,12 @@ def answer(request, payload):
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down()
-@refuse_malformed
 def call_input(request, payload, token):
     return JsonResponse(services.handle_menu_input(token, payload), safe=False)
 
 
 @webhook_methods
 @vonage_webhook
-@refuse_malformed
 def event(request, payload):
     services.handle_call_event(payload)
     return no_content()
@@ -93,7 +79,6 @@ def event(request, payload):
 
 @webhook_methods
 @vonage_webhook
-@refuse_malformed
 def call_recording(request, payload, token):
     services.handle_recording(token, payload)
     return no_content()
@@ -101,15 +86,13 @@ def call_recording(request, payload, token):
 
 @webhook_methods
 @vonage_webhook
-@refuse_malformed
 def call_transcription(request, payload, token):
     services.handle_transcription(token, payload)
     return no_content()
 
 
 @webhook_methods
-@vonage_webhook
-@refuse_malformed
+@vonage_webhook(on_error_event=lambda payload, token: services.handle_leg_error(token, payload))
 def leg_event(request, payload, token):
     services.handle_leg_event(token, payload)
     return no_content()
@@ -118,7 +101,6 @@ def leg_event(request, payload, token):
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down()
-@refuse_malformed
 def leg_input(request, payload, token):
     return JsonResponse(services.handle_leg_input(token, payload), safe=False)
 

@@ -282,8 +282,9 @@ class AlertActionDelivery(models.Model):
 
 
 class CallRateWindow(models.Model):
-    """The latest create-call slots reserved against one Vonage account, shared by every process of the
-    deployment (incidents.pacing keeps it; Vonage answers 429 to a 4th call creation within a second)."""
+    """The latest request slots reserved against one Vonage account and one of its limits (call creations, or
+    requests that modify a call), shared by every process of the deployment (incidents.pacing keeps it; Vonage
+    answers 429 to a 4th call creation within a second)."""
 
     name = models.CharField(max_length=50, primary_key=True)
     slots = models.JSONField(default=list, blank=True, help_text="Epoch seconds, ascending; possibly in the future.")
@@ -317,3 +318,33 @@ class WorkerHeartbeat(models.Model):
     def beat(cls, name, at=None):
         """Record that NAME ran at AT (default: now)."""
         cls.objects.update_or_create(name=name, defaults={"at": at or timezone.now()})
+
+
+class WebhookToken(models.Model):
+    """A Vonage webhook signature already used, by its jti: a signed token proves one request, so a token seen
+    twice (a replay, perhaps with other query parameters) is refused. Kept until the token could no longer pass
+    the age check anyway; the sweeper deletes expired rows."""
+
+    jti = models.CharField(max_length=200, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return self.jti
+
+
+class VonageErrorEvent(models.Model):
+    """An error event from Vonage (an event without a status): its only report that an NCCO we returned was
+    invalid, or that a call it answered 201 for could not be placed after all. Shown in the recent failures."""
+
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.TextField()
+    conversation_uuid = models.CharField(max_length=64, blank=True)
+    uuid = models.CharField(max_length=64, blank=True)
+    webhook = models.CharField(max_length=200, help_text="The path of the event URL it was sent to.")
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self):
+        return f"{self.received_at:%Y-%m-%d %H:%M:%S}: {self.reason[:80]}"

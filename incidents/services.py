@@ -3,15 +3,19 @@
 Callers: the web UI, the REST API, the phone (notification keypress, call routing) and the worker.
 """
 import logging
+import re
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
 from . import actions, escalation_engine
-from .models import AlertAction, Incident, IncidentEvent, Notification, Priority
+from .models import AlertAction, Incident, IncidentEvent, Notification, Priority, VonageErrorEvent
 
 log = logging.getLogger(__name__)
+
+# The unguessable token in a per-call, per-leg or per-notification webhook path.
+URL_TOKEN = re.compile(r"/[A-Za-z0-9_-]{16,64}(?=/)")
 
 
 def add_event(incident, kind, message, *, user=None, data=None):
@@ -164,3 +168,17 @@ def answer_notification_keypress(token, digits):
 def _already(incident_id, user):
     status = Incident.objects.filter(pk=incident_id).values_list("status", flat=True).first()
     return "already_resolved" if status == Incident.Status.RESOLVED else "already_accepted"
+
+
+def record_vonage_error(webhook, payload):
+    """Keep an error event Vonage sent to the event URL WEBHOOK (a path) and log it at ERROR. Returns the row.
+
+    The per-call token in the path is kept out of the row and the log (it is part of what authorises a URL)."""
+    webhook = URL_TOKEN.sub("/<token>", webhook)
+    reason = str(payload.get("reason") or "")[:2000]
+    conversation_uuid = str(payload.get("conversation_uuid") or "")[:64]
+    uuid = str(payload.get("uuid") or payload.get("call_uuid") or "")[:64]
+    log.error("vonage error_event webhook=%s conversation=%s uuid=%s reason=%s", webhook, conversation_uuid, uuid, reason)
+    return VonageErrorEvent.objects.create(
+        reason=reason, conversation_uuid=conversation_uuid, uuid=uuid, webhook=webhook[:200], payload=payload
+    )

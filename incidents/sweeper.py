@@ -1,4 +1,5 @@
-"""Time-based work: due escalation steps, notifications and alert action deliveries.
+"""Time-based work: due escalation steps, notifications and alert action deliveries, and forgetting the used
+webhook tokens that are too old to be replayed anyway.
 
 All of it is stored as due times on rows and claimed here by the one periodic sweeper (incidents.tasks.sweep,
 scheduled every minute) with SELECT ... FOR UPDATE SKIP LOCKED, so two sweepers never claim the same row.
@@ -40,6 +41,7 @@ def sweep(now=None):
     from .escalation_engine import sweep_escalations
     from .models import AlertActionDelivery, Notification
     from .notifications import reclaim_notification, sweep_notifications
+    from .webhooks import forget_expired_tokens
 
     # The real time, also when a test sweeps at another NOW: /healthz reads it as "the worker is alive".
     WorkerHeartbeat.beat("sweeper")
@@ -51,6 +53,7 @@ def sweep(now=None):
         "reclaimed_deliveries": reclaim(AlertActionDelivery, reclaim_delivery, now),
         "notifications": sweep_notifications(now),
         "deliveries": sweep_deliveries(now),
+        "webhook_tokens": forget_expired_tokens(now),
     }
     if any(counts.values()):
         log.info("sweep at=%s %s", now.isoformat(), " ".join(f"{k}={v}" for k, v in counts.items()))

@@ -77,8 +77,9 @@ UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 PHONE_RE = re.compile(r"^\+?[1-9][0-9]{1,14}$")
 # SMS API status codes worth trying again: 1 throttled, 5 internal error.
 SMS_TEMPORARY_STATUSES = {"1", "5"}
-# Hosts (besides the configured API host) that may receive the application JWT when downloading a recording.
-RECORDING_HOST_SUFFIXES = (".nexmo.com", ".vonage.com")
+# Hosts (besides the configured API host) that may receive the application JWT: recordings, call regions.
+VONAGE_HOST_SUFFIXES = (".nexmo.com", ".vonage.com")
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 MAX_RECORDING_BYTES = 256 * 1024 * 1024
 
 
@@ -329,23 +330,44 @@ class Telephony:
         log.info("vonage action=create_call to=%s uuid=%s", to, uuid)
         return uuid
 
-    def hangup(self, uuid):
-        """Hang up the call leg UUID."""
-        _check_uuid(uuid)
-        self._voice_request("hangup", lambda client: client.voice.hangup(uuid), uuid=uuid)
-        log.info("vonage action=hangup uuid=%s", uuid)
+    def hangup(self, uuid, *, host=None):
+        """Hang up the call leg UUID, on HOST (the call's region or the host that created it; default: api_host)."""
+        self._modify("hangup", uuid, {"action": "hangup"}, host)
+        log.info("vonage action=hangup uuid=%s host=%s", uuid, host or self.api_host)
 
-    def transfer_ncco(self, uuid, ncco):
-        """Replace what the call leg UUID is doing with NCCO (sent exactly as given)."""
-        _check_uuid(uuid)
+    def transfer_ncco(self, uuid, ncco, *, host=None):
+        """Replace what the call leg UUID is doing with NCCO (sent exactly as given), on HOST as for hangup()."""
         body = {"action": "transfer", "destination": {"type": "ncco", "ncco": _ncco_list(ncco)}}
+        self._modify("transfer_ncco", uuid, body, host)
+        log.info("vonage action=transfer_ncco uuid=%s host=%s actions=%s", uuid, host or self.api_host,
+                 ",".join(_action_names(ncco)))
 
-        def request(client):
-            http = client.http_client
-            return http.put(http.api_host, f"/v1/calls/{uuid}", body, auth_type="jwt")
+    def region_host(self, region_url):
+        """The host to modify a call on, from the region_url of its answer webhook; "" (use api_host) when the URL
+        is empty or not acceptable, so that a signed but odd region_url cannot send our credentials elsewhere.
 
-        self._voice_request("transfer_ncco", request, uuid=uuid)
-        log.info("vonage action=transfer_ncco uuid=%s actions=%s", uuid, ",".join(_action_names(ncco)))
+        Acceptable: an https URL without credentials on the configured API host, or, when that host is
+        Vonage's, on another Vonage host (default port); when it is not (a test double of the API), on the same
+        machine (any port).
+        """
+        if not region_url:
+            return ""
+        parts = _https_parts(region_url)
+        if parts is None:
+            log.warning("vonage region_url refused (not a plain https URL) host=%s", _host_of(region_url))
+            return ""
+        host, port = parts
+        netloc = f"{host}:{port}" if port is not None else host
+        configured_host = urlsplit(f"https://{self.api_host}").hostname or ""
+        if netloc == self.api_host.lower():
+            return netloc
+        if configured_host.endswith(VONAGE_HOST_SUFFIXES):
+            if port in (None, 443) and host.endswith(VONAGE_HOST_SUFFIXES):
+                return netloc
+        elif host == configured_host or {host, configured_host} <= LOOPBACK_HOSTS:
+            return netloc
+        log.warning("vonage region_url refused host=%s api_host=%s", netloc, self.api_host)
+        return ""
 
     def download_recording(self, url):
         """The bytes of the recording at URL (a recording_url from a record webhook)."""
@@ -487,22 +509,38 @@ class Telephony:
             self._local.numbers = client
         return client
 
+    def _modify(self, action, uuid, body, host):
+        """PUT BODY to /v1/calls/UUID on HOST (default: api_host)."""
+        _check_uuid(uuid)
+
+        def request(client):
+            http = client.http_client
+            return http.put(host or http.api_host, f"/v1/calls/{uuid}", body, auth_type="jwt")
+
+        self._voice_request(action, request, uuid=uuid)
+
     def _recording_url_allowed(self, url):
         """True for https URLs on the configured API host or on a Vonage host (default port, no userinfo)."""
-        try:
-            parts = urlsplit(str(url))
-            port = parts.port
-        except ValueError:
+        parts = _https_parts(url)
+        if parts is None:
             return False
-        if parts.scheme != "https" or parts.username is not None or parts.password is not None:
-            return False
-        host = (parts.hostname or "").lower()
-        if not host:
-            return False
+        host, port = parts
         netloc = f"{host}:{port}" if port is not None else host
         if netloc == self.api_host.lower():
             return True
-        return port in (None, 443) and host.endswith(RECORDING_HOST_SUFFIXES)
+        return port in (None, 443) and host.endswith(VONAGE_HOST_SUFFIXES)
+
+
+def _https_parts(url):
+    """(host in lower case, port or None) of an https URL without user or password; None for anything else."""
+    try:
+        parts = urlsplit(str(url))
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme != "https" or parts.username is not None or parts.password is not None or not parts.hostname:
+        return None
+    return parts.hostname.lower(), port
 
 
 def _host_of(url):

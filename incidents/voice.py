@@ -6,7 +6,7 @@ The call reads out the incident and asks for one key: 4 accepts, 6 resolves. The
 from django.conf import settings
 from django.urls import reverse
 
-from .models import Language
+from .models import Language, Notification
 
 ACCEPT_KEY = "4"
 RESOLVE_KEY = "6"
@@ -190,3 +190,19 @@ def unknown_ncco():
 def safe_ncco(request):
     """What a keypress webhook answers when the request cannot be trusted or parsed."""
     return [{"action": "talk", "text": PHRASES[Language.EN_US]["error"], "language": Language.EN_US.value}]
+
+
+def notification_fallback_ncco(token):
+    """What the person hears when their key press in the notification call with TOKEN could not be answered
+    (Vonage called the fallback URL): the key prompt again while the incident is open, else goodbye."""
+    notification = (
+        Notification.objects.select_related("incident__alert_source", "incident__account")
+        .filter(token=token, channel=Notification.Channel.VOICE)
+        .first()
+    )
+    if notification is None:
+        return unknown_ncco()
+    incident = notification.incident
+    if not incident.is_open:
+        return [talk(incident, describe(incident, "goodbye"))]
+    return prompt(notification, repeat=True)

@@ -1,31 +1,52 @@
 """Signed Vonage webhooks: verification, payload parsing and the decorator every Vonage webhook view uses.
 
-Vonage signs each webhook with a JWT (HS256, the account's signature secret) in "Authorization: Bearer ...";
-its `payload_hash` claim is the SHA-256 of the body. We check the signature, the token's age (`iat`, replay
-protection) and the body hash. Without VONAGE_SIGNATURE_SECRET every webhook is refused (fail closed).
+Vonage signs each webhook with a JWT (HS256, the account's signature secret) in "Authorization: Bearer ...".
+A token proves one request: we check the signature, that it was issued for our application (`application_id`),
+its age (`iat`), that its `jti` was never seen before (WebhookToken, in the database so that every web process
+sees it) and that its `payload_hash` matches the body. Without VONAGE_SIGNATURE_SECRET every webhook is refused
+(fail closed).
+
+How a refusal is answered follows what Vonage does with the answer. It retries only timeouts, resets, 429, 503
+and 504, and never plays the body of any other non-2xx answer: the call goes to the fallback URL, and a refused
+fallback drops the caller in silence. So:
+- no Authorization header at all (Vonage rarely sends a callback unsigned): 503, and Vonage sends it again;
+- a caller- or agent-facing URL that returns an NCCO (answer, menu input, agent input, fallback): 200 with a
+  safe spoken NCCO, changing nothing;
+- event URLs: 401 for a bad signature, 400 for an unreadable payload.
 """
+import datetime as dt
 import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from functools import wraps
 
 import jwt
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .metrics import WEBHOOK_SECONDS
+from .models import WebhookToken
 
 log = logging.getLogger(__name__)
 
 # How far a token's iat may lie in the future (clock skew between Vonage and us).
 MAX_CLOCK_SKEW = 60
+# A token id as it can be stored (Vonage's are uuids): printable ASCII, as long as WebhookToken.jti takes.
+JTI_RE = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 class SignatureError(Exception):
-    """The request is not a fresh webhook signed by our Vonage account."""
+    """The request is not a fresh webhook signed by our Vonage account for our application."""
+
+
+class Unsigned(SignatureError):
+    """The request carries no Authorization header at all (Vonage sends it again when answered 503)."""
 
 
 class MalformedWebhook(Exception):
@@ -33,12 +54,15 @@ class MalformedWebhook(Exception):
 
 
 def verify_signature(request):
-    """The claims of the request's Vonage signature; raises SignatureError unless it is valid and fresh."""
+    """The claims of the request's Vonage signature; raises SignatureError unless it is valid, fresh, for our
+    application, matches the body and was never used before (the token's jti is remembered from here on)."""
     secret = settings.VONAGE_SIGNATURE_SECRET
     if not secret:
         raise SignatureError("VONAGE_SIGNATURE_SECRET is not set: all webhooks are refused")
+    if "Authorization" not in request.headers:
+        raise Unsigned("no Authorization header")
 
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    scheme, _, token = request.headers["Authorization"].strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise SignatureError("no bearer token")
@@ -71,14 +95,72 @@ def verify_signature(request):
     if age < -MAX_CLOCK_SKEW:
         raise SignatureError("token issued in the future")
 
+    # A token of another application on the same account (same secret) is not ours to act on.
+    application_id = settings.VONAGE_APPLICATION_ID
+    if not application_id:
+        raise SignatureError("VONAGE_APPLICATION_ID is not set: all webhooks are refused")
+    if claims.get("application_id") != application_id:
+        raise SignatureError("token is for another application")
+
     body = request.body
     if body:
         claimed = claims.get("payload_hash")
         if not isinstance(claimed, str):
             raise SignatureError("body present but token has no payload_hash")
-        if not hmac.compare_digest(claimed.lower(), hashlib.sha256(body).hexdigest()):
+        if not _body_matches(claimed.lower(), body):
             raise SignatureError("payload_hash does not match the body")
+
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not JTI_RE.fullmatch(jti):
+        raise SignatureError("token has no usable jti")
+    if not use_token(jti, iat):
+        raise SignatureError("token already used (a replay)")
     return claims
+
+
+def _body_matches(claimed, body):
+    """True when CLAIMED (hex SHA-256) is the hash of BODY as received, or of BODY as Vonage serialised it
+    (compact JSON): a proxy on the way may have re-formatted the JSON."""
+    if hmac.compare_digest(claimed, hashlib.sha256(body).hexdigest()):
+        return True
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    for ascii_only in (False, True):
+        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only).encode("utf-8")
+        if hmac.compare_digest(claimed, hashlib.sha256(compact).hexdigest()):
+            return True
+    return False
+
+
+def use_token(jti, iat):
+    """Remember the token JTI (issued at IAT, epoch seconds) as used; False when it was used before.
+
+    One INSERT ... ON CONFLICT DO NOTHING: the unique jti decides between two processes receiving the same
+    token at once, without a savepoint or a failed transaction. The row is kept until the token is too old to
+    pass the age check (the sweeper deletes it after that). With the database down the token cannot be
+    remembered: it is let through (its signature, application and age were checked), because the views answer
+    such a request with an apology and change nothing that a replay could change twice.
+    """
+    expires_at = dt.datetime.fromtimestamp(iat, dt.timezone.utc) + dt.timedelta(
+        seconds=settings.VONAGE_SIGNATURE_MAX_AGE + MAX_CLOCK_SKEW
+    )
+    table = connection.ops.quote_name(WebhookToken._meta.db_table)
+    sql = f"INSERT INTO {table} (jti, expires_at) VALUES (%s, %s) ON CONFLICT (jti) DO NOTHING"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [jti, connection.ops.adapt_datetimefield_value(expires_at)])
+            return cursor.rowcount == 1
+    except DatabaseError as exc:
+        log.error("webhook token not remembered (database error %s): accepted without the replay check", type(exc).__name__)
+        return True
+
+
+def forget_expired_tokens(now=None):
+    """Delete the remembered tokens too old to pass the age check any more; returns how many."""
+    deleted, _ = WebhookToken.objects.filter(expires_at__lt=now or timezone.now()).delete()
+    return deleted
 
 
 def webhook_payload(request):
@@ -125,13 +207,16 @@ def check_storable(value):
             stack.extend(item)
 
 
-def vonage_webhook(view=None, *, safe_ncco=None):
+def vonage_webhook(view=None, *, safe_ncco=None, on_error_event=None):
     """Decorate a Vonage webhook view: verify the signature, parse the payload, call view(request, payload, ...).
 
-    A bad signature gets 401; an unreadable payload, or MalformedWebhook raised by the view, 400. With SAFE_NCCO
-    (callable(request) -> NCCO list) those refusals carry that NCCO as their JSON body, so a caller never hears
-    dead air. The verified claims are
-    available to the view as request.vonage_claims. Works as @vonage_webhook and @vonage_webhook(safe_ncco=...).
+    With SAFE_NCCO (callable(request) -> NCCO list) the view answers Vonage with an NCCO (answer, input,
+    fallback): a bad signature or an unreadable payload (or MalformedWebhook raised by the view) is answered
+    200 with that NCCO, so the caller or agent hears it and nothing changes. Without it (event URLs) they get
+    401 and 400; an event without a status (a transfer or an error event) is answered 204 instead of calling
+    the view, and an error event is passed to ON_ERROR_EVENT(payload, ...) when given (with the view's
+    arguments). A request without an Authorization header gets 503 either way. The verified claims are available to the view
+    as request.vonage_claims. Works as @vonage_webhook and @vonage_webhook(safe_ncco=...).
     """
 
     def decorator(view_func):
@@ -145,20 +230,25 @@ def vonage_webhook(view=None, *, safe_ncco=None):
         def answer(request, *args, **kwargs):
             try:
                 claims = verify_signature(request)
+            except Unsigned as exc:
+                return _refuse(request, 503, exc, None)
             except SignatureError as exc:
-                log.warning("webhook refused path=%s status=401 reason=%s", request.path, exc)
-                return _refusal(request, 401, "invalid signature", safe_ncco)
+                return _refuse(request, 401, exc, safe_ncco)
             try:
                 payload = webhook_payload(request)
             except MalformedWebhook as exc:
-                log.warning("webhook refused path=%s status=400 reason=%s", request.path, exc)
-                return _refusal(request, 400, "malformed payload", safe_ncco)
+                return _refuse(request, 400, exc, safe_ncco)
             request.vonage_claims = claims
+            if safe_ncco is None and "status" not in payload:
+                kind = statusless_event(request, payload)
+                if kind == "error" and on_error_event is not None:
+                    on_error_event(payload, *args, **kwargs)
+                if kind is not None:
+                    return HttpResponse(status=204)
             try:
                 return view_func(request, payload, *args, **kwargs)
             except MalformedWebhook as exc:  # the view found the payload unusable (a required field missing)
-                log.warning("webhook refused path=%s status=400 reason=%s", request.path, exc)
-                return _refusal(request, 400, "malformed payload", safe_ncco)
+                return _refuse(request, 400, exc, safe_ncco)
 
         return csrf_exempt(wrapper)
 
@@ -167,10 +257,39 @@ def vonage_webhook(view=None, *, safe_ncco=None):
     return decorator
 
 
-def _refusal(request, status, reason, safe_ncco):
+def statusless_event(request, payload):
+    """"transfer" or "error" for the events Vonage sends without a status (logged, and an error event kept), or
+    None for any other payload.
+
+    A transfer event is sent on every transfer of a leg. An error event is Vonage's only report that an NCCO we
+    returned was invalid, or that a call it accepted (201) could not be placed after all (over its rate): logged
+    at ERROR and kept for the support staff's recent failures.
+    """
+    if "conversation_uuid_to" in payload or "conversation_uuid_from" in payload or payload.get("type") == "transfer":
+        log.info(
+            "webhook transfer_event path=%s uuid=%s from=%s to=%s", request.path, payload.get("uuid"),
+            payload.get("conversation_uuid_from"), payload.get("conversation_uuid_to"),
+        )
+        return "transfer"
+    if "reason" in payload:
+        from .services import record_vonage_error
+
+        record_vonage_error(request.path, payload)
+        return "error"
+    return None
+
+
+def _refuse(request, status, reason, safe_ncco):
+    """The answer to a refused request, logged once with its reason (never the token)."""
     if safe_ncco is not None:
+        log.warning("webhook refused path=%s status=200 answer=safe_ncco reason=%s", request.path, reason)
         try:
-            return JsonResponse(safe_ncco(request), status=status, safe=False)
+            return JsonResponse(safe_ncco(request), safe=False)
         except Exception:
             log.exception("webhook safe_ncco failed path=%s", request.path)
-    return HttpResponse(reason, status=status, content_type="text/plain; charset=utf-8")
+    else:
+        log.warning("webhook refused path=%s status=%s reason=%s", request.path, status, reason)
+    response = HttpResponse(str(reason) if status != 401 else "invalid signature", status=status,
+                            content_type="text/plain; charset=utf-8")
+    response._has_been_logged = True  # logged above, with the reason: django.request need not log it again
+    return response

@@ -100,8 +100,9 @@ class Phone:
 
     # --- the caller -----------------------------------------------------------------------------------------
 
-    def dial(self, number, caller="+4917612345678", *, uuid=None, method="GET", run_tasks=True):
-        """An inbound call to NUMBER: the answer webhook. Returns (response, call uuid)."""
+    def dial(self, number, caller="+4917612345678", *, uuid=None, method="GET", run_tasks=True, region_url=None):
+        """An inbound call to NUMBER held by the data centre REGION_URL (default: the fake API's own host): the
+        answer webhook. Returns (response, call uuid)."""
         uuid = uuid or str(uuid_lib.uuid4())
         params = {
             "to": number.lstrip("+"),
@@ -109,7 +110,7 @@ class Phone:
             "uuid": uuid,
             "conversation_uuid": f"CON-{uuid_lib.uuid4()}",
             "endpoint_type": "phone",
-            "region_url": "https://api-eu-1.vonage.com",
+            "region_url": self.api.base_url if region_url is None else region_url,
         }
         if method == "GET":
             return self.get("/vonage/answer", params, run_tasks=run_tasks), uuid

@@ -147,3 +147,20 @@ def _sweeps_done():
     from django_q.models import Success
 
     return Success.objects.filter(func="incidents.tasks.sweep").count()
+
+
+def test_the_workers_own_log_lines_reach_its_output(qcluster, tmp_path):
+    """django-q2's INFO lines (the cluster starting, each task processed) and its task failures are written to
+    the worker's output by the product's logging configuration."""
+    from django_q.models import Failure, Success
+
+    async_task("math.sqrt", 4)
+    async_task("math.sqrt", -1)  # ValueError: a task failure
+    wait_for(lambda: Success.objects.filter(func="math.sqrt").exists() and Failure.objects.filter(func="math.sqrt").exists(),
+             what="both tasks done")
+    qcluster.send_signal(signal.SIGTERM)
+    qcluster.wait(timeout=30)
+    output = (tmp_path / "qcluster.log").read_text(errors="replace")
+    assert " INFO django-q Q Cluster " in output and " starting." in output
+    assert " INFO django-q Processed 'math.sqrt' " in output
+    assert " ERROR django-q Failed 'math.sqrt' " in output and "math domain error" in output
