@@ -74,7 +74,9 @@ class HolidayForm(forms.ModelForm):
         widgets = {"date": DATE}
 
 
-HolidaysFormSet = inlineformset_factory(RoutingNumber, Holiday, form=HolidayForm, extra=1, can_delete=True)
+HolidaysFormSet = inlineformset_factory(
+    RoutingNumber, Holiday, form=HolidayForm, extra=1, can_delete=True, max_num=advanced.MAX_HOLIDAYS, validate_max=True
+)
 
 
 class HolidayImportForm(forms.Form):
@@ -83,17 +85,19 @@ class HolidayImportForm(forms.Form):
     calendar = forms.FileField(label="iCalendar file (.ics)", widget=forms.ClearableFileInput(attrs={"accept": ".ics,text/calendar"}))
     replace = forms.BooleanField(required=False, label="Replace the existing holidays",
                                  help_text="Otherwise the file's dates are added to the existing ones.")
-    MAX_BYTES = 2 * 1024 * 1024
 
-    def clean_calendar(self):
-        upload = self.cleaned_data["calendar"]
-        if upload.size > self.MAX_BYTES:
-            raise ValidationError(f"The file is larger than {self.MAX_BYTES // 1024 // 1024} MB.")
-        try:
-            self.entries = hours.holidays_from_ical(upload.read())
-        except hours.CalendarError as exc:
-            raise ValidationError(str(exc)) from exc
-        return upload
+    def __init__(self, *args, number=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.number = number
+
+    def clean(self):
+        cleaned = super().clean()
+        if upload := cleaned.get("calendar"):
+            try:
+                self.entries = advanced.read_holiday_calendar(upload, self.number, replace=cleaned.get("replace", False))
+            except hours.CalendarError as exc:
+                self.add_error("calendar", str(exc))
+        return cleaned
 
     def save(self, number):
         """Import into NUMBER; returns (added, updated, removed)."""
