@@ -168,6 +168,14 @@ EMULATOR_URL = env.str("EMULATOR_URL", default="")
 EMULATOR_TOKEN = secret("EMULATOR_TOKEN", default="")
 EMULATOR_CA = env.str("EMULATOR_CA", default="")
 
+# Requests to URLs an account typed (alert actions, Slack, Teams) go through incidents/outbound.py: https only and
+# public addresses only. For local development: allow http:// URLs, and allow 127.0.0.1 / ::1 (never in production:
+# it would let any account admin reach services listening on the host itself).
+OUTBOUND_ALLOW_HTTP = env.bool("OUTBOUND_ALLOW_HTTP", default=False)
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
+if OUTBOUND_ALLOW_LOOPBACK and not DEBUG:
+    raise ImproperlyConfigured("OUTBOUND_ALLOW_LOOPBACK is for local development only: it needs DEBUG=true.")
+
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="callrouting@localhost")

@@ -26,6 +26,7 @@ from escalation.models import (
     ScheduleOverride,
     User,
 )
+from incidents import outbound
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
 from .. import advanced, audio, configuration, hours
@@ -430,6 +431,12 @@ class AlertActionSerializer(AccountSerializer):
     class Meta:
         model = AlertAction
         fields = ["id", "alert_source", "name", "kind", "url", "on_created", "on_accepted", "on_resolved", "enabled"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "url" in attrs and (problem := outbound.address_problem(attrs["url"])):
+            raise serializers.ValidationError({"url": [problem]})
+        return attrs
 
 
 # --- Incidents and the call log --------------------------------------------------------------------------------
