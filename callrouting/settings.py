@@ -235,6 +235,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Phone numbers in the logs keep their last four digits (callrouting/log_privacy.py); false writes them in full.
+# Tokens, JWTs and query strings are removed either way.
+LOG_MASK_NUMBERS = env.bool("LOG_MASK_NUMBERS", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
