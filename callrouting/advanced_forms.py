@@ -7,8 +7,9 @@ the iCalendar parser (callrouting.hours) and the audio checks (callrouting.audio
 """
 from django import forms
 from django.core.exceptions import ValidationError
-from django.forms.models import BaseInlineFormSet, inlineformset_factory
+from django.forms.models import inlineformset_factory
 
+from escalation.forms import InlineFormSet
 from escalation.models import TIMEZONE_CHOICES
 
 from . import advanced, audio, hours
@@ -35,7 +36,7 @@ class SupportHoursRangeForm(forms.ModelForm):
         widgets = {"start": TIME, "end": TIME}
 
 
-class SupportHoursRangeFormSet(BaseInlineFormSet):
+class SupportHoursRangeFormSet(InlineFormSet):
     """Several ranges per day; the ranges of one day may not overlap (checked across the submitted rows, so
     rows edited together are compared with their new values, not the saved ones)."""
 
@@ -75,7 +76,7 @@ class HolidayForm(forms.ModelForm):
 
 
 HolidaysFormSet = inlineformset_factory(
-    RoutingNumber, Holiday, form=HolidayForm, extra=1, can_delete=True, max_num=advanced.MAX_HOLIDAYS, validate_max=True
+    RoutingNumber, Holiday, form=HolidayForm, formset=InlineFormSet, extra=1, can_delete=True, max_num=advanced.MAX_HOLIDAYS, validate_max=True
 )
 
 
