@@ -268,3 +268,15 @@ def test_vendor_webhook_urls_are_accepted(kind, url, alice, acme_world):
     api.force_authenticate(user=alice)
     body = {"alert_source": acme_world.alert_source.pk, "name": "Vendor", "kind": kind, "url": url}
     assert api.post("/api/alert-actions/", body, format="json").status_code == 201
+
+
+def test_the_pinned_address_is_checked_again_whatever_the_library_let_through(settings, listener, monkeypatch):
+    """A second check on the address the connection goes to: were requests-hardened's own filter to let a
+    loopback address through, the guard still refuses it and nothing is sent."""
+    import requests_hardened.ip_filter_adapter
+
+    settings.OUTBOUND_ALLOW_HTTP = True
+    monkeypatch.setattr(requests_hardened.ip_filter_adapter, "filter_host", lambda host, port, **kwargs: "127.0.0.1")
+    with pytest.raises(outbound.Refused, match="^refused: not a public address$"):
+        outbound.post_json(f"http://hooks.example.invalid:{listener.port}/hook", {}, timeout=5)
+    assert listener.requests == []
