@@ -76,7 +76,8 @@ class HolidayForm(forms.ModelForm):
 
 
 HolidaysFormSet = inlineformset_factory(
-    RoutingNumber, Holiday, form=HolidayForm, formset=InlineFormSet, extra=1, can_delete=True, max_num=advanced.MAX_HOLIDAYS, validate_max=True
+    RoutingNumber, Holiday, form=HolidayForm, formset=InlineFormSet, extra=1, can_delete=True,
+    max_num=Holiday.MAX_PER_NUMBER, validate_max=True,
 )
 
 
@@ -95,7 +96,8 @@ class HolidayImportForm(forms.Form):
         cleaned = super().clean()
         if upload := cleaned.get("calendar"):
             try:
-                self.entries = advanced.read_holiday_calendar(upload, self.number, replace=cleaned.get("replace", False))
+                replace = cleaned.get("replace", False)
+                self.entries = advanced.read_holiday_calendar(upload, self.number, replace=replace)
             except hours.CalendarError as exc:
                 self.add_error("calendar", str(exc))
         return cleaned

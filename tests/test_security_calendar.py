@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from callrouting import advanced, hours
+from callrouting import hours
 from callrouting.models import Holiday
 from tests.callrouting_factories import RoutingNumberFactory
 
@@ -156,7 +156,7 @@ def test_exdate_and_rdate_are_applied():
 
 
 def test_holidays_per_number_are_capped(alice_api, number, monkeypatch):
-    monkeypatch.setattr(advanced, "MAX_HOLIDAYS", 3)
+    monkeypatch.setattr(Holiday, "MAX_PER_NUMBER", 3)
     Holiday.objects.create(routing_number=number, date=dt.date(2030, 1, 1), name="Existing")
     three = calendar(*(f"DTSTART;VALUE=DATE:2030020{day}\r\nSUMMARY:Day {day}" for day in (1, 2, 3)))
     url = f"/api/numbers/{number.pk}/import-ical/"
@@ -166,3 +166,7 @@ def test_holidays_per_number_are_capped(alice_api, number, monkeypatch):
     assert Holiday.objects.count() == 1
     replaced = alice_api.post(url, {"file": SimpleUploadedFile("h.ics", three), "replace": True}, format="multipart")
     assert replaced.status_code == 200 and Holiday.objects.count() == 3
+    # One more, one at a time: refused too.
+    one = alice_api.post("/api/holidays/", {"routing_number": number.pk, "date": "2030-03-01"}, format="json")
+    assert one.status_code == 400 and "at most 3 holidays" in str(one.json())
+    assert Holiday.objects.count() == 3
