@@ -198,7 +198,9 @@ def _check_rule(recur, start, window_last):
         raise CalendarError("its INTERVAL is not a number") from None
     if interval < 1:
         raise CalendarError("its INTERVAL is not a positive number")
-    years = max(1, window_last.year - _as_date(start).year + 1)
+    until = (recur.get("UNTIL") or [None])[0]
+    last_year = min(window_last.year, _as_date(until).year) if isinstance(until, dt.date) else window_last.year
+    years = max(1, last_year - _as_date(start).year + 1)
     steps = years * PERIODS_PER_YEAR[freq] // interval + 1
     if allowed is RULE_PARTS:
         if _never_occurs(recur, start):

@@ -120,6 +120,14 @@ def test_rules_reaching_too_far_back_are_refused_before_expansion(work):
     assert work == {"expansions": 0, "steps": 0}
 
 
+def test_a_rule_that_ended_long_ago_costs_only_its_own_years(work):
+    entries = hours.holidays_from_ical(
+        calendar("DTSTART;VALUE=DATE:17000101\r\nRRULE:FREQ=DAILY;UNTIL=17991231\r\nSUMMARY:Old", "DTSTART;VALUE=DATE:20261225"),
+        today=TODAY,
+    )
+    assert [day for day, _ in entries] == [dt.date(2026, 12, 25)]
+
+
 def test_expansion_stops_at_the_budget_of_occurrences(work):
     daily = [f"DTSTART;VALUE=DATE:20261201\r\nRRULE:FREQ=DAILY\r\nSUMMARY:Day {n}" for n in range(5)]
     message = refusal(calendar(*daily))
