@@ -25,6 +25,7 @@ from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES, InvalidIPAddre
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 REFUSED_ADDRESS = "refused: not a public address"
+NOT_PUBLIC = "This address is not public"
 RESPONSE_BYTES = 2000
 CONNECT_TIMEOUT_SECONDS = 5
 CA_BUNDLE = True  # requests' default: the certifi bundle
@@ -123,7 +124,7 @@ def address_problem(url):
 
 
 def _not_public(address):
-    return f"This address is not public ({_unwrapped(address)}): alert actions only reach hosts on the internet."
+    return f"{NOT_PUBLIC} ({_unwrapped(address)}): alert actions only reach hosts on the internet."
 
 
 class GuardedAdapter(IPFilterAdapter):
@@ -165,10 +166,10 @@ def post_json(url, body, *, timeout, headers=None, kind=None):
     Raises Refused for a URL or an address the guard does not reach, and requests' exceptions (Timeout,
     ConnectionError, ...) for a failed request."""
     if problem := url_problem(url, kind):
-        raise Refused(REFUSED_ADDRESS if problem.startswith("This address is not public") else f"refused: {problem}")
+        raise Refused(REFUSED_ADDRESS if problem.startswith(NOT_PUBLIC) else f"refused: {problem}")
     try:
         with session() as guarded, guarded.post(url, json=body, timeout=timeout, headers=headers, stream=True) as response:
-            excerpt = response.raw.read(RESPONSE_BYTES, decode_content=True)
+            excerpt = response.raw.read(RESPONSE_BYTES, decode_content=True)[:RESPONSE_BYTES]
             return Answer(response.status_code, excerpt.decode(response.encoding or "utf-8", errors="replace"))
     except InvalidIPAddress as exc:  # requests-hardened's own refusal of a private address
         raise Refused(REFUSED_ADDRESS) from exc
