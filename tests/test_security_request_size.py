@@ -2,12 +2,12 @@
 MAX_REQUEST_BODY_SIZE gets 413 without a byte of it being read, parsed or spooled to disk, for anonymous requests
 too; a body without a length (chunked) gets 411. Audio conversion does bounded work."""
 import socket
+from urllib.parse import urlsplit
 
 import miniaudio
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
-from urllib.parse import urlsplit
 
 from callrouting import audio
 from tests.callrouting_factories import RoutingNumberFactory
