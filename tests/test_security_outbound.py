@@ -3,8 +3,11 @@ public https addresses only, connects to the address it checked, never follows a
 target's answer to the account. Written as exploits: a real listener on 127.0.0.1 must receive nothing.
 
 Acme's admin Alice types the URLs (page and API); the worker delivers the alert actions."""
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -280,3 +283,12 @@ def test_the_pinned_address_is_checked_again_whatever_the_library_let_through(se
     with pytest.raises(outbound.Refused, match="^refused: not a public address$"):
         outbound.post_json(f"http://hooks.example.invalid:{listener.port}/hook", {}, timeout=5)
     assert listener.requests == []
+
+
+def test_the_loopback_allowance_refuses_to_start_in_production():
+    env = {**os.environ, "DEBUG": "false", "OUTBOUND_ALLOW_LOOPBACK": "true", "SECRET_KEY": "x" * 60}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    started = subprocess.run([sys.executable, "-c", "import callrouting.settings"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert started.returncode != 0
+    assert "OUTBOUND_ALLOW_LOOPBACK is for local development only" in started.stderr
