@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from escalation.admin import SupportStaffOnly
 
-from . import advanced_forms, hours
+from . import advanced, advanced_forms, hours
 from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Voicemail
 
 
@@ -82,7 +82,7 @@ class RoutingNumberAdminForm(forms.ModelForm):
         self.holiday_entries = []
         if upload:
             try:
-                self.holiday_entries = hours.holidays_from_ical(upload.read())
+                self.holiday_entries = advanced.read_holiday_calendar(upload, self.instance)
             except hours.CalendarError as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return upload

@@ -8,9 +8,30 @@ import logging
 from django.core.files.base import ContentFile
 from django.db import transaction
 
+from . import hours
 from .models import Holiday, NumberAudio, new_token
 
 log = logging.getLogger(__name__)
+
+MAX_CALENDAR_BYTES = 2 * 1024 * 1024
+
+
+def read_holiday_calendar(upload, number=None, *, replace=False):
+    """The [(date, name)] of the iCalendar UPLOAD (a file) for NUMBER's holidays (REPLACE: instead of its current
+    ones). Raises hours.CalendarError, with a message for the uploader, when the file is too large, cannot be used
+    (see hours.holidays_from_ical) or would give NUMBER more than Holiday.MAX_PER_NUMBER holidays."""
+    if upload.size > MAX_CALENDAR_BYTES:
+        raise hours.CalendarError(f"The file is larger than {MAX_CALENDAR_BYTES // 1024 // 1024} MB.")
+    entries = hours.holidays_from_ical(upload.read())
+    dates = {day for day, _ in entries}
+    if number is not None and number.pk and not replace:
+        dates.update(Holiday.objects.filter(routing_number=number).values_list("date", flat=True))
+    if len(dates) > Holiday.MAX_PER_NUMBER:
+        raise hours.CalendarError(
+            f"The number would have {len(dates)} holidays (at most {Holiday.MAX_PER_NUMBER}): import fewer dates "
+            "or replace the existing holidays."
+        )
+    return entries
 
 
 @transaction.atomic

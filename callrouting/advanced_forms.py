@@ -7,8 +7,9 @@ the iCalendar parser (callrouting.hours) and the audio checks (callrouting.audio
 """
 from django import forms
 from django.core.exceptions import ValidationError
-from django.forms.models import BaseInlineFormSet, inlineformset_factory
+from django.forms.models import inlineformset_factory
 
+from escalation.forms import InlineFormSet
 from escalation.models import TIMEZONE_CHOICES
 
 from . import advanced, audio, hours
@@ -35,7 +36,7 @@ class SupportHoursRangeForm(forms.ModelForm):
         widgets = {"start": TIME, "end": TIME}
 
 
-class SupportHoursRangeFormSet(BaseInlineFormSet):
+class SupportHoursRangeFormSet(InlineFormSet):
     """Several ranges per day; the ranges of one day may not overlap (checked across the submitted rows, so
     rows edited together are compared with their new values, not the saved ones)."""
 
@@ -74,7 +75,10 @@ class HolidayForm(forms.ModelForm):
         widgets = {"date": DATE}
 
 
-HolidaysFormSet = inlineformset_factory(RoutingNumber, Holiday, form=HolidayForm, extra=1, can_delete=True)
+HolidaysFormSet = inlineformset_factory(
+    RoutingNumber, Holiday, form=HolidayForm, formset=InlineFormSet, extra=1, can_delete=True,
+    max_num=Holiday.MAX_PER_NUMBER, validate_max=True,
+)
 
 
 class HolidayImportForm(forms.Form):
@@ -83,17 +87,20 @@ class HolidayImportForm(forms.Form):
     calendar = forms.FileField(label="iCalendar file (.ics)", widget=forms.ClearableFileInput(attrs={"accept": ".ics,text/calendar"}))
     replace = forms.BooleanField(required=False, label="Replace the existing holidays",
                                  help_text="Otherwise the file's dates are added to the existing ones.")
-    MAX_BYTES = 2 * 1024 * 1024
 
-    def clean_calendar(self):
-        upload = self.cleaned_data["calendar"]
-        if upload.size > self.MAX_BYTES:
-            raise ValidationError(f"The file is larger than {self.MAX_BYTES // 1024 // 1024} MB.")
-        try:
-            self.entries = hours.holidays_from_ical(upload.read())
-        except hours.CalendarError as exc:
-            raise ValidationError(str(exc)) from exc
-        return upload
+    def __init__(self, *args, number=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.number = number
+
+    def clean(self):
+        cleaned = super().clean()
+        if upload := cleaned.get("calendar"):
+            try:
+                replace = cleaned.get("replace", False)
+                self.entries = advanced.read_holiday_calendar(upload, self.number, replace=replace)
+            except hours.CalendarError as exc:
+                self.add_error("calendar", str(exc))
+        return cleaned
 
     def save(self, number):
         """Import into NUMBER; returns (added, updated, removed)."""

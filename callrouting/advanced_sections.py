@@ -46,7 +46,7 @@ class HolidaysSection(AdvancedSection):
         return {
             "formset": advanced_forms.HolidaysFormSet(data, instance=number, prefix="holidays"),
             "import_form": advanced_forms.HolidayImportForm(
-                data if uploaded else None, files if uploaded else None, prefix="ical"
+                data if uploaded else None, files if uploaded else None, prefix="ical", number=number
             ),
         }
 

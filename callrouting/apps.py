@@ -7,6 +7,9 @@ class CallRoutingConfig(AppConfig):
     verbose_name = "Call routing"
 
     def ready(self):
+        from . import log_privacy
+
+        log_privacy.install()
         # Support-staff admin extras, registered over callrouting/admin.py once the admin has autodiscovered it.
         from . import admin_support  # noqa: F401
         from incidents.actions import register_payload_extension

@@ -17,9 +17,6 @@ from django.db import models
 SEARCH_DAYS = 400  # next_start() looks this far ahead (a year of holidays and then some), then gives up
 MIDNIGHT = dt.time(0)
 DAY_SECONDS = 86400
-MAX_ICAL_DATES = 2000
-MAX_EVENT_DAYS = 366
-RRULE_YEARS = 3  # recurring events (RRULE) are expanded this many years ahead
 
 
 class Weekday(models.IntegerChoices):
@@ -111,6 +108,25 @@ class SupportCalendar:
 
 
 # --- iCalendar import ----------------------------------------------------------------------------------------
+# An import does bounded work whatever the file says: the budgets below are checked before anything is expanded.
+
+MAX_ICAL_DATES = 2000  # holiday dates one file may give
+MAX_ICAL_EVENTS = 2000  # VEVENTs in one file
+MAX_RECURRING_EVENTS = 50  # VEVENTs with an RRULE
+MAX_OCCURRENCES = 5000  # occurrences inside the import window, all events together
+MAX_EVENT_DAYS = 366
+MAX_RULE_PERIODS = 100_000  # the recurrence engine's steps (days, weeks, months or years) for all rules together
+ICAL_YEARS_BACK = 1  # the import window: from a year back ...
+RRULE_YEARS = 3  # ... to this many years ahead
+# The Gregorian calendar (dates and weekdays) repeats every 400 years, so a rule that has no occurrence in
+# 400 x INTERVAL years has none at all.
+CALENDAR_CYCLE_YEARS = 400
+# Rules repeating more often than daily are refused: a holiday is a whole day.
+PERIODS_PER_YEAR = {"DAILY": 366, "WEEKLY": 53, "MONTHLY": 12, "YEARLY": 1}
+# Daily and weekly rules may only narrow the weekdays and months: every such rule occurs (a month has every
+# weekday), so the engine never searches for an occurrence that does not exist.
+DENSE_RULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTH", "WKST"}
+RULE_PARTS = DENSE_RULE_PARTS | {"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYSETPOS"}
 
 
 class CalendarError(ValueError):
@@ -134,15 +150,75 @@ def _event_days(start, end):
     return [first + dt.timedelta(days=i) for i in range(days)]
 
 
+def import_window(today):
+    """The dates an import keeps: (first, last), from ICAL_YEARS_BACK before TODAY to RRULE_YEARS after it."""
+    def years_from(day, years):
+        try:
+            return day.replace(year=day.year + years)
+        except ValueError:  # 29 February
+            return day.replace(year=day.year + years, day=28)
+
+    return years_from(today, -ICAL_YEARS_BACK), years_from(today, RRULE_YEARS)
+
+
+def _rules(event):
+    rules = event.get("RRULE")
+    return [] if rules is None else rules if isinstance(rules, list) else [rules]
+
+
+def _never_occurs(recur, start):
+    """True when the rule RECUR (an icalendar vRecur) starting at START never occurs, whatever its COUNT or UNTIL.
+
+    The engine looks for a next occurrence up to the year 9999, so an impossible rule (the 30th of February) would
+    be searched for thousands of years. The pattern repeats every 400 x INTERVAL years: starting the search that
+    far before 9999 (same weekdays, same phase) bounds it to at most 800 years of the rule's steps.
+    """
+    from dateutil.rrule import rrulestr
+    from icalendar.prop import vRecur
+
+    pattern = vRecur({key: value for key, value in recur.items() if key not in ("COUNT", "UNTIL")})
+    cycle = CALENDAR_CYCLE_YEARS * int((recur.get("INTERVAL") or [1])[0])
+    naive = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time())
+    shift = max(0, (dt.MAXYEAR - cycle - naive.year) // cycle) * cycle
+    probe = rrulestr(pattern.to_ical().decode(), dtstart=naive.replace(tzinfo=None, year=naive.year + shift))
+    return probe.after(probe._dtstart, inc=True) is None
+
+
+def _check_rule(recur, start, window_last):
+    """Refuse a rule the import cannot expand within its budget; returns the engine steps its expansion takes."""
+    freq = str((recur.get("FREQ") or [""])[0]).upper()
+    if freq not in PERIODS_PER_YEAR:
+        raise CalendarError(f"it repeats {freq.lower() or 'without a frequency'}; holidays repeat at most daily")
+    allowed = DENSE_RULE_PARTS if freq in ("DAILY", "WEEKLY") else RULE_PARTS
+    if unknown := sorted(set(recur) - allowed):
+        raise CalendarError(f"its {freq.lower()} repetition uses {', '.join(unknown)}, which this import does not read")
+    try:
+        interval = int((recur.get("INTERVAL") or [1])[0])
+    except (TypeError, ValueError):
+        raise CalendarError("its INTERVAL is not a number") from None
+    if interval < 1:
+        raise CalendarError("its INTERVAL is not a positive number")
+    until = (recur.get("UNTIL") or [None])[0]
+    last_year = min(window_last.year, _as_date(until).year) if isinstance(until, dt.date) else window_last.year
+    years = max(1, last_year - _as_date(start).year + 1)
+    steps = years * PERIODS_PER_YEAR[freq] // interval + 1
+    if allowed is RULE_PARTS:
+        if _never_occurs(recur, start):
+            raise CalendarError("its repetition never happens (no such date)")
+        steps += 2 * CALENDAR_CYCLE_YEARS * PERIODS_PER_YEAR[freq]
+    return steps
+
+
 def holidays_from_ical(data, *, today=None):
-    """[(date, name)] of the VEVENTs in the iCalendar DATA (bytes), sorted, one per date.
+    """[(date, name)] of the VEVENTs in the iCalendar DATA (bytes) inside the import window, sorted, one per date.
 
     All-day events cover DTSTART up to DTEND (exclusive), so a multi-day event gives every date in it; timed
-    events cover the dates they touch. RRULEs are expanded RRULE_YEARS ahead (EXDATEs are not applied).
-    Raises CalendarError with a message that names the problem.
+    events cover the dates they touch. Repeating events (RRULE, RDATE, EXDATE) are expanded by
+    recurring-ical-events inside import_window(TODAY). Raises CalendarError with a message that names the problem;
+    every budget (events, rule steps, occurrences, dates) is checked before the work it bounds is done.
     """
     import icalendar
-    from dateutil.rrule import rrulestr
+    import recurring_ical_events
 
     if not data or not data.strip():
         raise CalendarError("The file is empty.")
@@ -155,20 +231,48 @@ def holidays_from_ical(data, *, today=None):
     events = list(calendar.walk("VEVENT"))
     if not events:
         raise CalendarError("The calendar has no events (VEVENT): nothing to import.")
-    today = today or dt.date.today()
-    horizon = today.replace(year=today.year + RRULE_YEARS) if not (today.month == 2 and today.day == 29) else (
-        today + dt.timedelta(days=365 * RRULE_YEARS)
-    )
-    found = {}
+    if len(events) > MAX_ICAL_EVENTS:
+        raise CalendarError(f"The calendar has {len(events)} events (at most {MAX_ICAL_EVENTS}).")
+    first, last = import_window(today or dt.date.today())
+    steps = recurring = 0
     for number, event in enumerate(events, 1):
-        name = str(event.get("SUMMARY") or "").strip()[:200]
-        label = f"event {number}" + (f" (“{name}”)" if name else "")
+        label = _label(number, event)
         try:
             start = event.decoded("DTSTART")
         except KeyError:
             raise CalendarError(f"The {label} has no start date (DTSTART).") from None
         except Exception as exc:
             raise CalendarError(f"The {label} has an unreadable start date: {exc}") from exc
+        if not isinstance(start, dt.date):
+            raise CalendarError(f"The {label} has an unreadable start date: {event.get('DTSTART').to_ical().decode()}")
+        rules = _rules(event)
+        recurring += bool(rules)
+        if recurring > MAX_RECURRING_EVENTS:
+            raise CalendarError(f"The calendar has more than {MAX_RECURRING_EVENTS} repeating events.")
+        for recur in rules:
+            try:
+                steps += _check_rule(recur, start, last)
+            except CalendarError as exc:
+                raise CalendarError(f"The {label}: {exc}.") from exc
+            except Exception as exc:
+                raise CalendarError(f"The {label} has a repetition that cannot be read: {exc}") from exc
+        if steps > MAX_RULE_PERIODS:
+            raise CalendarError(
+                "The repeating events reach too far back or repeat too often to expand: let them start closer "
+                "to today or repeat less often."
+            )
+    try:
+        occurrences = recurring_ical_events.of(calendar).between(first, last + dt.timedelta(days=1))
+    except Exception as exc:
+        raise CalendarError(f"The repeating events cannot be read: {exc}") from exc
+    if len(occurrences) > MAX_OCCURRENCES:
+        raise CalendarError(f"The events happen more than {MAX_OCCURRENCES} times in the next {RRULE_YEARS} years.")
+    found = {}
+    # An event that does not repeat counts whatever its date; repetitions count inside the window.
+    single = [(event, None) for event in events if not _repeats(event)]
+    for event, window in [*single, *((occurrence, (first, last)) for occurrence in occurrences)]:
+        name = _name(event)
+        start = event.decoded("DTSTART")
         try:
             if event.get("DTEND") is not None:
                 end = event.decoded("DTEND")
@@ -176,24 +280,27 @@ def holidays_from_ical(data, *, today=None):
                 end = start + event.decoded("DURATION")
             else:
                 end = None
-            starts = [start]
-            if event.get("RRULE") is not None:
-                naive = start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time())
-                rule = rrulestr(event["RRULE"].to_ical().decode(), dtstart=naive.replace(tzinfo=None))
-                limit = dt.datetime.combine(horizon, dt.time())
-                starts = []
-                for occurrence in rule:
-                    if occurrence > limit or len(starts) >= MAX_ICAL_DATES:
-                        break
-                    starts.append(occurrence if isinstance(start, dt.datetime) else occurrence.date())
-            for begin in starts:
-                shift = (begin - start) if end is not None else None
-                for day in _event_days(begin, end + shift if end is not None else None):
-                    found.setdefault(day, name)
+            days = _event_days(start, end)
         except CalendarError as exc:
-            raise CalendarError(f"The {label}: {exc}.") from exc
+            raise CalendarError(f"The event{f' “{name}”' if name else ''}: {exc}.") from exc
         except Exception as exc:
-            raise CalendarError(f"The {label} cannot be read: {exc}") from exc
+            raise CalendarError(f"The event{f' “{name}”' if name else ''} has an unreadable end: {exc}") from exc
+        for day in days:
+            if window is None or window[0] <= day <= window[1]:
+                found.setdefault(day, name)
         if len(found) > MAX_ICAL_DATES:
             raise CalendarError(f"The calendar has more than {MAX_ICAL_DATES} dates.")
     return sorted(found.items())
+
+
+def _repeats(event):
+    return any(event.get(key) is not None for key in ("RRULE", "RDATE", "RECURRENCE-ID"))
+
+
+def _name(event):
+    return str(event.get("SUMMARY") or "").strip()[:200]
+
+
+def _label(number, event):
+    name = _name(event)
+    return f"event {number}" + (f" (“{name}”)" if name else "")

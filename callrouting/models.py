@@ -318,6 +318,8 @@ def delete_audio_file(sender, instance, **kwargs):
 class Holiday(models.Model):
     """A date (in the number's time zone) that counts as outside support hours all day."""
 
+    MAX_PER_NUMBER = 1000
+
     routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="holidays")
     date = models.DateField()
     name = models.CharField(max_length=200, blank=True)
@@ -328,6 +330,11 @@ class Holiday(models.Model):
 
     def __str__(self):
         return f"{self.date:%Y-%m-%d} {self.name}".strip()
+
+    def clean(self):
+        if self._state.adding and self.routing_number_id is not None:
+            if Holiday.objects.filter(routing_number_id=self.routing_number_id).count() >= self.MAX_PER_NUMBER:
+                raise ValidationError(f"A number has at most {self.MAX_PER_NUMBER} holidays: remove old ones first.")
 
 
 def audio_path(instance, filename):

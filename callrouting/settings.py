@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "callrouting.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -157,6 +158,13 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Request bodies: larger ones are answered 413 before they are read (callrouting/middleware.py). The default is just
+# above the largest upload (audio, 10 MB) plus the multipart envelope. Uploads over FILE_UPLOAD_MAX_MEMORY_SIZE are
+# spooled to a temporary file rather than held in memory; other bodies are capped at DATA_UPLOAD_MAX_MEMORY_SIZE.
+MAX_REQUEST_BODY_SIZE = env.int("MAX_REQUEST_BODY_SIZE", default=11 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 512 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -199,6 +207,14 @@ VOICEMAIL_LINK_MAX_AGE = dt.timedelta(days=env.int("VOICEMAIL_LINK_MAX_AGE_DAYS"
 EMULATOR_URL = env.str("EMULATOR_URL", default="")
 EMULATOR_TOKEN = secret("EMULATOR_TOKEN", default="")
 EMULATOR_CA = env.str("EMULATOR_CA", default="")
+
+# Requests to URLs an account typed (alert actions, Slack, Teams) go through incidents/outbound.py: https only and
+# public addresses only. For local development: allow http:// URLs, and allow 127.0.0.1 / ::1 (never in production:
+# it would let any account admin reach services listening on the host itself).
+OUTBOUND_ALLOW_HTTP = env.bool("OUTBOUND_ALLOW_HTTP", default=False)
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
+if OUTBOUND_ALLOW_LOOPBACK and not DEBUG:
+    raise ImproperlyConfigured("OUTBOUND_ALLOW_LOOPBACK is for local development only: it needs DEBUG=true.")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -286,6 +302,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Phone numbers in the logs keep their last four digits (callrouting/log_privacy.py); false writes them in full.
+# Tokens, JWTs and query strings are removed either way.
+LOG_MASK_NUMBERS = env.bool("LOG_MASK_NUMBERS", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

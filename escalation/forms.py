@@ -2,7 +2,7 @@
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
-from django.forms.models import BaseInlineFormSet
+from django.forms.models import BaseInlineFormSet, ModelChoiceField
 
 from .models import User
 
@@ -19,6 +19,29 @@ class UserChangeForm(BaseUserChangeForm):
 
 
 class InlineFormSet(BaseInlineFormSet):
+    """The base of every formset: a row id that is not one of this formset's rows (another parent's or another
+    account's row, or one deleted since the page was shown) is an error on that row, not a new row or a 500."""
+
+    STALE_ROW = "This row no longer exists or belongs elsewhere: reload the page and make the change again."
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        field = form.fields.get(self._pk_field.name)
+        if isinstance(field, ModelChoiceField):
+            # Django accepts any row of the table here and then edits a blank row instead: only ours are valid.
+            field.queryset = self.get_queryset() if self.instance.pk is not None else field.queryset.none()
+            field.error_messages = {**field.error_messages, "invalid_choice": self.STALE_ROW}
+            if index is not None and index < self.initial_form_count():
+                field.required = True
+                field.error_messages["required"] = self.STALE_ROW
+
+    def clean(self):
+        super().clean()
+        # The row id is a hidden field: repeat its error where the page shows a row's errors.
+        for form in self.forms:
+            if self._pk_field.name in form.errors and self.STALE_ROW not in form.non_field_errors():
+                form.add_error(None, self.STALE_ROW)
+
     def live_forms(self):
         """The forms that will be saved: filled in, valid so far and not marked for deletion."""
         return [

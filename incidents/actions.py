@@ -4,7 +4,9 @@ fire() is called by the incident services on created / accepted / resolved / esc
 when a voicemail is left (its recording, transcript, or loss: see callrouting.recordings). It creates one
 AlertActionDelivery row (attempt 1) per matching enabled action and enqueues deliver() on commit. A delivery
 that fails with a 5xx, a timeout or a connection error is retried as a new row, due after RETRY_BACKOFF
-(claimed by the sweeper), up to MAX_ATTEMPTS attempts; any other failure (4xx, a redirect) is final.
+(claimed by the sweeper), up to MAX_ATTEMPTS attempts; any other failure (4xx, a redirect, a URL or address the
+guard refuses) is final. Every request goes through the guarded client (incidents/outbound.py); the incident's
+timeline shows status codes and short errors, never a target's response body.
 Each action is its own row and its own task, so one failing action never holds up another. An attempt holds a
 lease (lease_until) while it is sent: if its worker dies, the sweeper takes it back after the lease and counts
 it as a failed attempt that is retried (reclaim_delivery).
@@ -21,6 +23,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
+from . import outbound
 from .models import AlertAction, AlertActionDelivery, Incident, IncidentEvent
 from .sweeper import SEND_LEASE, lock_expired
 
@@ -30,7 +33,6 @@ MAX_ATTEMPTS = 4
 # Wait before attempt 2, 3 and 4.
 RETRY_BACKOFF = [timedelta(seconds=10), timedelta(seconds=60), timedelta(minutes=5)]
 TIMEOUT_SECONDS = 10
-RESPONSE_EXCERPT_CHARS = 500
 USER_AGENT = "callrouting-alert-actions/1"
 
 _payload_extensions = []
@@ -260,28 +262,27 @@ def deliver(delivery_id):
         AlertActionDelivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
     body = MESSAGE_BUILDERS[action.kind](delivery.payload)
     try:
-        response = requests.post(
-            action.url,
-            json=body,
-            timeout=TIMEOUT_SECONDS,
-            allow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
+        answer = outbound.post_json(
+            action.url, body, timeout=TIMEOUT_SECONDS, headers={"User-Agent": USER_AGENT}, kind=action.kind
         )
+    except outbound.Refused as exc:
+        return _finish(delivery, error=str(exc), retryable=False)
     except requests.Timeout:
         return _finish(delivery, error=f"Timed out after {TIMEOUT_SECONDS} s.", retryable=True)
     except requests.ConnectionError as exc:
-        return _finish(delivery, error=f"Connection failed: {exc}", retryable=True)
+        log.info("delivery=%s action=connection_failed error=%s", delivery_id, type(exc).__name__)
+        return _finish(delivery, error="Connection failed.", retryable=True)
     except requests.RequestException as exc:
-        return _finish(delivery, error=f"Request failed: {exc}", retryable=False)
-    excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
-    if 200 <= response.status_code < 300:
-        return _finish(delivery, status_code=response.status_code, excerpt=excerpt)
+        log.info("delivery=%s action=request_failed error=%s", delivery_id, type(exc).__name__)
+        return _finish(delivery, error="Request failed.", retryable=False)
+    if 200 <= answer.status_code < 300:
+        return _finish(delivery, status_code=answer.status_code, excerpt=answer.excerpt)
     return _finish(
         delivery,
-        status_code=response.status_code,
-        excerpt=excerpt,
-        error=f"HTTP {response.status_code}",
-        retryable=response.status_code >= 500,
+        status_code=answer.status_code,
+        excerpt=answer.excerpt,
+        error=f"HTTP {answer.status_code}",
+        retryable=answer.status_code >= 500,
     )
 
 

@@ -2,10 +2,13 @@
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from escalation.models import Account, EscalationPolicy, NotificationRule
+
+from .outbound import url_problem
 
 
 def new_token():
@@ -237,6 +240,11 @@ class AlertAction(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        # No lookup here (models do no network I/O); forms and the API also check where the host resolves to.
+        if self.url and (problem := url_problem(self.url, self.kind)):
+            raise ValidationError({"url": problem})
 
     def fires_on(self, trigger):
         """True when this action is enabled and selected for TRIGGER (an AlertAction.Trigger value)."""

@@ -57,21 +57,6 @@ from vonage_sms.errors import PartialFailureError, SmsError
 log = logging.getLogger(__name__)
 
 
-class _RedactCredentials(logging.Filter):
-    """The SDK's DEBUG lines print request headers: keep JWTs and Basic credentials out of the logs."""
-
-    CREDENTIAL_RE = re.compile(r"(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
-
-    def filter(self, record):
-        message = record.getMessage()
-        redacted = self.CREDENTIAL_RE.sub(r"\1 [redacted]", message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-logging.getLogger("vonage").addFilter(_RedactCredentials())
-
 # Call and leg uuids go into URL paths: accept nothing that could change the path.
 UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 PHONE_RE = re.compile(r"^\+?[1-9][0-9]{1,14}$")

@@ -70,7 +70,7 @@ class AlertActionFactory(DjangoModelFactory):
     alert_source = factory.SubFactory(AlertSourceFactory)
     name = factory.Sequence(lambda n: f"Action {n}")
     kind = models.AlertAction.Kind.WEBHOOK
-    url = "http://127.0.0.1:9/hook"
+    url = "https://hooks.example.invalid/hook"  # .invalid never resolves: no test reaches the internet
 
 
 def make_policy(account, rules, *, repeat_count=0, name=None):

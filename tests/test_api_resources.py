@@ -233,7 +233,8 @@ def test_users_and_contact_methods(alice_api, bob_api, acme_world, alice, bob):
 
 
 def test_alert_actions(alice_api, acme_world):
-    body = {"alert_source": acme_world.alert_source.pk, "name": "Teams", "kind": "teams", "url": "https://example.com/hook"}
+    body = {"alert_source": acme_world.alert_source.pk, "name": "Teams", "kind": "teams",
+            "url": "https://prod-01.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke"}
     made = alice_api.post("/api/alert-actions/", body, format="json")
     assert made.status_code == 201
     bad = alice_api.patch(f"/api/alert-actions/{made.json()['id']}/", {"url": "ftp:/nope", "kind": "pager"}, format="json")

@@ -20,7 +20,7 @@ from tests.callrouting_factories import (  # noqa: F401 - fixtures
     the_call,
 )
 from tests.incidents_factories import AlertActionFactory
-from tests.test_incidents_actions import receiver  # noqa: F401 - fixture
+from tests.test_incidents_actions import SLACK_HOST, receiver  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_webhook_action_receives_the_call_of_an_answered_call(phone, number, ali
 def test_voicemail_link_and_transcript_in_the_payload(phone, number, alice, receiver, vonage_api, client):
     AlertActionFactory(alert_source=number.alert_source, name="Ops hook", url=receiver.url("/hook"),
                        on_created=False, on_accepted=False, on_escalated=False, on_voicemail=False)
-    AlertActionFactory(alert_source=number.alert_source, name="Slack", kind=AlertAction.Kind.SLACK, url=receiver.url("/slack"),
+    AlertActionFactory(alert_source=number.alert_source, name="Slack", kind=AlertAction.Kind.SLACK, url=receiver.url("/slack", SLACK_HOST),
                        on_created=False, on_accepted=False, on_escalated=False, on_voicemail=False)
     number.out_of_hours_target = Target.VOICEMAIL
     set_support_hours(number, inside=False)

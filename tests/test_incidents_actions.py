@@ -1,5 +1,9 @@
-"""Alert actions delivered to a local HTTP server started by the test (webhook, Slack, Teams)."""
+"""Alert actions delivered to a local HTTP server started by the test (webhook, Slack, Teams).
+
+The guarded client only reaches public https URLs; these tests allow http and loopback (the development settings)
+and resolve the vendors' host names to the local server."""
 import json
+import socket
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,16 +42,30 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def url(self, path):
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+    def url(self, path, host="127.0.0.1"):
+        return f"http://{host}:{self.server.server_address[1]}{path}"
 
     def bodies(self, path):
         return [body for p, body in self.received if p == path]
 
 
+SLACK_HOST, TEAMS_HOST = "hooks.slack.com", "prod-01.westeurope.logic.azure.com"
+
+
+def resolve(monkeypatch, names):
+    """Make the resolver answer NAMES {host name: IP address}; other names resolve as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        return real(names.get(host, host), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 @pytest.fixture
-def receiver(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+def receiver(monkeypatch, settings):
+    settings.OUTBOUND_ALLOW_HTTP = settings.OUTBOUND_ALLOW_LOOPBACK = True
+    resolve(monkeypatch, {SLACK_HOST: "127.0.0.1", TEAMS_HOST: "127.0.0.1"})
     r = Receiver()
     r.thread.start()
     yield r
@@ -60,8 +78,8 @@ def source(acme):
     return AlertSourceFactory(account=acme, name="Monitoring", escalation_policy=None)
 
 
-def action(source, receiver, path, **kwargs):
-    return AlertActionFactory(alert_source=source, name=path.strip("/"), url=receiver.url(path), **kwargs)
+def action(source, receiver, path, host="127.0.0.1", **kwargs):
+    return AlertActionFactory(alert_source=source, name=path.strip("/"), url=receiver.url(path, host), **kwargs)
 
 
 def create(source):
@@ -133,8 +151,8 @@ def test_payload_extensions_fill_extra(source, receiver, worker):
 
 
 def test_slack_and_teams_messages(source, receiver, worker):
-    action(source, receiver, "/slack", kind=AlertAction.Kind.SLACK)
-    action(source, receiver, "/teams", kind=AlertAction.Kind.TEAMS)
+    action(source, receiver, "/slack", kind=AlertAction.Kind.SLACK, host=SLACK_HOST)
+    action(source, receiver, "/teams", kind=AlertAction.Kind.TEAMS, host=TEAMS_HOST)
     incident = create(source)
     worker.run()
     (slack,) = receiver.bodies("/slack")

@@ -28,7 +28,7 @@ def test_link_number_updates_the_number_with_the_application_id(vonage_api, capl
     assert request.form == {"country": "DE", "msisdn": "4930901832", "app_id": credentials.application_id}
     assert request.status == 200
     assert vonage_api.numbers_updated() == [request.form]
-    assert f"vonage action=link_number number={NUMBER} country=DE" in caplog.text
+    assert f"vonage action=link_number number=***{NUMBER[-4:]} country=DE" in caplog.text  # masked in logs
     # The SDK's DEBUG lines carry the request headers: the Basic credentials must not reach the logs.
     assert expected not in caplog.text and credentials.api_secret not in caplog.text
 

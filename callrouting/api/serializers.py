@@ -28,6 +28,7 @@ from escalation.models import (
     ScheduleOverride,
     User,
 )
+from incidents import outbound
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
 from .. import advanced, audio, configuration, hours
@@ -240,21 +241,17 @@ class HolidaySerializer(AccountSerializer):
 class HolidayImportSerializer(serializers.Serializer):
     """An iCalendar (.ics) upload: every date of every VEVENT becomes a holiday of the number."""
 
-    MAX_BYTES = 2 * 1024 * 1024
-
     file = serializers.FileField(help_text="An iCalendar (.ics) file.")
     replace = serializers.BooleanField(
         default=False, help_text="Remove the holidays not in the file (otherwise its dates are added)."
     )
 
-    def validate_file(self, upload):
-        if upload.size > self.MAX_BYTES:
-            raise serializers.ValidationError(f"The file is larger than {self.MAX_BYTES // 1024 // 1024} MB.")
+    def validate(self, attrs):
         try:
-            self.entries = hours.holidays_from_ical(upload.read())
+            self.entries = advanced.read_holiday_calendar(attrs["file"], self.context.get("number"), replace=attrs["replace"])
         except hours.CalendarError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return upload
+            raise serializers.ValidationError({"file": [str(exc)]}) from exc
+        return attrs
 
 
 class HolidayImportResultSerializer(serializers.Serializer):
@@ -467,6 +464,12 @@ class AlertActionSerializer(AccountSerializer):
             "id", "alert_source", "name", "kind", "url", "on_created", "on_accepted", "on_resolved", "on_escalated",
             "on_voicemail", "enabled",
         ]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "url" in attrs and (problem := outbound.address_problem(attrs["url"])):
+            raise serializers.ValidationError({"url": [problem]})
+        return attrs
 
 
 # --- Incidents and the call log --------------------------------------------------------------------------------

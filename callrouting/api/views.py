@@ -172,7 +172,9 @@ class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.Retriev
     def import_ical(self, request, pk=None):
         """Import holidays from an iCalendar (.ics) file (multipart: file, replace)."""
         number = self.get_object()
-        serializer = serializers.HolidayImportSerializer(data=request.data, context=self.get_serializer_context())
+        serializer = serializers.HolidayImportSerializer(
+            data=request.data, context={**self.get_serializer_context(), "number": number}
+        )
         serializer.is_valid(raise_exception=True)
         added, updated, removed = advanced.import_holidays(
             number, serializer.entries, replace=serializer.validated_data["replace"]

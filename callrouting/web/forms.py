@@ -18,6 +18,7 @@ from escalation.models import (
     ScheduleOverride,
     User,
 )
+from incidents import outbound
 from incidents.models import AlertAction, AlertSource, Incident
 
 from ..models import Call, RoutingNumber, RoutingOption
@@ -103,6 +104,11 @@ class AlertActionForm(AccountForm):
         model = AlertAction
         fields = ["name", "kind", "url", "on_created", "on_accepted", "on_resolved", "on_escalated", "on_voicemail", "enabled"]
         widgets = {"url": forms.URLInput(attrs={"placeholder": "https://hooks.example.com/..."})}
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.instance.url and not self.has_error("url") and (problem := outbound.address_problem(self.instance.url)):
+            self.add_error("url", problem)
 
 
 AlertActionFormSet = inlineformset_factory(
