@@ -19,6 +19,7 @@ router.register("layer-restrictions", views.LayerRestrictionViewSet, basename="l
 router.register("schedule-overrides", views.ScheduleOverrideViewSet, basename="scheduleoverride")
 router.register("users", views.UserViewSet, basename="user")
 router.register("contact-methods", views.ContactMethodViewSet, basename="contactmethod")
+router.register("notification-rules", views.NotificationRuleViewSet, basename="notificationrule")
 router.register("alert-sources", views.AlertSourceViewSet, basename="alertsource")
 router.register("alert-actions", views.AlertActionViewSet, basename="alertaction")
 router.register("incidents", views.IncidentViewSet, basename="incident")
