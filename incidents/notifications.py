@@ -126,7 +126,7 @@ TEST_CALL_TEXT = (
     "This is a test call from callrouting for {name}. Notification calls will reach you on this number. Goodbye."
 )
 TEST_SMS_TEXT = "callrouting test message for {name}: notification SMS will reach you on this number."
-# One test per contact method in this many seconds: the buttons cannot be used to flood a phone.
+# One test call and one test SMS per contact method in this many seconds: the buttons cannot flood a phone.
 TEST_INTERVAL_SECONDS = 30
 
 
@@ -140,7 +140,7 @@ def send_test_notification(contact_method, channel):
         raise TransportError(f"{contact_method.user} is deactivated.", permanent=True)
     if not settings.VONAGE_FROM_NUMBER:
         raise TransportError("VONAGE_FROM_NUMBER is not set: no number to call or text from.", permanent=True)
-    if not cache.add(f"test-notification:{contact_method.pk}", True, TEST_INTERVAL_SECONDS):
+    if not cache.add(f"test-notification:{channel}:{contact_method.pk}", True, TEST_INTERVAL_SECONDS):
         raise TestTooSoon(
             f"A test went to {contact_method.value} less than {TEST_INTERVAL_SECONDS} seconds ago: try again shortly.",
             permanent=False,
