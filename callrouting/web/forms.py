@@ -268,7 +268,7 @@ class PersonForm(forms.Form):
 
     first_name = forms.CharField(max_length=150)
     last_name = forms.CharField(max_length=150, required=False)
-    email = forms.EmailField(help_text="Also their username.")
+    email = forms.EmailField(max_length=150, help_text="Also their username.")
     role = forms.ChoiceField(choices=User.Role.choices, initial=User.Role.RESPONDER)
 
     def __init__(self, *args, roles=None, **kwargs):
