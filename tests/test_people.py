@@ -327,3 +327,16 @@ def test_a_notification_planned_before_deactivation_is_cancelled(acme, alice, bo
     assert deliver_notification(notification.pk, 1) == "cancelled"
     notification.refresh_from_db()
     assert notification.status == Notification.Status.CANCELLED and vonage_api.calls_created() == []
+
+
+def test_a_key_pressed_by_a_deactivated_person_changes_nothing(acme, alice, bob, worker, vonage_client):
+    source = AlertSourceFactory(account=acme, name="Monitoring", escalation_policy=make_policy(acme, [([bob], 10)]))
+    with committed():
+        incident = services.create_incident(alert_source=source, summary="Disk full")
+    worker.run()
+    notification = incident.notifications.get()
+    people.set_active(bob, False, changed_by=alice)
+    response = vonage_client.post_webhook(f"/incidents/voice/{notification.token}/input", {"dtmf": {"digits": "4"}})
+    assert response.status_code == 200 and "no longer available" in response.json()[0]["text"]
+    incident.refresh_from_db()
+    assert incident.status == incident.Status.PENDING and incident.assigned_to is None
