@@ -374,8 +374,9 @@ def prepare_agent_legs(call_id):
         call.option.escalation_policy if call.option_id else None
     )
     users = _policy_users(policy, timezone.now()) if policy else []
-    # Phone numbers of every agent in one query, whatever the policy helper loaded.
-    by_pk = User.objects.prefetch_related("contact_methods").in_bulk([user.pk for user in users])
+    # Phone numbers of every agent in one query, whatever the policy helper loaded; a user deactivated since the
+    # policy was read is not dialled.
+    by_pk = User.objects.filter(is_active=True).prefetch_related("contact_methods").in_bulk([user.pk for user in users])
     users = [by_pk[user.pk] for user in users if user.pk in by_pk]
     legs, skipped = [], []
     for user in users:

@@ -218,6 +218,9 @@ if OUTBOUND_ALLOW_LOOPBACK and not DEBUG:
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Invitations are emailed only when outgoing email is set up; otherwise the People page shows the link only.
+EMAIL_CONFIGURED = bool(env.str("EMAIL_URL", default=""))
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="callrouting@localhost")
 
 REDIS_URL = env.str("REDIS_URL", default="")

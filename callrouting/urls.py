@@ -2,9 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from .monitoring import healthz, metrics
+from .web.people import InvitationView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/invitation/<uidb64>/<token>/", InvitationView.as_view(), name="invitation"),
     path("accounts/", include("django.contrib.auth.urls")),
     # For load balancers and monitors: /healthz without login, /metrics with METRICS_TOKEN (see README, Monitoring).
     path("healthz", healthz, name="healthz"),

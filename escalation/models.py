@@ -35,7 +35,9 @@ def normalize_phone_number(value, region=None):
             f"{value!r} is not a phone number. Use international format, for example +49 30 1234567."
         ) from exc
     if not phonenumbers.is_valid_number(parsed):
-        raise ValidationError(f"{value!r} is not a valid phone number.")
+        raise ValidationError(
+            f"{value!r} is not a valid phone number. Use international format, for example +49 30 1234567."
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -4,6 +4,10 @@ The functions read schedules and policies only through `.all()`, so objects load
 `OnCallSchedule.objects.with_oncall()`) are answered with a fixed number of queries, however many rules,
 schedules, layers and participants there are.
 
+Deactivated users (is_active False) are never on call: an override of theirs does not count and their turn in a
+rotation falls through to the layers below, and a rule's direct users skip them. Who is on call, who would be
+called and who is dialled therefore never names them.
+
 All functions take aware datetimes and return instants in UTC. Wall-clock rules (handoff times, restriction
 windows) are read in the schedule's time zone through `local_instant()`:
 
@@ -130,7 +134,8 @@ class _Layer:
         index = self.shift_index(at)
         if index is None or not self.members or not self.is_active(at):
             return None
-        return self.members[index % len(self.members)].user
+        user = self.members[index % len(self.members)].user
+        return user if user.is_active else None
 
     def boundaries(self, start, end):
         """Instants strictly inside (START, END) at which this layer's answer may change."""
@@ -158,7 +163,7 @@ class _Schedule:
 
     def answer(self, at):
         """(user, source) on call at AT, or (None, None)."""
-        covering = [o for o in self.overrides if o.start <= at < o.end]
+        covering = [o for o in self.overrides if o.start <= at < o.end and o.user.is_active]
         if covering:
             # Validation keeps overrides apart; if some overlap anyway, the one that started last wins.
             return max(covering, key=lambda o: (o.start, o.pk or 0)).user, OVERRIDE
@@ -208,7 +213,7 @@ def shifts_between(schedule, start, end):
 def _distinct(users):
     seen, result = set(), []
     for user in users:
-        if user is not None and user.pk not in seen:
+        if user is not None and user.is_active and user.pk not in seen:
             seen.add(user.pk)
             result.append(user)
     return result

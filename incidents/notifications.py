@@ -15,8 +15,10 @@ import smtplib
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from . import voice
@@ -51,6 +53,10 @@ class TransportError(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+
+
+class TestTooSoon(TransportError):
+    """A test call or SMS to a contact method that had one moments ago."""
 
 
 class Transport:
@@ -116,6 +122,53 @@ TRANSPORTS = {
 }
 
 
+TEST_CALL_TEXT = (
+    "This is a test call from callrouting for {name}. Notification calls will reach you on this number. Goodbye."
+)
+TEST_SMS_TEXT = "callrouting test message for {name}: notification SMS will reach you on this number."
+# One test call and one test SMS per contact method in this many seconds: the buttons cannot flood a phone.
+TEST_INTERVAL_SECONDS = 30
+
+
+def send_test_notification(contact_method, channel):
+    """Place a test call (channel "voice") or send a test SMS (channel "sms") to the phone CONTACT_METHOD through
+    the telephony client. Returns the provider's id (call uuid or message id); raises TransportError with a
+    message for the person who pressed the button."""
+    if contact_method.kind != contact_method.Kind.PHONE:
+        raise TransportError("Test calls and SMS go to phone numbers only.", permanent=True)
+    if not contact_method.user.is_active:
+        raise TransportError(f"{contact_method.user} is deactivated.", permanent=True)
+    if not settings.VONAGE_FROM_NUMBER:
+        raise TransportError("VONAGE_FROM_NUMBER is not set: no number to call or text from.", permanent=True)
+    if not cache.add(f"test-notification:{channel}:{contact_method.pk}", True, TEST_INTERVAL_SECONDS):
+        raise TestTooSoon(
+            f"A test went to {contact_method.value} less than {TEST_INTERVAL_SECONDS} seconds ago: try again shortly.",
+            permanent=False,
+        )
+    name = str(contact_method.user)
+    try:
+        if channel == Notification.Channel.SMS:
+            provider_id = get_telephony().send_sms(
+                to=contact_method.value, from_=settings.VONAGE_FROM_NUMBER, text=TEST_SMS_TEXT.format(name=name)
+            )
+        else:
+            wait_for_call_slot()
+            provider_id = get_telephony().create_call(
+                to=contact_method.value,
+                from_=settings.VONAGE_FROM_NUMBER,
+                event_url=settings.PUBLIC_BASE_URL + reverse("incidents:test-call-event"),
+                ncco=[{"action": "talk", "text": TEST_CALL_TEXT.format(name=name), "language": "en-US"}],
+                ringing_timer=RINGING_SECONDS,
+            )
+    except TelephonyError as exc:
+        raise TransportError(exc.message, permanent=exc.permanent) from exc
+    log.info(
+        "contact_method=%s user=%s action=test_%s provider_id=%s", contact_method.pk, contact_method.user_id, channel,
+        provider_id,
+    )
+    return provider_id
+
+
 def plan_notifications(incident, user, *, generation, step, now):
     """Create USER's notifications for escalation STEP (one per notification rule) and return them.
 
@@ -125,6 +178,9 @@ def plan_notifications(incident, user, *, generation, step, now):
     from .services import add_event
     from .tasks import enqueue
 
+    if not user.is_active:
+        log.info("incident=%s action=skip_notifications reason=deactivated user=%s", incident.pk, user.pk)
+        return []
     rules = list(user.notification_rules.all())
     if not rules:
         add_event(incident, IncidentEvent.Kind.DELIVERY_FAILED, f"{user} has no notification rules: not notified.", user=user)
@@ -168,8 +224,14 @@ def deliver_notification(notification_id, attempt):
     """Make attempt ATTEMPT (1-based) of the notification. Returns "sent", "retry", "failed" or "skipped".
 
     The claim is a conditional update (PENDING with attempts == ATTEMPT - 1, and no call adopted for it, becomes
-    SENDING under a lease), so a duplicated or late task finds nothing to claim and sends nothing.
+    SENDING under a lease), so a duplicated or late task finds nothing to claim and sends nothing. A notification
+    of a user deactivated since it was planned is cancelled instead ("cancelled").
     """
+    if Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING, user__is_active=False).update(
+        status=Notification.Status.CANCELLED, error="The user was deactivated.", enqueued_at=None
+    ):
+        log.info("notification=%s attempt=%s action=cancel reason=user_deactivated", notification_id, attempt)
+        return "cancelled"
     claimed = Notification.objects.filter(
         pk=notification_id, status=Notification.Status.PENDING, attempts=attempt - 1, provider_id=""
     ).update(

@@ -149,6 +149,10 @@ def answer_notification_keypress(token, digits):
     if notification is None or notification.user is None:
         log.info("keypress action=ignore reason=unknown_token")
         return KeypressResult("unknown")
+    if not notification.user.is_active:
+        # Deactivated since the call was placed: they no longer act for the account.
+        log.info("keypress action=ignore reason=user_deactivated user=%s", notification.user_id)
+        return KeypressResult("unknown")
     digits = str(digits or "").strip()
     incident_id, user = notification.incident_id, notification.user
     if digits == ACCEPT_KEY:

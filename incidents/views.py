@@ -1,4 +1,6 @@
 """Webhooks of notification calls and the incident link. Thin: verify, parse, call one service, answer."""
+import logging
+
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -6,6 +8,8 @@ from django.urls import NoReverseMatch, reverse
 
 from . import notifications, services, voice
 from .webhooks import vonage_webhook
+
+log = logging.getLogger(__name__)
 
 # The settings-page view of one incident (callrouting/web/urls.py), for account users.
 ACCOUNT_INCIDENT_URL = "web:incident"
@@ -25,6 +29,13 @@ def voice_input(request, payload, token):
 def voice_event(request, payload, token):
     """Status events of a notification call. Unknown tokens get 200 too, so Vonage stops retrying."""
     notifications.record_call_status(token, payload)
+    return HttpResponse(status=204)
+
+
+@vonage_webhook
+def test_call_event(request, payload):
+    """Status events of a test call (the People page's "Send a test call"): logged, nothing to change."""
+    log.info("test_call uuid=%s status=%s", payload.get("uuid"), payload.get("status"))
     return HttpResponse(status=204)
 
 

@@ -63,12 +63,13 @@ def is_csp_message(text):
 
 
 def log_in(page, live_server, username, password=PASSWORD, next_path="/"):
-    """Log in through the login form and wait for NEXT_PATH."""
-    page.goto(f"{live_server.url}/accounts/login/?next={next_path}")
+    """Log in through the login form and wait for NEXT_PATH. LIVE_SERVER: pytest-django's, or a base URL."""
+    base_url = getattr(live_server, "url", live_server)
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}{next_path}*")
+    page.wait_for_url(f"{base_url}{next_path}*")
 
 
 RECORD_VIOLATIONS = """

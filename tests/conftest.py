@@ -2,6 +2,7 @@
 import os
 
 import pytest
+from django.core.cache import cache
 
 from incidents.telephony import reset_telephony
 from tests.factories import AccountFactory, UserFactory
@@ -84,6 +85,12 @@ def vonage_api(fake_vonage, settings):
     reset_telephony()
     yield fake_vonage
     reset_telephony()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (the People page's test-call throttle lives there)."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

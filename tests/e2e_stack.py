@@ -4,6 +4,7 @@ throwaway database, and the phone network (in this process) that they reach over
 The database is a temporary SQLite file, or, when DATABASE_URL points at PostgreSQL, a throwaway database on
 that server (created here and dropped afterwards). `Stack.query()` reads it with plain SQL.
 """
+import json
 import os
 import secrets
 import shutil
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from callrouting.emulator.rest import Credentials
 from callrouting.emulator.script import EmulatorClient
-from callrouting.emulator.server import PhoneNetwork
+from callrouting.emulator.server import LocalSetup, PhoneNetwork
 from callrouting.processes import free_port, phone_network_env, start_child, stop_process_groups, wait_until_serving
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -180,3 +181,63 @@ class Stack:
                 return rows
             time.sleep(0.1)
         raise AssertionError(f"still not there after {int(timeout / 0.1) + 1} polls: {sql} {params} -> {rows}")
+
+
+class LocalRun:
+    """`make run` in DIRECTORY: migrate + load_demo (the demo number without support hours, so its menu answers
+    whatever the time of day), then run_local (web server, worker and the local phone network, no Vonage
+    credentials) on a throwaway database. Use as a context manager; `url` is the web server's base URL and
+    `phone_network()` a control client of the local phone network it started."""
+
+    def __init__(self, directory, *, speed="1"):
+        self.directory = Path(directory)
+        self.speed = speed
+        self.url = None
+        self.process = None
+
+    def __enter__(self):
+        self.database = ThrowawayDatabase(self.directory)
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="callrouting.settings",
+            DEBUG="true",
+            SECRET_KEY="browser-test-secret-key-" + "x" * 30,
+            DATABASE_URL=self.database.url,
+            MEDIA_ROOT=str(self.directory / "media"),
+            VONAGE_APPLICATION_ID="",  # no credentials: the local phone network runs (even if .env has some)
+            EMULATOR_SPEED=self.speed,
+            NO_PROXY="127.0.0.1,localhost",
+        )
+        self.log = open(self.directory / "run.log", "ab")
+        setup = (
+            "from django.core.management import call_command\n"
+            "call_command('migrate', interactive=False, verbosity=0)\n"
+            "call_command('load_demo')\n"
+            "from callrouting.demo import load_demo_routing\n"
+            "from escalation.models import Account\n"
+            "load_demo_routing(Account.objects.get(slug='demo'), support_hours=False)\n"
+        )
+        subprocess.run([*MANAGE, "shell", "-c", setup], env=env, check=True, timeout=180, stdout=self.log,
+                       stderr=subprocess.STDOUT, cwd=BASE_DIR)
+        port = free_port()
+        self.process = start_child(
+            [*MANAGE, "run_local", "--addr", f"127.0.0.1:{port}", "--state-dir", str(self.directory / "local")],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=BASE_DIR,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        if not wait_until_serving(self.url, [self.process]):
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"run_local did not start: see {self.directory / 'run.log'}")
+        return self
+
+    def phone_network(self):
+        """A control client of the phone network run_local started (its address is in running.json)."""
+        setup = LocalSetup.load_or_create(self.directory / "local" / "phone-network")
+        running = json.loads((setup.directory / "running.json").read_text())
+        return EmulatorClient(running["url"], setup.control_token, verify=running["ca"], timeout=5)
+
+    def __exit__(self, *exc_info):
+        if self.process is not None:
+            stop_process_groups([self.process], timeout=20)
+        self.log.close()
+        self.database.drop()

@@ -71,10 +71,15 @@ def world(account, admin, responder, *, phone_number=None):
     number_audio = advanced.store_audio(number, NumberAudio.Kind.MAILBOX_GREETING, audio.prepare(upload, "mailbox_greeting"))
     contact_method = admin.contact_methods.first()
     api_token, _ = configuration.create_api_token(admin, f"{account.name} deploy script")
+    notification_rule = admin.notification_rules.first()
+    # The People pages name a person and one of their contact methods and rules: the responder's own.
+    responder_method = responder.contact_methods.first()
+    responder_rule = responder.notification_rules.first()
     rows = SimpleNamespace(
         schedule=schedule, layer=layer, restriction=restriction, override=override, policy=policy, rule=rule,
         number=number, option=option, second_option=second, action=action, alert_source=number.alert_source,
         incident=incident, call=call, leg=leg, voicemail=voicemail, contact_method=contact_method, admin=admin,
+        notification_rule=notification_rule,
         responder=responder, support_range=support_range, holiday=holiday, number_audio=number_audio,
         api_token=api_token,
     )
@@ -90,5 +95,8 @@ def world(account, admin, responder, *, phone_number=None):
         "incident_pk": incident.pk,
         "call_pk": call.pk,
         "token_pk": api_token.pk,
+        "user_pk": responder.pk,
+        "contact_method_pk": responder_method.pk,
+        "notification_rule_pk": responder_rule.pk,
     }
     return rows

@@ -6,16 +6,13 @@ agent, accept as the second, hang up: the incident is resolved and its timeline 
 """
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 
 import pytest
 
-from callrouting.processes import start_child, wait_until_serving
-from tests.browser import RECORD_VIOLATIONS
-from tests.e2e_stack import BASE_DIR, MANAGE, ThrowawayDatabase, free_port
+from tests.browser import RECORD_VIOLATIONS, log_in
+from tests.e2e_stack import LocalRun
 
 pytestmark = pytest.mark.slow
 
@@ -27,48 +24,9 @@ SPEED = "0.3"  # the network's time factor: prompts take a third of their spoken
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
-    """`make run` in a temporary place: migrate + load_demo, then run_local; yields the base URL."""
-    directory = tmp_path_factory.mktemp("make-run")
-    database = ThrowawayDatabase(directory)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("VONAGE_", "PYTEST", "EMULATOR_"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="callrouting.settings",
-        DEBUG="true",
-        SECRET_KEY="browser-test-secret-key-" + "x" * 30,
-        DATABASE_URL=database.url,
-        MEDIA_ROOT=str(directory / "media"),
-        VONAGE_APPLICATION_ID="",  # no credentials: the local phone network runs (even if .env has some)
-        EMULATOR_SPEED=SPEED,
-        NO_PROXY="127.0.0.1,localhost",
-    )
-    log = open(directory / "run.log", "ab")
-    # The demo number without its support hours (outside them callers go straight to voicemail), so the menu
-    # answers whatever the time of day the suite runs.
-    setup = (
-        "from django.core.management import call_command\n"
-        "call_command('migrate', interactive=False, verbosity=0)\n"
-        "call_command('load_demo')\n"
-        "from callrouting.demo import load_demo_routing\n"
-        "from escalation.models import Account\n"
-        "load_demo_routing(Account.objects.get(slug='demo'), support_hours=False)\n"
-    )
-    subprocess.run([*MANAGE, "shell", "-c", setup], env=env, check=True, timeout=180, stdout=log, stderr=subprocess.STDOUT,
-                   cwd=BASE_DIR)
-    port = free_port()
-    process = start_child([*MANAGE, "run_local", "--addr", f"127.0.0.1:{port}", "--state-dir", str(directory / "local")],
-                          env=env, stdout=log, stderr=subprocess.STDOUT, cwd=BASE_DIR)
-    base_url = f"http://127.0.0.1:{port}"
-    if not wait_until_serving(base_url, [process]):
-        raise RuntimeError(f"run_local did not start: see {directory / 'run.log'}")
-    yield base_url
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    log.close()
-    database.drop()
+    """`make run` in a temporary place (tests/e2e_stack.LocalRun); yields the base URL."""
+    with LocalRun(tmp_path_factory.mktemp("make-run"), speed=SPEED) as run:
+        yield run.url
 
 
 def in_browser(scenario, *args):
@@ -114,11 +72,7 @@ def test_a_test_call_from_the_browser_ends_with_a_resolved_incident(local_run):
 def call_answer_and_hang_up(page, local_run):
     from playwright.sync_api import expect
 
-    page.goto(local_run + "/accounts/login/?next=/test-call/")
-    page.fill("#id_username", "demo")
-    page.fill("#id_password", "demo-password")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/test-call/")
+    log_in(page, local_run, "demo", "demo-password", next_path="/test-call/")
     expect(page.locator("h1")).to_have_text("Test call")
 
     page.select_option("#number", label="Demo Company support (+4930901820)")

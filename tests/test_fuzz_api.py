@@ -41,6 +41,7 @@ ROW_FOR_PATH = {
     "/api/holidays/": "holiday",
     "/api/incidents/": "incident",
     "/api/layer-restrictions/": "restriction",
+    "/api/notification-rules/": "notification_rule",
     "/api/numbers/": "number",
     "/api/rotation-layers/": "layer",
     "/api/routing-options/": "option",

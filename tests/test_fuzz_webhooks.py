@@ -107,6 +107,7 @@ def endpoints(live):
         found += [(f"/vonage/leg/{leg.token}/event", False), (f"/vonage/leg/{leg.token}/input", True)]
     token = live["notification"].token
     found += [(f"/incidents/voice/{token}/input", True), (f"/incidents/voice/{token}/event", False)]
+    found += [("/incidents/voice/test-call/event", False)]  # test calls of the People page
     return found
 
 

@@ -67,7 +67,7 @@ def test_another_accounts_rows_are_404_on_every_page(client, charlie, worlds):
 def test_lists_show_only_the_own_account(client, charlie, worlds):
     acme_world, globex_world = worlds
     client.force_login(charlie)
-    for name in ("home", "numbers", "incidents", "calls", "policies", "schedules"):
+    for name in ("home", "numbers", "incidents", "calls", "policies", "schedules", "people", "me"):
         page = client.get(reverse(f"web:{name}")).content.decode()
         assert "Acme" not in page, name
     assert "Globex support" in client.get(reverse("web:numbers")).content.decode()

@@ -17,12 +17,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
+from escalation import people
 from escalation.models import (
     ApiToken,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
     LayerRestriction,
+    NotificationRule,
     OnCallSchedule,
     RotationLayer,
     ScheduleOverride,
@@ -136,10 +138,30 @@ class SharedChoiceFieldExtension(OpenApiSerializerFieldExtension):
 # --- People ---------------------------------------------------------------------------------------------------
 
 
-class ContactMethodSerializer(AccountSerializer):
+class OwnContactsSerializer(AccountSerializer):
+    """Contact methods and notification rules: a responder names only themselves as the user."""
+
+    def validate_user(self, user):
+        actor = self.context["request"].user
+        if not people.may_edit_contacts(actor, user):
+            raise serializers.ValidationError("Responders change only their own contact methods and notification rules.")
+        return user
+
+
+class ContactMethodSerializer(OwnContactsSerializer):
+    """A phone number (validated, stored in E.164) or an email address of a user."""
+
     class Meta:
         model = ContactMethod
         fields = ["id", "user", "kind", "value", "label", "position"]
+
+
+class NotificationRuleSerializer(OwnContactsSerializer):
+    """How a user is told when an escalation reaches them: channel, one of their contact methods, delay."""
+
+    class Meta:
+        model = NotificationRule
+        fields = ["id", "user", "channel", "contact_method", "delay_minutes", "position"]
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -147,7 +169,9 @@ class UserSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "first_name", "last_name", "email", "role", "timezone", "contact_methods"]
+        fields = [
+            "id", "username", "first_name", "last_name", "email", "role", "timezone", "is_active", "contact_methods",
+        ]
         read_only_fields = fields
 
 
@@ -177,6 +201,28 @@ class CreatedApiTokenSerializer(ApiTokenSerializer):
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class PersonCreateSerializer(serializers.Serializer):
+    """A new person (no password until they follow an invitation link; their email is their username)."""
+
+    first_name = serializers.CharField(max_length=150)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=150)
+    role = serializers.ChoiceField(choices=User.Role.choices, default=User.Role.RESPONDER)
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=User.Role.choices)
+
+
+class InvitationSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="The one-time set-password link to pass on.")
+    emailed = serializers.BooleanField(help_text="Whether it was also emailed to the person.")
+
+
+class TestNotificationSerializer(serializers.Serializer):
+    provider_id = serializers.CharField(help_text="The call uuid or SMS message id Vonage gave.")
 
 
 # --- Routing numbers ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ router.register("schedule-overrides", views.ScheduleOverrideViewSet, basename="s
 router.register("users", views.UserViewSet, basename="user")
 router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
 router.register("contact-methods", views.ContactMethodViewSet, basename="contactmethod")
+router.register("notification-rules", views.NotificationRuleViewSet, basename="notificationrule")
 router.register("alert-sources", views.AlertSourceViewSet, basename="alertsource")
 router.register("alert-actions", views.AlertActionViewSet, basename="alertaction")
 router.register("incidents", views.IncidentViewSet, basename="incident")

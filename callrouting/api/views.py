@@ -6,24 +6,27 @@ and resolve incidents (through incidents.services, as on the web pages).
 """
 import datetime as dt
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers as drf_serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
+from escalation import people
 from escalation.models import (
     ApiToken,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
     LayerRestriction,
+    NotificationRule,
     OnCallSchedule,
     RotationLayer,
     ScheduleOverride,
@@ -32,6 +35,7 @@ from escalation.models import (
 from escalation.oncall import OVERRIDE
 from incidents import services as incident_services
 from incidents.models import AlertAction, AlertSource, Incident
+from incidents.notifications import TestTooSoon, TransportError, send_test_notification
 
 from .. import advanced, configuration
 from ..models import Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
@@ -112,18 +116,127 @@ class ReadOnlyViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
 # --- People ---------------------------------------------------------------------------------------------------
 
 
-class UserViewSet(ReadOnlyViewSet):
-    """The account's users with their contact methods."""
+class OwnContactsWrites(AccountMember):
+    """Every member reads; a member changes their own contact methods and notification rules, the account's owner
+    and admins everyone's (the serializer checks the user a row is given to)."""
+
+    message = "Responders change only their own contact methods and notification rules."
+
+    def has_object_permission(self, request, view, obj):
+        return request.method in SAFE_METHODS or people.may_edit_contacts(request.user, obj.user)
+
+
+class UserViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin):
+    """The account's people with their contact methods. Owners and admins add people (who set their password
+    through an invitation link), invite them, change roles and deactivate or reactivate them."""
 
     queryset = User.objects.prefetch_related("contact_methods")
     serializer_class = serializers.UserSerializer
-    filterset_fields = ["role"]
+    filterset_fields = ["role", "is_active"]
+
+    def _managed(self):
+        person = self.get_object()
+        if not people.may_manage(self.request.user, person):
+            raise PermissionDenied("You may not change this person's role or access.")
+        return person
+
+    def _person(self, person, status_code=status.HTTP_200_OK):
+        return Response(serializers.UserSerializer(person, context=self.get_serializer_context()).data, status=status_code)
+
+    @extend_schema(request=serializers.PersonCreateSerializer, responses={201: serializers.UserSerializer})
+    def create(self, request, *args, **kwargs):
+        """Add a person (no password: invite them with POST users/{id}/invite/)."""
+        serializer = serializers.PersonCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data["role"] not in people.assignable_roles(request.user):
+            raise ValidationError({"role": "Only an owner adds owners."})
+        try:
+            person = people.add_person(request.user.account, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+        return self._person(person, status.HTTP_201_CREATED)
+
+    @extend_schema(request=serializers.RoleSerializer, responses=serializers.UserSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.RoleSerializer)
+    def role(self, request, pk=None):
+        """Change the person's role (not your own; only an owner gives or takes the owner role)."""
+        person = self._managed()
+        serializer = serializers.RoleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            people.change_role(person, serializer.validated_data["role"], changed_by=request.user)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict) from exc
+        return self._person(person)
+
+    @extend_schema(request=None, responses=serializers.InvitationSerializer)
+    @action(detail=True, methods=["post"])
+    def invite(self, request, pk=None):
+        """A one-time set-password link for the person (also emailed when outgoing email is configured)."""
+        person = self._managed()
+        if not person.is_active:
+            raise ValidationError({"detail": "The person is deactivated: reactivate them first."})
+        url, emailed = people.invite_person(person, invited_by=request.user)
+        return Response({"url": url, "emailed": emailed})
+
+    @extend_schema(request=None, responses=serializers.UserSerializer)
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request, pk=None):
+        """Deactivate the person: they cannot log in and are never on call, dialled or notified."""
+        person = self._managed()
+        people.set_active(person, False, changed_by=request.user)
+        return self._person(person)
+
+    @extend_schema(request=None, responses=serializers.UserSerializer)
+    @action(detail=True, methods=["post"])
+    def reactivate(self, request, pk=None):
+        """Reactivate a deactivated person."""
+        person = self._managed()
+        people.set_active(person, True, changed_by=request.user)
+        return self._person(person)
 
 
-class ContactMethodViewSet(CrudViewSet):
-    queryset = ContactMethod.objects.all()
+class OwnContactsViewSet(CrudViewSet):
+    permission_classes = [OwnContactsWrites]
+
+
+class ContactMethodViewSet(OwnContactsViewSet):
+    """Phone numbers (stored in E.164) and email addresses of the account's people. Test a phone number with
+    test-call and test-sms."""
+
+    queryset = ContactMethod.objects.select_related("user")
     serializer_class = serializers.ContactMethodSerializer
     filterset_fields = ["user", "kind"]
+
+    def _test(self, channel):
+        method = self.get_object()  # checks OwnContactsWrites for this row
+        try:
+            provider_id = send_test_notification(method, channel)
+        except TestTooSoon as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        except TransportError as exc:
+            raise ValidationError({"detail": exc.message}) from exc
+        return Response({"provider_id": provider_id or ""}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: serializers.TestNotificationSerializer})
+    @action(detail=True, methods=["post"], url_path="test-call")
+    def test_call(self, request, pk=None):
+        """Place a test call to this phone number through Vonage (one test per number every 30 seconds)."""
+        return self._test(NotificationRule.Channel.VOICE)
+
+    @extend_schema(request=None, responses={202: serializers.TestNotificationSerializer})
+    @action(detail=True, methods=["post"], url_path="test-sms")
+    def test_sms(self, request, pk=None):
+        """Send a test SMS to this phone number through Vonage (one test per number every 30 seconds)."""
+        return self._test(NotificationRule.Channel.SMS)
+
+
+class NotificationRuleViewSet(OwnContactsViewSet):
+    """How each person is told when an escalation reaches them: channel, contact method, delay in minutes."""
+
+    queryset = NotificationRule.objects.select_related("user", "contact_method")
+    serializer_class = serializers.NotificationRuleSerializer
+    filterset_fields = ["user", "channel"]
 
 
 class ApiTokenViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin):

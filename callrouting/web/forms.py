@@ -7,10 +7,12 @@ from django.forms.models import inlineformset_factory
 from escalation.forms import InlineFormSet, LayerMemberFormSet, RuleUserFormSet
 from escalation.models import (
     TIMEZONE_CHOICES,
+    ContactMethod,
     EscalationPolicy,
     EscalationRule,
     LayerMember,
     LayerRestriction,
+    NotificationRule,
     OnCallSchedule,
     RotationLayer,
     RuleSchedule,
@@ -274,3 +276,51 @@ class ApiTokenForm(forms.Form):
 
     def clean_name(self):
         return " ".join(self.cleaned_data["name"].split())
+
+
+# --- People ---------------------------------------------------------------------------------------------------
+
+
+class PersonForm(forms.Form):
+    """A new person of the account (see escalation.people.add_person)."""
+
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150, required=False)
+    email = forms.EmailField(max_length=150, help_text="Also their username.")
+    role = forms.ChoiceField(choices=User.Role.choices, initial=User.Role.RESPONDER)
+
+    def __init__(self, *args, roles=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["role"].choices = [(role.value, role.label) for role in roles]
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=User.Role.choices)
+
+    def __init__(self, *args, roles=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["role"].choices = [(role.value, role.label) for role in roles]
+
+
+class ContactMethodForm(AccountForm):
+    """A phone number (stored in E.164) or an email address of the person the instance belongs to."""
+
+    class Meta:
+        model = ContactMethod
+        fields = ["kind", "value", "label"]
+        widgets = {"value": forms.TextInput(attrs={"autocomplete": "off", "placeholder": "+49 30 1234567"})}
+
+
+class NotificationRuleForm(AccountForm):
+    """How and when the person is told: a channel, one of their own contact methods, a delay."""
+
+    class Meta:
+        model = NotificationRule
+        fields = ["channel", "contact_method", "delay_minutes"]
+        labels = {"delay_minutes": "After (minutes)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["contact_method"].queryset = ContactMethod.objects.filter(user_id=self.instance.user_id)

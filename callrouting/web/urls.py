@@ -4,7 +4,7 @@
 Every id in a path is named <model>_pk: the isolation tests fill them with another account's rows."""
 from django.urls import path
 
-from . import calls, incidents, numbers, policies, schedules, tokens
+from . import calls, incidents, numbers, people, policies, schedules, tokens
 
 app_name = "web"
 
@@ -40,6 +40,27 @@ urlpatterns = [
     path("policies/<int:policy_pk>/rules/new/", policies.rule_new, name="rule-new"),
     path("policies/<int:policy_pk>/rules/<int:rule_pk>/", policies.rule_detail, name="rule"),
     path("policies/<int:policy_pk>/rules/<int:rule_pk>/delete/", policies.rule_delete, name="rule-delete"),
+    # People: the account's people (owners and admins) and everyone's own contact methods.
+    path("people/", people.person_list, name="people"),
+    path("people/new/", people.person_new, name="person-new"),
+    path("me/", people.my_contact_methods, name="me"),
+    path("people/<int:user_pk>/", people.person_detail, name="person"),
+    path("people/<int:user_pk>/role/", people.person_role, name="person-role"),
+    path("people/<int:user_pk>/invite/", people.person_invite, name="person-invite"),
+    path("people/<int:user_pk>/deactivate/", people.person_deactivate, name="person-deactivate"),
+    path("people/<int:user_pk>/reactivate/", people.person_reactivate, name="person-reactivate"),
+    path("people/<int:user_pk>/contact-methods/", people.contact_method_new, name="contact-method-new"),
+    path("people/<int:user_pk>/contact-methods/<int:contact_method_pk>/", people.contact_method_detail,
+         name="contact-method"),
+    path("people/<int:user_pk>/contact-methods/<int:contact_method_pk>/delete/", people.contact_method_delete,
+         name="contact-method-delete"),
+    path("people/<int:user_pk>/contact-methods/<int:contact_method_pk>/test-call/", people.contact_method_test_call,
+         name="contact-method-test-call"),
+    path("people/<int:user_pk>/contact-methods/<int:contact_method_pk>/test-sms/", people.contact_method_test_sms,
+         name="contact-method-test-sms"),
+    path("people/<int:user_pk>/notification-rules/", people.notification_rule_new, name="notification-rule-new"),
+    path("people/<int:user_pk>/notification-rules/<int:notification_rule_pk>/delete/", people.notification_rule_delete,
+         name="notification-rule-delete"),
     # On-call schedules.
     path("schedules/", schedules.schedule_list, name="schedules"),
     path("schedules/new/", schedules.schedule_new, name="schedule-new"),
