@@ -1,6 +1,8 @@
 """manage.py load_demo: a demo account with people, schedules and policies, plus logins to try it with.
 
-Idempotent: run it again to reset the demo rows and the demo passwords.
+Loads only into an empty database (no account, no user yet), so that `make run` keeps an owner's edits across
+restarts. With --reset it creates or resets the demo rows and the demo passwords whatever else the database holds
+(`make demo-reset`); that is idempotent.
 """
 import secrets
 
@@ -23,10 +25,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="Run even with DEBUG off (prints a random password).")
+        parser.add_argument("--reset", action="store_true",
+                            help="Create or reset the demo rows and passwords even when the database holds data.")
 
-    def handle(self, *args, force=False, **options):
+    def handle(self, *args, force=False, reset=False, **options):
         if not settings.DEBUG and not force:
             raise CommandError("load_demo creates logins with a known password: run it with DEBUG=true or --force.")
+        if not reset and (Account.objects.exists() or User.objects.exists()):
+            self.stdout.write("The database already holds accounts or users: the demo is not loaded "
+                              "(`make demo-reset` or `manage.py load_demo --reset` resets the demo rows).")
+            return
         password = DEMO_PASSWORD if settings.DEBUG else secrets.token_urlsafe(12)
         with transaction.atomic():
             account, _ = Account.objects.update_or_create(
