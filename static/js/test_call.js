@@ -164,7 +164,7 @@
     if (!w || w.kind !== "talk" || leg.state === "ended") { return ""; }
     var length = w.seconds ? " (about " + seconds(w.seconds) + ")" : " (repeating)";
     var what = (w.media === "stream" ? "Audio playing" : "Announcement playing") + length + ". ";
-    if (!w.barge_in) { return what + "Keys wait until it has finished."; }
+    if (!w.barge_in) { return what + "Keys pressed now are not heard: wait for the end."; }
     return what + (role === "agent" ? "Accept or Decline now: no need to wait for the end." : "Press a key now to skip it.");
   }
 
