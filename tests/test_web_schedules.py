@@ -13,20 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import LayerFactory, ScheduleFactory
-from tests.settings_world import world
+from tests.test_web_pages import acme_world, as_alice, media  # noqa: F401 (fixtures: the settings pages' world)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def acme_world(acme, alice, bob):
-    return world(acme, alice, bob)
-
-
-@pytest.fixture
-def as_alice(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def schedule_page(client, schedule, **query):
