@@ -17,7 +17,6 @@ from escalation.models import Account, User
 # Documented in the README; used only with DEBUG on. With --force on a DEBUG-off installation a random password
 # is generated and printed instead.
 DEMO_PASSWORD = "demo-password"
-ADMIN_URL = "http://127.0.0.1:8000/admin/"
 
 
 class Command(BaseCommand):
@@ -53,7 +52,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo account {account.name!r} is ready."))
         for key, objects in demo.items():
             self.stdout.write(f"  {key.replace('_', ' ').capitalize()}: {', '.join(objects)}")
-        self.stdout.write(f"Django admin: {ADMIN_URL}")
+        # The address depends on how the server runs (make run PORT=..., ADDR=...): run_local prints it.
+        self.stdout.write("Django admin: /admin/ on the web server's address")
         self.stdout.write(f"  support staff: {logins[0].username} / {password}")
         self.stdout.write(f"  account owner: {logins[1].username} / {password} ({account.name})")
 
