@@ -223,9 +223,11 @@ def accept_during_the_announcement_then_resume_from_another_tab(page, local_run)
     kinds = [entry["kind"] for entry in transcript]
     assert kinds.index("talk") < kinds.index("dtmf") < kinds.index("barge_in") < kinds.index("connected")
 
-    # The tab is closed with the call up; another tab lists it, resumes it and hangs it up.
+    # The tab is closed with the call up; another tab (on a phone-sized screen) lists it, resumes it and hangs
+    # it up.
     other = page.context.new_page()
     page.close()
+    other.set_viewport_size({"width": 390, "height": 844})
     other.goto(local_run + "/test-call/")
     row = other.locator(f"#live-calls tr[data-call='{call}']")
     expect(row).to_be_visible()
@@ -234,6 +236,8 @@ def accept_during_the_announcement_then_resume_from_another_tab(page, local_run)
     expect(other.locator("#phones")).to_be_visible()
     expect(other.locator("#caller-state")).to_have_text("Connected")
     expect(other.locator(f".agent-card[data-name='{name}']")).to_have_attribute("data-state", "connected")
+    width, viewport = other.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= viewport, f"the page is {width} px wide on a {viewport} px screen"
     row.locator("[data-live=hangup]").click()
     expect(other.locator("#caller-state")).to_have_text("Ended")
     expect(other.locator("#live-calls")).to_be_hidden(timeout=30000)
