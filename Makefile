@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate demo browser bench clean
+.PHONY: run test install migrate demo demo-reset browser bench clean
+
+# Where `make run` serves: make run PORT=8001, make run ADDR=0.0.0.0 (every interface).
+ADDR ?= 127.0.0.1
+PORT ?= 8000
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -22,13 +26,18 @@ install: $(STAMP)
 migrate: $(STAMP) .env
 	$(BIN)/python manage.py migrate --noinput
 
+# The demo account goes into an empty database only, so an owner's edits survive `make run` again.
 demo: migrate
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/python manage.py load_demo
 
-# Web server and django-q2 worker together on http://127.0.0.1:8000 (Ctrl-C stops both).
+# Puts the demo account, its rows and the demo passwords back as load_demo creates them.
+demo-reset: migrate
+	$(BIN)/python manage.py load_demo --reset
+
+# Web server and django-q2 worker together on http://$(ADDR):$(PORT) (Ctrl-C stops both).
 run: demo
-	$(BIN)/python manage.py run_local --addr 127.0.0.1:8000
+	$(BIN)/python manage.py run_local --addr $(ADDR):$(PORT)
 
 # Debian's Chromium for the browser tests, installed when missing.
 browser:

@@ -610,3 +610,22 @@ class Voicemail(models.Model):
         """True once the recording is stored, lost, or its first download failed (retries go on): the team need
         not wait for it any longer."""
         return self.is_stored or self.recording_lost_at is not None or self.download_attempts > 0
+
+
+class PlacedTestCall(models.Model):
+    """A call an account admin placed from the Test call page to one of the account's routing numbers on the local
+    phone network. Every admin of the account sees it while it lasts, so a closed browser tab never leaves a call
+    that nobody can resume or hang up."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="test_calls")
+    routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="test_calls")
+    placed_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    vonage_uuid = models.CharField("caller leg uuid", max_length=64, unique=True)
+    placed_at = models.DateTimeField(default=django_timezone.now)
+
+    class Meta:
+        ordering = ["-placed_at", "-pk"]
+        indexes = [models.Index(fields=["account", "-placed_at"])]
+
+    def __str__(self):
+        return f"Test call {self.vonage_uuid} to {self.routing_number}"

@@ -1,17 +1,21 @@
 """The Test call page: call a routing number through the local phone network and play caller and agents.
 
 The browser talks only to these views; they proxy to the phone network's control API (callrouting/emulator), so
-the control token never reaches the browser. Scoping: a user may act only on the calls this session placed to a
-routing number of their account, and on the agent legs the product dialled for those calls. Account admins only.
+the control token never reaches the browser. Scoping: a user may act only on the test calls placed to a routing
+number of their account (PlacedTestCall, so any admin of the account can resume or hang up a call another tab
+left running), and on the agent legs the product dialled for those calls. Account admins only.
 
 URLs (included under /test-call/ by callrouting/urls.py):
   GET  ""                         the page
   POST "call/"                    {number} -> {"call": uuid}
+  GET  "calls/"                   the account's test calls still in progress
+  POST "calls/<uuid>/hangup/"     hang up every leg of a test call (the caller and the agents)
   GET  "state/?call=<uuid>"       the legs (transcripts, what each waits for), the call log and the incident timeline
   POST "legs/<uuid>/<action>/"    dtmf, say, hangup, voicemail (caller); accept, decline, answer, reject, busy,
                                   no_answer, machine, hangup (agents)
 """
 import base64
+import datetime as dt
 import logging
 import os
 
@@ -20,18 +24,21 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from callrouting.emulator.script import DEFAULT_CALLER_ID, EmulatorClient, EmulatorError
 from callrouting.web.access import account_view
 
-from .models import AgentLeg, Call, RoutingNumber
+from .models import AgentLeg, Call, PlacedTestCall, RoutingNumber
 
 log = logging.getLogger(__name__)
 
 app_name = "testcall"
-SESSION_KEY = "test_calls"
-MAX_CALLS_IN_SESSION = 20
+# The live calls list looks this far back; a test call rarely lasts minutes, the local phone network keeps the
+# last 2,000 ended legs, and a network that restarted has forgotten older calls anyway.
+LIVE_CALLS_WINDOW = dt.timedelta(hours=12)
+MAX_LIVE_CALLS = 20
 # The agent's answers to the product's accept prompt (flow.agent_whisper_ncco): 1 accepts, 2 declines.
 ACCEPT_KEY, DECLINE_KEY = "1", "2"
 MAX_AUDIO_BYTES = 4 * 1024 * 1024
@@ -92,17 +99,16 @@ def place_call(request):
         leg = client.place_call(to=number.phone_number, from_=DEFAULT_CALLER_ID)
     except EmulatorError as exc:
         return _emulator_failed(exc)
-    calls = request.session.get(SESSION_KEY, {})
-    calls[leg["uuid"]] = {"account": request.account.pk, "number": number.pk}
-    request.session[SESSION_KEY] = dict(list(calls.items())[-MAX_CALLS_IN_SESSION:])
+    PlacedTestCall.objects.create(
+        account=request.account, routing_number=number, placed_by=request.user, vonage_uuid=leg["uuid"]
+    )
     log.info("testcall action=call number=%s uuid=%s user=%s", number.phone_number, leg["uuid"], request.user.pk)
     return JsonResponse({"call": leg["uuid"]}, status=201)
 
 
 def _scope(request, call_uuid):
-    """{leg uuid: AgentLeg or None (the caller)} of a test call this session placed for the user's account."""
-    entry = request.session.get(SESSION_KEY, {}).get(call_uuid)
-    if not entry or entry.get("account") != request.account.pk:
+    """{leg uuid: AgentLeg or None (the caller)} of a test call placed to a number of the user's account."""
+    if not call_uuid or not PlacedTestCall.objects.filter(account=request.account, vonage_uuid=call_uuid).exists():
         raise Http404("No such test call.")
     legs = AgentLeg.objects.filter(
         call__vonage_uuid=call_uuid, call__account=request.account, vonage_uuid__isnull=False
@@ -111,8 +117,6 @@ def _scope(request, call_uuid):
 
 
 def _time(moment):
-    from django.utils import timezone
-
     return timezone.localtime(moment).strftime("%H:%M:%S") if moment else ""
 
 
@@ -192,6 +196,68 @@ def state(request):
     return JsonResponse({"call": call_uuid, "legs": legs, "call_log": _call_log(call), "incident": _incident(call)})
 
 
+@require_GET
+@admin_view
+def live_calls(request):
+    """The account's test calls in progress (any leg still live), newest first."""
+    client = emulator_client()
+    if client is None:
+        return _unavailable()
+    placed = list(
+        PlacedTestCall.objects.filter(account=request.account, placed_at__gte=timezone.now() - LIVE_CALLS_WINDOW)
+        .select_related("routing_number", "placed_by")[:MAX_LIVE_CALLS]
+    )
+    agent_legs = {}
+    for leg in AgentLeg.objects.filter(
+        call__vonage_uuid__in=[test.vonage_uuid for test in placed], call__account=request.account,
+        vonage_uuid__isnull=False,
+    ).select_related("call"):
+        agent_legs.setdefault(leg.call.vonage_uuid, []).append(leg.vonage_uuid)
+    uuids = [test.vonage_uuid for test in placed] + [uuid for legs in agent_legs.values() for uuid in legs]
+    try:
+        legs = {leg["uuid"]: leg for leg in client.state(uuids=uuids)["legs"]} if uuids else {}
+    except EmulatorError as exc:
+        return _emulator_failed(exc)
+    calls = []
+    for test in placed:
+        caller = legs.get(test.vonage_uuid)
+        own = [legs[uuid] for uuid in agent_legs.get(test.vonage_uuid, []) if uuid in legs]
+        if caller is None or all(leg["state"] == "ended" for leg in [caller, *own]):
+            continue
+        calls.append({
+            "call": test.vonage_uuid,
+            "number": f"{test.routing_number.name} ({test.routing_number.phone_number})",
+            "placed_by": str(test.placed_by) if test.placed_by_id else "",
+            "placed_at": _time(test.placed_at),
+            "state": caller["state"],
+            "agents": sum(1 for leg in own if leg["state"] != "ended"),
+        })
+    return JsonResponse({"calls": calls})
+
+
+@require_POST
+@admin_view
+def hang_up_call(request, uuid):
+    """Hang up every live leg of a test call: the caller first (the product then cancels its agents), then any
+    agent leg still up."""
+    scope = _scope(request, uuid)
+    client = emulator_client()
+    if client is None:
+        return _unavailable()
+    try:
+        live = [leg["uuid"] for leg in client.state(uuids=list(scope))["legs"] if leg["state"] != "ended"]
+        for leg_uuid in sorted(live, key=lambda leg_uuid: leg_uuid != uuid):
+            try:
+                client.act(leg_uuid, "hangup")
+            except EmulatorError as exc:
+                if "HTTP 409" not in str(exc):  # ended meanwhile
+                    raise
+    except EmulatorError as exc:
+        return _emulator_failed(exc)
+    log.info("testcall action=hangup_call uuid=%s legs=%d user=%s", uuid, len(live), request.user.pk)
+    return JsonResponse({"ok": True, "legs": len(live)})
+
+
 @require_POST
 @admin_view
 def leg_action(request, uuid, action):
@@ -265,6 +331,8 @@ def _translate(role, action, leg, request):
 urlpatterns = [
     path("", page, name="page"),
     path("call/", place_call, name="call"),
+    path("calls/", live_calls, name="calls"),
+    path("calls/<str:uuid>/hangup/", hang_up_call, name="hang-up-call"),
     path("state/", state, name="state"),
     path("legs/<str:uuid>/<str:action>/", leg_action, name="leg-action"),
 ]

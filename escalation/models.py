@@ -319,9 +319,10 @@ class RotationLayer(models.Model):
         return [member.user for member in self.members.all()]
 
     def rotation_display(self):
-        """For example "every 1 weeks from 2026-01-05 09:00"."""
+        """For example "every week from 2026-01-05 09:00" or "every 8 hours from 2026-01-05 06:00"."""
         unit = self.get_shift_unit_display().lower()
-        return f"every {self.shift_length} {unit} from {self.start_date} {self.handoff_time:%H:%M}"
+        every = f"every {unit.removesuffix('s')}" if self.shift_length == 1 else f"every {self.shift_length} {unit}"
+        return f"{every} from {self.start_date} {self.handoff_time:%H:%M}"
 
     def clean(self):
         super().clean()

@@ -3,6 +3,8 @@ worker and the local phone network, no Vonage credentials) on a throwaway databa
 
 Log in as the demo owner, call the demo number, choose Billing (both agents ring at once), decline as the first
 agent, accept as the second, hang up: the incident is resolved and its timeline on the page shows each step.
+Accept during the agent's announcement connects at once; a call left by a closed tab is resumed and hung up
+from the list of the account's calls in progress.
 """
 import os
 import shutil
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # A picture of the page mid-call, for a person to look at after the run.
 SCREENSHOT = os.path.join(tempfile.gettempdir(), "callrouting-test-call.png")
-SPEED = "0.3"  # the network's time factor: prompts take a third of their spoken length
+SPEED = "1"  # the network's time factor: real time, as `make run` plays prompts
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +71,43 @@ def test_a_test_call_from_the_browser_ends_with_a_resolved_incident(local_run):
     in_browser(call_answer_and_hang_up, local_run)
 
 
-def call_answer_and_hang_up(page, local_run):
+def log_in_and_open(page, local_run):
     from playwright.sync_api import expect
 
     log_in(page, local_run, "demo", "demo-password", next_path="/test-call/")
     expect(page.locator("h1")).to_have_text("Test call")
 
+
+def call_and_choose_billing(page):
+    """Call the demo number and choose Billing: both agents ring. Returns the two agent cards and the call uuid."""
+    from playwright.sync_api import expect
+
     page.select_option("#number", label="Demo Company support (+4930901820)")
     page.click("#call-button")
     expect(page.locator("#caller-prompt")).to_contain_text("Press 2 or say Billing for Billing")
     page.click("#keypad button[data-key='2']")
-
     cards = page.locator(".agent-card")
     expect(cards).to_have_count(2)
-    first, second = cards.nth(0), cards.nth(1)
+    return cards.nth(0), cards.nth(1), page.locator("#phones").get_attribute("data-call")
+
+
+def agent_transcript(page, local_run, call, name):
+    """The transcript of agent NAME's leg, as the phone network holds it (through the page's own state URL)."""
+    legs = page.request.get(f"{local_run}/test-call/state/?call={call}").json()["legs"]
+    return next(leg for leg in legs if leg["role"] == "agent" and leg["name"] == name)["transcript"]
+
+
+def call_answer_and_hang_up(page, local_run):
+    from playwright.sync_api import expect
+
+    log_in_and_open(page, local_run)
+    # Nothing is dialled yet: no phones, no call log.
+    expect(page.locator("#phones")).to_be_hidden()
+    expect(page.locator("#records")).to_be_hidden()
+    expect(page.locator("#live-calls")).to_be_hidden()
+
+    cards = page.locator(".agent-card")
+    first, second, call = call_and_choose_billing(page)
     first_name, second_name = first.get_attribute("data-name"), second.get_attribute("data-name")
     expect(first).to_have_attribute("data-state", "ringing")
     first.locator("[data-action=decline]").click()
@@ -94,6 +119,11 @@ def call_answer_and_hang_up(page, local_run):
     expect(second).to_have_attribute("data-state", "connected")
     expect(page.locator("#incident-status")).to_have_attribute("data-status", "accepted")
     page.screenshot(path=SCREENSHOT, full_page=True)
+    # Accept on the ringing phone pressed 1 as the announcement began: it was cut off, not played out.
+    transcript = agent_transcript(page, local_run, call, second_name)
+    stopped = [entry for entry in transcript if entry["kind"] == "barge_in"]
+    assert stopped and stopped[0]["played"] == 0.0
+    assert cards.count() == 2
 
     page.click("#caller-hangup")
     expect(page.locator("#caller-state")).to_have_text("Ended")
@@ -112,3 +142,51 @@ def call_answer_and_hang_up(page, local_run):
         expect(timeline).to_contain_text(step)
     # All of it ran under the page's Content-Security-Policy without a violation.
     assert page.evaluate("window.__cspViolations") == []
+
+
+def test_accept_during_the_announcement_connects_without_waiting_for_its_end(local_run):
+    in_browser(accept_during_the_announcement_then_resume_from_another_tab, local_run)
+
+
+def accept_during_the_announcement_then_resume_from_another_tab(page, local_run):
+    from playwright.sync_api import expect
+
+    log_in_and_open(page, local_run)
+    first, second, call = call_and_choose_billing(page)
+    name = first.get_attribute("data-name")
+    expect(first).to_have_attribute("data-state", "ringing")
+
+    first.locator("[data-action=answer]").click()
+    expect(first).to_have_attribute("data-announcing", "true")
+    expect(first.locator(".announcement")).to_contain_text("Accept or Decline now")
+    first.locator("[data-action=accept]").click()
+
+    expect(first).to_have_attribute("data-state", "connected")
+    expect(page.locator("#caller-state")).to_have_text("Connected")
+    expect(first.locator(".announcement")).to_be_hidden()
+    # Measured in the phone network's own simulated time: the key cut the announcement short.
+    transcript = agent_transcript(page, local_run, call, name)
+    talk = next(entry for entry in transcript if entry["kind"] == "talk")
+    stopped = next(entry for entry in transcript if entry["kind"] == "barge_in")
+    assert stopped["played"] < talk["seconds"]
+    kinds = [entry["kind"] for entry in transcript]
+    assert kinds.index("talk") < kinds.index("dtmf") < kinds.index("barge_in") < kinds.index("connected")
+
+    # The tab is closed with the call up; another tab (on a phone-sized screen) lists it, resumes it and hangs
+    # it up.
+    other = page.context.new_page()
+    page.close()
+    other.set_viewport_size({"width": 390, "height": 844})
+    other.goto(local_run + "/test-call/")
+    row = other.locator(f"#live-calls tr[data-call='{call}']")
+    expect(row).to_be_visible()
+    expect(other.locator("#phones")).to_be_hidden()
+    row.locator("[data-live=resume]").click()
+    expect(other.locator("#phones")).to_be_visible()
+    expect(other.locator("#caller-state")).to_have_text("Connected")
+    expect(other.locator(f".agent-card[data-name='{name}']")).to_have_attribute("data-state", "connected")
+    width, viewport = other.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width <= viewport, f"the page is {width} px wide on a {viewport} px screen"
+    row.locator("[data-live=hangup]").click()
+    expect(other.locator("#caller-state")).to_have_text("Ended")
+    expect(other.locator("#live-calls")).to_be_hidden(timeout=30000)

@@ -29,16 +29,16 @@ def debug(settings):
     settings.DEBUG = True
 
 
-def test_load_demo_twice_changes_nothing(db, debug):
-    first = load_demo()
+def test_load_demo_reset_twice_changes_nothing(db, debug):
+    first = load_demo("--reset")
     counts = row_counts()
-    second = load_demo()
+    second = load_demo("--reset")
 
     assert row_counts() == counts
     assert counts["Account"] == 1 and counts["OnCallSchedule"] == 2 and counts["EscalationPolicy"] == 2
     assert counts["User"] == 7 and counts["RuleUser"] == 3 and counts["LayerRestriction"] == 5
     assert first == second
-    assert "http://127.0.0.1:8000/admin/" in first and "admin / demo-password" in first and "demo / demo-password" in first
+    assert "Django admin: /admin/" in first and "admin / demo-password" in first and "demo / demo-password" in first
 
 
 def test_load_demo_logins_work(client, db, debug):
@@ -51,15 +51,49 @@ def test_load_demo_logins_work(client, db, debug):
     assert client.get("/admin/escalation/oncallschedule/").status_code == 200
 
 
-def test_load_demo_resets_the_demo_password(db, debug):
+def test_load_demo_reset_resets_the_demo_password(db, debug):
     load_demo()
     admin = User.objects.get(username="admin")
     admin.set_password("something else")
     admin.save()
 
-    load_demo()
+    load_demo("--reset")
 
     assert User.objects.get(username="admin").check_password("demo-password")
+
+
+def test_load_demo_keeps_an_owners_edits(db, debug):
+    load_demo()
+    account = Account.objects.get(slug="demo")
+    account.name = "Renamed by the owner"
+    account.save()
+    owner = User.objects.get(username="demo")
+    owner.set_password("the owner's own password")
+    owner.save()
+    counts = row_counts()
+
+    output = load_demo()
+
+    assert "not loaded" in output and "make demo-reset" in output
+    assert Account.objects.get(slug="demo").name == "Renamed by the owner"
+    assert User.objects.get(username="demo").check_password("the owner's own password")
+    assert row_counts() == counts
+
+
+def test_load_demo_leaves_a_database_with_other_data_alone(db, debug, acme):
+    output = load_demo()
+
+    assert "not loaded" in output
+    assert not Account.objects.filter(slug="demo").exists()
+
+
+def test_load_demo_reset_restores_the_demo(db, debug):
+    load_demo()
+    Account.objects.filter(slug="demo").update(name="Renamed by the owner")
+
+    load_demo("--reset")
+
+    assert Account.objects.get(slug="demo").name == "Demo Company"
 
 
 def test_load_demo_refuses_without_debug(db, settings):

@@ -337,6 +337,89 @@ def test_an_answered_call_with_an_answer_url_fetches_its_ncco(network, app, clie
     assert kinds(done, "talk") == [("talk", "From the answer URL")]
 
 
+def announcement_then_keypress(app, *, barge_in):
+    """An agent's answer NCCO: an announcement, then a one-key input whose answer is echoed back."""
+    talk = {"action": "talk", "text": "A caller for support is on the line, press 1 to accept or 2 to decline"}
+    if barge_in:
+        talk["bargeIn"] = True
+    app.routes["/agent-input"] = lambda hit: [{"action": "talk", "text": f"You pressed {hit.json['dtmf']['digits']}"}]
+    return [talk, {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 1}, "eventUrl": [app.url("/agent-input")]}]
+
+
+def entries(leg, *wanted):
+    return [entry for entry in leg["transcript"] if entry["kind"] in wanted]
+
+
+@pytest.mark.parametrize("key", ["1", "2"])
+def test_accept_or_decline_on_the_ringing_phone_cuts_a_barge_in_announcement_short(network, app, client, key):
+    # Real time, and an announcement that repeats for ever (loop 0): only the key can end it, so the input's
+    # answer arriving at all shows that the key did not wait for the announcement.
+    network.network.speed = 1
+    ncco = announcement_then_keypress(app, barge_in=True)
+    ncco[0]["loop"] = 0
+    call = outbound(network, app, ncco=ncco)
+    wait_until(lambda: client.leg(call["uuid"])["state"] == "ringing")
+
+    client.act(call["uuid"], "answer", then_press=key)
+    wait_until(lambda: app.hits_to("/agent-input"), message="the input webhook")
+
+    assert app.hits_to("/agent-input")[0].json["dtmf"] == {"digits": key, "timed_out": False}
+    leg = client.leg(call["uuid"])
+    order = [entry["kind"] for entry in entries(leg, "talk", "dtmf", "barge_in", "input", "input_result")]
+    assert order[:5] == ["talk", "dtmf", "barge_in", "input", "input_result"]
+    talk, stopped = entries(leg, "talk")[0], entries(leg, "barge_in")[0]
+    assert talk["seconds"] is None and stopped["played"] == 0.0  # cut off as it began
+    client.act(call["uuid"], "hangup")
+
+
+def test_a_key_during_a_barge_in_announcement_ends_it_before_its_length(network, app, client):
+    network.network.speed = 1
+    call = outbound(network, app, ncco=announcement_then_keypress(app, barge_in=True))
+    wait_until(lambda: client.leg(call["uuid"])["state"] == "ringing")
+    client.act(call["uuid"], "answer")
+    wait_until(lambda: (client.leg(call["uuid"])["waiting"] or {}).get("kind") == "talk")
+
+    client.act(call["uuid"], "dtmf", digits="1")
+    wait_until(lambda: app.hits_to("/agent-input"), message="the input webhook")
+
+    leg = client.leg(call["uuid"])
+    talk, stopped = entries(leg, "talk")[0], entries(leg, "barge_in")[0]
+    # In the network's own simulated time: the announcement was cut off before its full length.
+    assert stopped["played"] < talk["seconds"] == stopped["seconds"]
+    assert app.hits_to("/agent-input")[0].json["dtmf"] == {"digits": "1", "timed_out": False}
+    client.act(call["uuid"], "hangup")
+
+
+def test_an_announcement_without_barge_in_holds_the_accept_key_back_until_the_input(network, app, client):
+    # The page's "Accept" on a ringing phone, as a scripted step: answer, then press 1.
+    client.set_phone("4915112345671", [{"on": "ringing", "do": "answer", "then_press": "1"}])
+    call = outbound(network, app, ncco=announcement_then_keypress(app, barge_in=False))
+    done = ended(client, call["uuid"])
+
+    order = [entry["kind"] for entry in entries(done, "talk", "dtmf", "barge_in", "input", "input_result")]
+    assert order == ["talk", "input", "dtmf", "input_result", "talk"]  # played in full, then the key
+    assert app.hits_to("/agent-input")[0].json["dtmf"] == {"digits": "1", "timed_out": False}
+
+
+def test_barge_in_stays_on_until_an_input(app, client):
+    # Vonage: once a talk sets bargeIn, the talks after it can be interrupted too, until an input.
+    answer_with(app, [
+        {"action": "talk", "text": "Welcome", "bargeIn": True},
+        {"action": "talk", "text": "Press 1 for sales, and listen to this long list of other options", "loop": 0},
+        {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 1}, "eventUrl": [app.url("/input")]},
+        {"action": "talk", "text": "Not interruptible", "loop": 3},
+    ])
+    app.routes["/input"] = lambda hit: None
+    leg = client.place_call(to=NUMBER, from_=CALLER, steps=[
+        {"on": "talk", "do": "dtmf", "digits": "1", "after": 2},  # during the endless second talk
+    ])
+    wait_until(lambda: app.hits_to("/input"), message="the input webhook")
+
+    assert app.hits_to("/input")[0].json["dtmf"] == {"digits": "1", "timed_out": False}
+    done = ended(client, leg["uuid"])
+    assert [entry["barge_in"] for entry in entries(done, "talk")] == [True, True, False]
+
+
 def test_hanging_up_a_ringing_call_cancels_it(network, app, client):
     network.network.speed = 1  # real time: the interactive phone rings for 60 s unless someone acts
     call = outbound(network, app)

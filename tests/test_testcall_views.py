@@ -3,10 +3,14 @@
 alice owns Acme (account admin), bob is a responder at Acme, charlie administers Globex. The phone network's
 control API is replaced by a recording stand-in.
 """
+import re
+
 import pytest
 
 from callrouting import testcall
+from callrouting.models import PlacedTestCall
 from tests.callrouting_factories import RoutingNumberFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +35,8 @@ class FakeEmulator:
 
     def act(self, uuid, action, **body):
         self.actions.append((uuid, action, body))
+        if action == "hangup" and uuid in self.legs:
+            self.legs[uuid]["state"] = "ended"
         return {"status": "answered"}
 
 
@@ -81,7 +87,8 @@ def test_an_admin_calls_only_numbers_of_their_account(client, alice, charlie, gl
     assert emulator.calls == []
 
 
-def test_a_placed_call_can_be_watched_and_played_by_its_session_only(client, alice, charlie, acme_number, emulator):
+def test_a_placed_call_can_be_watched_and_played_by_its_accounts_admins_only(client, alice, charlie, acme_number,
+                                                                             emulator):
     response = login(client, alice).post("/test-call/call/", {"number": acme_number.pk})
     uuid = response.json()["call"]
     assert emulator.calls == [("+4930111222", testcall.DEFAULT_CALLER_ID)]
@@ -91,16 +98,67 @@ def test_a_placed_call_can_be_watched_and_played_by_its_session_only(client, ali
     assert client.post(f"/test-call/legs/{uuid}/dtmf/", {"call": uuid, "digits": "1"}).status_code == 200
     assert emulator.actions == [(uuid, "dtmf", {"digits": "1"})]
 
-    # Charlie (another account, another session) cannot see or act on Alice's call.
+    # Another admin of Acme, in another browser, can: a closed tab leaves nothing out of reach.
+    dora = UserFactory(account=alice.account, username="dora", role="admin")
+    colleague = login(type(client)(), dora)
+    assert colleague.get("/test-call/state/", {"call": uuid}).status_code == 200
+    # Charlie (another account) cannot see or act on Alice's call.
     other = login(type(client)(), charlie)
     assert other.get("/test-call/state/", {"call": uuid}).status_code == 404
     assert other.post(f"/test-call/legs/{uuid}/hangup/", {"call": uuid}).status_code == 404
     # Nor can Alice reach a leg that is not part of her call.
     assert client.post("/test-call/legs/leg-99/hangup/", {"call": uuid}).status_code == 404
     assert len(emulator.actions) == 1
+    assert other.get("/test-call/calls/").json() == {"calls": []}
 
 
 def test_bad_keys_are_refused_before_reaching_the_phone_network(client, alice, acme_number, emulator):
     uuid = login(client, alice).post("/test-call/call/", {"number": acme_number.pk}).json()["call"]
     assert client.post(f"/test-call/legs/{uuid}/dtmf/", {"call": uuid, "digits": "1; drop"}).status_code == 400
     assert emulator.actions == []
+
+
+def test_the_accounts_live_test_calls_are_listed_until_they_end(client, alice, charlie, acme_number, emulator):
+    uuid = login(client, alice).post("/test-call/call/", {"number": acme_number.pk}).json()["call"]
+    placed = PlacedTestCall.objects.get(vonage_uuid=uuid)
+    assert placed.account == alice.account and placed.placed_by == alice and placed.routing_number == acme_number
+
+    calls = client.get("/test-call/calls/").json()["calls"]
+    assert [(call["call"], call["state"], call["placed_by"]) for call in calls] == [(uuid, "answered", "Alice")]
+    assert acme_number.phone_number in calls[0]["number"]
+    assert login(type(client)(), charlie).get("/test-call/calls/").json() == {"calls": []}
+
+    emulator.legs[uuid]["state"] = "ended"
+    assert client.get("/test-call/calls/").json() == {"calls": []}
+
+
+def test_hang_up_ends_every_live_leg_of_a_test_call_of_the_account_only(client, alice, charlie, acme_number, emulator):
+    uuid = login(client, alice).post("/test-call/call/", {"number": acme_number.pk}).json()["call"]
+    assert login(type(client)(), charlie).post(f"/test-call/calls/{uuid}/hangup/").status_code == 404
+    assert emulator.actions == []
+
+    response = client.post(f"/test-call/calls/{uuid}/hangup/")
+
+    assert response.status_code == 200 and response.json()["legs"] == 1
+    assert emulator.actions == [(uuid, "hangup", {})]
+    assert client.get("/test-call/calls/").json() == {"calls": []}
+    # Nothing left to hang up: no further action reaches the phone network.
+    assert client.post(f"/test-call/calls/{uuid}/hangup/").json()["legs"] == 0
+    assert len(emulator.actions) == 1
+
+
+def test_responders_see_no_test_calls(client, alice, bob, acme_number, emulator):
+    uuid = login(client, alice).post("/test-call/call/", {"number": acme_number.pk}).json()["call"]
+    responder = login(type(client)(), bob)
+    assert responder.get("/test-call/calls/").status_code == 403
+    assert responder.post(f"/test-call/calls/{uuid}/hangup/").status_code == 403
+
+
+def test_the_page_has_no_inline_script_or_style_and_shows_no_call_before_one_is_placed(client, alice, acme_number,
+                                                                                       emulator):
+    html = login(client, alice).get("/test-call/").content.decode()
+
+    assert "style=" not in html and "<style" not in html
+    assert all(" src=" in tag for tag in re.findall(r"<script[^>]*>", html))
+    assert re.search(r'<div class="tc-phones" id="phones" hidden>', html)
+    assert re.search(r'<section class="card tc-live" id="live-calls"[^>]* hidden>', html)

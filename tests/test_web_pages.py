@@ -427,18 +427,24 @@ def test_owner_creates_a_schedule_with_a_layer(as_alice, acme_world, alice, bob)
     assert b"tl-bar" in page.content
 
 
+def when(name, moment):
+    """The override form's date and 24-hour time fields for MOMENT."""
+    return {f"override-{name}_0": moment.strftime("%Y-%m-%d"), f"override-{name}_1": moment.strftime("%H:%M")}
+
+
 def test_overrides_are_added_checked_and_deleted(as_alice, acme_world, alice):
     w = acme_world
     url = reverse("web:override-new", args=[w.schedule.pk])
     start = timezone.localtime(w.override.start)
-    overlapping = as_alice.post(url, {"override-user": alice.pk, "override-start": start.strftime("%Y-%m-%dT%H:%M"),
-                                      "override-end": (start + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")})
+    end = start + dt.timedelta(hours=2)
+    overlapping = as_alice.post(url, {"override-user": alice.pk, **when("start", start), **when("end", end)})
     assert overlapping.status_code == 400 and "overlaps" in overlapping.content.decode()
-    backwards = as_alice.post(url, {"override-user": alice.pk, "override-start": "2030-01-02T10:00",
-                                    "override-end": "2030-01-02T09:00"})
+    backwards = as_alice.post(url, {"override-user": alice.pk, "override-start_0": "2030-01-02",
+                                    "override-start_1": "10:00", "override-end_0": "2030-01-02",
+                                    "override-end_1": "09:00"})
     assert backwards.status_code == 400 and "after the start" in backwards.content.decode()
-    ok = as_alice.post(url, {"override-user": alice.pk, "override-start": "2030-01-02T09:00",
-                             "override-end": "2030-01-02T17:00"})
+    ok = as_alice.post(url, {"override-user": alice.pk, "override-start_0": "2030-01-02", "override-start_1": "09:00",
+                             "override-end_0": "2030-01-02", "override-end_1": "17:00"})
     assert ok.status_code == 302
     new = ScheduleOverride.objects.get(schedule=w.schedule, start__year=2030)
     delete = reverse("web:override-delete", args=[w.schedule.pk, new.pk])

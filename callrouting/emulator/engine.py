@@ -124,7 +124,10 @@ class Leg:
         self.disconnected_by = None
         self.ring_outcome = None  # what the phone did: answer, machine, reject, busy, unanswered, fail
         self.machine = False
-        self.after_answer_keys = ""  # keys an "accept" pressed ahead of the prompt (pressed when input starts)
+        # Keys an "accept" on the ringing phone pressed ahead of the prompt: pressed as soon as the leg listens (a
+        # talk or stream with bargeIn, or an input); a talk without bargeIn holds them back until the input.
+        self.after_answer_keys = ""
+        self.barge_in = False  # Vonage: once a talk or stream sets bargeIn, it stays on until an input
         self.dtmf_buffer = ""  # keys pressed during a barge-in talk, for the next input
         self.pending_digits = deque()  # keys pressed while an input is listening
         self.pending_speech = deque()
@@ -639,8 +642,6 @@ class Network:
             leg.state = "answered"
             leg.answered_at = utc_now()
             leg.note("status", "answered by an answering machine" if leg.machine else "answered")
-            if leg.after_answer_keys:
-                leg.steps.insert(0, {"on": "input", "do": "dtmf", "digits": leg.after_answer_keys})
         self._event(leg, "answered", start_time=iso(leg.answered_at))
         if leg.machine_detection:
             kind = "machine" if leg.machine else "human"
@@ -683,6 +684,7 @@ class Network:
                 self._transfer_event(leg, leg.conversation_uuid)
                 with self.lock:
                     leg.ncco, leg.pc = list(transfer), 0
+                    leg.barge_in = False
                 continue
             with self.lock:
                 action = leg.ncco[leg.pc]
@@ -790,30 +792,43 @@ class Network:
         return self._play(leg, generation, kind="stream", seconds=STREAM_SECONDS, action=action, entry={"url": url})
 
     def _play(self, leg, generation, *, kind, seconds, action, entry):
-        barge_in = bool(action.get("bargeIn"))
         loop = action.get("loop", 1)
         loops = None if loop in (0, "0") else max(1, int(loop or 1))
+        total = None if loops is None else seconds * loops
         with self.lock:
-            leg.note(kind, entry.pop("text", ""), barge_in=barge_in, loop=loop, **entry)
-            leg.waiting = {"kind": "talk", "barge_in": barge_in, "media": kind, "since": time.time()}
+            leg.barge_in = barge_in = leg.barge_in or bool(action.get("bargeIn"))
+            leg.note(kind, entry.pop("text", ""), barge_in=barge_in, loop=loop, seconds=total, **entry)
+            leg.waiting = {"kind": "talk", "barge_in": barge_in, "media": kind, "seconds": total, "since": time.time()}
             leg.pending_digits.clear()
             leg.pending_speech.clear()
+            if barge_in and leg.after_answer_keys:
+                self._press_answer_keys(leg)
             if barge_in and leg.dtmf_buffer:
+                # Keys pressed during an earlier barge-in talk: this one is cut off at once too.
                 leg.waiting = None
+                leg.note("barge_in", f"{kind} stopped by a key", played=0.0, seconds=total)
                 return None
-            total = None if loops is None else seconds * loops
             stop = (lambda: bool(leg.pending_digits or leg.pending_speech)) if barge_in else None
+            started = time.monotonic()
             try:
                 result = self._sleep(leg, total, generation, kind="talk", stop=stop)
             finally:
                 leg.waiting = None
             if result == "done":
-                leg.note("barge_in", f"{kind} stopped by the caller")
+                # How much of it played, in simulated seconds (what a caller heard before the key or the words).
+                played = (time.monotonic() - started) / self.speed if self.speed else 0.0
+                leg.note("barge_in", f"{kind} stopped by the caller", played=round(played, 2), seconds=total)
                 leg.pending_digits.clear()  # the keys are in dtmf_buffer for the next input
                 if leg.pending_speech:
                     leg.speech_barge_in = leg.pending_speech.popleft()
                     leg.pending_speech.clear()
         return None
+
+    def _press_answer_keys(self, leg):
+        """Press the keys an "accept" on the ringing phone sent ahead (lock held): into the next input."""
+        keys, leg.after_answer_keys = leg.after_answer_keys, ""
+        leg.note("dtmf", keys)
+        leg.dtmf_buffer += keys
 
     def _action_input(self, leg, action, generation):
         types = action.get("type") or ["dtmf"]
@@ -825,6 +840,7 @@ class Network:
         submit_on_hash = bool(dtmf.get("submitOnHash"))
         start_timeout = float(speech.get("startTimeout", 10) or 10)
         with self.lock:
+            leg.barge_in = False
             digits = leg.dtmf_buffer if dtmf_on else ""
             leg.dtmf_buffer = ""
             said = leg.speech_barge_in if speech_on else None
@@ -842,6 +858,10 @@ class Network:
             leg.note("input", "waiting for " + " or ".join(
                 part for part, on in (("keys", dtmf_on), ("speech", speech_on)) if on),
                 max_digits=max_digits, hints=list(speech.get("context") or []))
+            if leg.after_answer_keys:
+                self._press_answer_keys(leg)
+                digits += leg.dtmf_buffer if dtmf_on else ""
+                leg.dtmf_buffer = ""
             timed_out = False
             state = {"done": False}
 

@@ -27,8 +27,13 @@ from ..models import Call, RoutingNumber, RoutingOption
 from ..tenancy import scoped, unique_errors
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
-DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+# Times are typed in 24-hour form whatever the browser's locale (a type="time" input follows the locale and may
+# show AM/PM): a text input that takes HH:MM.
+TIME_ATTRS = {"pattern": "([01][0-9]|2[0-3]):[0-5][0-9]", "inputmode": "numeric", "placeholder": "HH:MM",
+              "size": 5, "maxlength": 5, "title": "24-hour time, e.g. 09:00 or 17:30", "class": "time24"}
+TIME = forms.TimeInput(attrs=TIME_ATTRS, format="%H:%M")
+DATETIME = forms.SplitDateTimeWidget(date_attrs={"type": "date"}, time_attrs=TIME_ATTRS, date_format="%Y-%m-%d",
+                                     time_format="%H:%M")
 SHORT_TEXT = forms.Textarea(attrs={"rows": 3})
 
 
@@ -198,10 +203,12 @@ RestrictionsFormSet = inlineformset_factory(
 
 
 class OverrideForm(AccountForm):
+    start = forms.SplitDateTimeField(widget=DATETIME, help_text="Date and 24-hour time.")
+    end = forms.SplitDateTimeField(widget=DATETIME, help_text="Date and 24-hour time.")
+
     class Meta:
         model = ScheduleOverride
         fields = ["user", "start", "end"]
-        widgets = {"start": DATETIME, "end": DATETIME}
 
 
 # --- Filters --------------------------------------------------------------------------------------------------

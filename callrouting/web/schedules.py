@@ -1,6 +1,8 @@
-"""On-call schedule pages: the list, a schedule with its two-week timeline, layers and overrides, and the layer
-editor (participants in rotation order, restriction windows)."""
+"""On-call schedule pages: the list, a schedule with its timeline (one, two or four weeks, paged backwards and
+forwards; a click on a shift starts an override for it), layers and overrides, and the layer editor (participants
+in rotation order, restriction windows)."""
 import datetime as dt
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db import transaction
@@ -14,9 +16,7 @@ from ..tenancy import get_scoped_or_404, scoped
 from . import forms
 from .access import account_view, require_admin
 from .common import confirm_delete, not_allowed
-from .timeline import timeline
-
-TIMELINE_DAYS = 14
+from .timeline import VIEW_WEEKS, timeline, window_from
 
 
 def _schedule(request, schedule_pk):
@@ -46,9 +46,43 @@ def schedule_new(request):
     return render(request, "web/schedules/new.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _override_link(schedule, window, bar):
+    """The schedule page with the override form prefilled with BAR's whole shift."""
+    query = {**window.query(), "override-start": bar.shift_start.isoformat(), "override-end": bar.shift_end.isoformat(),
+             "covering": bar.user.pk}
+    return reverse("web:schedule", args=[schedule.pk]) + "?" + urlencode(query) + "#add-override"
+
+
+def _aware(value):
+    try:
+        moment = dt.datetime.fromisoformat(value or "")
+    except ValueError:
+        return None
+    return moment if timezone.is_aware(moment) else None
+
+
+def _override_prefill(request, schedule):
+    """(initial data, the covered shift's person) of an override started from a shift of the timeline."""
+    start, end = _aware(request.GET.get("override-start")), _aware(request.GET.get("override-end"))
+    if start is None or end is None or end <= start:
+        return {}, None
+    covering = request.GET.get("covering", "")
+    person = schedule.account.users.filter(pk=covering).first() if covering.isdigit() else None
+    return {"start": start, "end": end}, person
+
+
 def _render_schedule(request, schedule, form, override_form, status=200):
     now = timezone.now()
-    days, legend = timeline(schedule, now, TIMELINE_DAYS)
+    window = window_from(request.GET, timezone.localdate(now, schedule.tz))
+    days, legend = timeline(schedule, now, window)
+    if request.can_edit:
+        for day in days:
+            for bar in day.bars:
+                bar.override_url = "" if bar.is_override else _override_link(schedule, window, bar)
+    here = reverse("web:schedule", args=[schedule.pk])
+    today = window_from({"weeks": window.weeks}, timezone.localdate(now, schedule.tz))
+    views = [(weeks, here + "?" + urlencode(window.with_weeks(weeks).query()), weeks == window.weeks)
+             for weeks in VIEW_WEEKS]
     overrides = schedule.overrides.filter(end__gt=now - dt.timedelta(days=1)).select_related("user")
     return render(
         request,
@@ -59,10 +93,18 @@ def _render_schedule(request, schedule, form, override_form, status=200):
             "override_form": override_form,
             "days": days,
             "legend": legend,
+            "window": window,
+            "views": views,
+            "earlier_url": here + "?" + urlencode(window.earlier().query()),
+            "later_url": here + "?" + urlencode(window.later().query()),
+            "today_url": here + "?" + urlencode(today.query()),
+            "showing_today": window.start <= today.start <= window.end,
+            "covering": getattr(override_form, "covering", None),
             "on_call": schedule.on_call_at(now),
             "layers": schedule.layers.prefetch_related("members__user", "restrictions"),
             "overrides": overrides,
             "hours": range(0, 24, 3),
+            "now_label": timezone.localtime(now, schedule.tz).strftime("%H:%M"),
         },
         status=status,
     )
@@ -80,7 +122,9 @@ def schedule_detail(request, schedule_pk):
             form.save()
             messages.success(request, "Schedule saved.")
             return redirect("web:schedule", schedule.pk)
-    override_form = forms.OverrideForm(account=request.account, prefix="override")
+    initial, covering = _override_prefill(request, schedule)
+    override_form = forms.OverrideForm(account=request.account, prefix="override", initial=initial)
+    override_form.covering = covering
     return _render_schedule(request, schedule, form, override_form, status=400 if form.errors else 200)
 
 

@@ -1,20 +1,30 @@
 /* The Test call page: play the caller and the agents of a call on the local phone network.
-   Plain JS, no build step. The page polls /test-call/state/ and posts actions to /test-call/legs/<uuid>/<action>/. */
+   Plain JS, no build step. The page polls /test-call/state/ and posts actions to /test-call/legs/<uuid>/<action>/;
+   the account's calls in progress come from /test-call/calls/. The URLs are data attributes of the call form. */
 (function () {
   "use strict";
 
-  var urls = document.getElementById("test-call-urls").dataset;
-  var cfg = {stateUrl: urls.stateUrl, legUrl: urls.legUrl};
   var $ = function (id) { return document.getElementById(id); };
+  var form = $("call-form");
+  if (!form) { return; }
+  var cfg = {
+    stateUrl: form.getAttribute("data-state-url"),
+    callsUrl: form.getAttribute("data-calls-url"),
+    legUrl: form.getAttribute("data-leg-url"),
+    hangupUrl: form.getAttribute("data-hangup-url")
+  };
   var csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
   var callUuid = null;
   var pollTimer = null;
   var endedAt = null;
   var spoken = {};
+  var quiet = false;  // a resumed call: what was said before is not read aloud again
   var recorder = null;
   var POLL_MS = 700;
   var AFTER_END_POLL_MS = 2000;
   var AFTER_END_SECONDS = 90;
+  var LIVE_POLL_MS = 5000;
+  var liveTimer = null;
 
   var STATE_LABELS = {
     calling: "Calling", dialling: "Dialling", ringing: "Ringing", answered: "Answered", on_hold: "On hold",
@@ -60,7 +70,10 @@
       var key = leg.uuid + ":" + entry.seq;
       if (spoken[key]) { return; }
       spoken[key] = true;
+      if (quiet) { return; }
       if (entry.kind === "talk" && !endedAt) { speak(entry.text, entry.language); }
+      // A key cut the announcement short: stop reading it aloud too.
+      if (entry.kind === "barge_in" && "speechSynthesis" in window) { window.speechSynthesis.cancel(); }
     });
   }
 
@@ -136,8 +149,29 @@
     if (w.kind === "record") { return "● Recording: leave your message" + (w.end_on_key ? ", end with " + w.end_on_key : "") + "."; }
     if (w.kind === "ringing") { return "Ringing…"; }
     if (w.kind === "conversation") { return w.connected ? "Connected." : "On hold."; }
-    if (w.kind === "talk") { return w.barge_in ? "Playing: you may press a key now." : "Playing…"; }
+    if (w.kind === "talk") { return ""; }  // said by announcementText
     return "";
+  }
+
+  function seconds(value) {
+    var rounded = Math.max(1, Math.round(value));
+    return rounded === 1 ? "1 second" : rounded + " seconds";
+  }
+
+  // What the screen says while an announcement (a talk or a streamed file) plays, and what works meanwhile.
+  function announcementText(leg, role) {
+    var w = leg.waiting;
+    if (!w || w.kind !== "talk" || leg.state === "ended") { return ""; }
+    var length = w.seconds ? " (about " + seconds(w.seconds) + ")" : " (repeating)";
+    var what = (w.media === "stream" ? "Audio playing" : "Announcement playing") + length + ". ";
+    if (!w.barge_in) { return what + "Keys pressed now are not heard: wait for the end."; }
+    return what + (role === "agent" ? "Accept or Decline now: no need to wait for the end." : "Press a key now to skip it.");
+  }
+
+  function renderAnnouncement(element, leg, role) {
+    var text = announcementText(leg, role);
+    element.textContent = text;
+    element.hidden = !text;
   }
 
   function setState(element, leg) {
@@ -151,6 +185,7 @@
     $("caller").className = "phone " + leg.state;
     $("caller-prompt").textContent = lastPrompt(leg);
     $("caller-waiting").textContent = waitingText(leg);
+    renderAnnouncement($("caller-announcement"), leg, "caller");
     var ended = leg.state === "ended";
     Array.prototype.forEach.call(document.querySelectorAll("#keypad button, #say-form button, #say-form input"), function (b) { b.disabled = ended; });
     $("caller-hangup").disabled = ended;
@@ -171,12 +206,14 @@
     card.setAttribute("aria-label", leg.name + "'s phone");
     card.innerHTML =
       '<div class="head"><div><h2></h2><div class="number"></div></div><span class="state"></span></div>' +
-      '<div class="screen" aria-live="polite"><div class="prompt"></div><div class="waiting"></div></div>' +
+      '<div class="screen" aria-live="polite"><div class="prompt"></div><div class="announcement" hidden></div>' +
+      '<div class="waiting"></div></div>' +
       '<div class="actions">' +
       '<button type="button" class="ok" data-action="accept">Accept (1)</button>' +
       '<button type="button" class="danger" data-action="decline">Decline (2)</button>' +
       '<button type="button" data-action="hangup">Hang up</button></div>' +
       '<div class="actions small ringing-only">' +
+      '<button type="button" data-action="answer">Answer and listen</button>' +
       '<button type="button" data-action="busy">Busy</button>' +
       '<button type="button" data-action="no_answer">No answer</button>' +
       '<button type="button" data-action="machine">Mailbox picks up</button></div>' +
@@ -201,6 +238,8 @@
     setState(card.querySelector(".state"), leg);
     card.querySelector(".prompt").textContent = lastPrompt(leg);
     card.querySelector(".waiting").textContent = waitingText(leg);
+    renderAnnouncement(card.querySelector(".announcement"), leg, "agent");
+    card.setAttribute("data-announcing", leg.waiting && leg.waiting.kind === "talk" ? "true" : "false");
     var ringing = leg.state === "ringing";
     var live = leg.state !== "ended";
     var deciding = ringing || leg.state === "answered";
@@ -266,6 +305,7 @@
       speakNew(leg);
       if (leg.role === "caller") { caller = leg; renderCaller(leg); } else { renderAgent(leg); }
     });
+    quiet = false;
     renderCallLog(data.call_log);
     renderIncident(data.incident);
     if (caller && caller.state === "ended" && !endedAt) {
@@ -273,6 +313,7 @@
       if ("speechSynthesis" in window) { window.speechSynthesis.cancel(); }
       holdMusic(null);
       $("call-button").disabled = false;
+      loadLiveCalls();
     }
   }
 
@@ -290,6 +331,72 @@
         pollTimer = setTimeout(poll, endedAt ? AFTER_END_POLL_MS : POLL_MS);
       });
   }
+
+  // --- the account's calls in progress ---------------------------------------------------------------------------
+
+  function liveCallRow(call) {
+    var tr = document.createElement("tr");
+    tr.setAttribute("data-call", call.call);
+    [call.placed_at, call.number, call.placed_by, (STATE_LABELS[call.state] || call.state) +
+      (call.agents ? " · " + call.agents + (call.agents === 1 ? " agent" : " agents") + " up" : "")
+    ].forEach(function (text) {
+      var td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
+    });
+    var actions = document.createElement("td");
+    actions.className = "tc-live-actions";
+    var resume = document.createElement("button");
+    resume.type = "button";
+    resume.setAttribute("data-live", "resume");
+    resume.textContent = call.call === callUuid ? "On this page" : "Resume";
+    resume.disabled = call.call === callUuid;
+    var hangup = document.createElement("button");
+    hangup.type = "button";
+    hangup.className = "danger";
+    hangup.setAttribute("data-live", "hangup");
+    hangup.textContent = "Hang up";
+    actions.appendChild(resume);
+    actions.appendChild(hangup);
+    tr.appendChild(actions);
+    return tr;
+  }
+
+  function loadLiveCalls() {
+    clearTimeout(liveTimer);
+    return fetch(cfg.callsUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : Promise.reject(new Error("HTTP " + response.status)); })
+      .then(function (data) {
+        var body = $("live-calls-body");
+        body.innerHTML = "";
+        data.calls.forEach(function (call) { body.appendChild(liveCallRow(call)); });
+        $("live-calls").hidden = !data.calls.length;
+      })
+      .catch(function () { /* the list is a convenience: the next round tries again */ })
+      .then(function () { liveTimer = setTimeout(loadLiveCalls, LIVE_POLL_MS); });
+  }
+
+  function watch(uuid, resumed) {
+    if ("speechSynthesis" in window) { window.speechSynthesis.cancel(); }
+    holdMusic(null);
+    callUuid = uuid;
+    $("phones").setAttribute("data-call", uuid);
+    $("call-button").disabled = true;
+    resetPage();
+    quiet = Boolean(resumed);
+    poll();
+    loadLiveCalls();
+  }
+
+  $("live-calls").addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-live]");
+    if (!button || button.disabled) { return; }
+    var uuid = button.closest("tr").getAttribute("data-call");
+    button.disabled = true;
+    if (button.getAttribute("data-live") === "resume") { watch(uuid, true); return; }
+    post(cfg.hangupUrl.replace("UUID", uuid), {}).then(function () {
+      if (uuid === callUuid) { poll(); }
+      loadLiveCalls();
+    }, function () { button.disabled = false; });
+  });
 
   function resetPage() {
     endedAt = null;
@@ -310,14 +417,12 @@
 
   // --- wiring ------------------------------------------------------------------------------------------------
 
-  $("call-form").addEventListener("submit", function (event) {
+  form.addEventListener("submit", function (event) {
     event.preventDefault();
     if ("speechSynthesis" in window) { window.speechSynthesis.cancel(); }
     $("call-button").disabled = true;
     post(this.action, { number: $("number").value }).then(function (data) {
-      callUuid = data.call;
-      resetPage();
-      poll();
+      watch(data.call);
     }, function () { $("call-button").disabled = false; });
   });
 
@@ -365,4 +470,5 @@
       setTimeout(function () { if (recorder && recorder.state === "recording") { recorder.stop(); } }, 30000);
     }, function () { $("mic-status").textContent = "The microphone is not available."; });
   });
+  loadLiveCalls();
 })();

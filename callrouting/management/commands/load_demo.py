@@ -1,6 +1,8 @@
 """manage.py load_demo: a demo account with people, schedules and policies, plus logins to try it with.
 
-Idempotent: run it again to reset the demo rows and the demo passwords.
+Loads only into an empty database (no account, no user yet), so that `make run` keeps an owner's edits across
+restarts. With --reset it creates or resets the demo rows and the demo passwords whatever else the database holds
+(`make demo-reset`); that is idempotent.
 """
 import secrets
 
@@ -15,7 +17,6 @@ from escalation.models import Account, User
 # Documented in the README; used only with DEBUG on. With --force on a DEBUG-off installation a random password
 # is generated and printed instead.
 DEMO_PASSWORD = "demo-password"
-ADMIN_URL = "http://127.0.0.1:8000/admin/"
 
 
 class Command(BaseCommand):
@@ -23,10 +24,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="Run even with DEBUG off (prints a random password).")
+        parser.add_argument("--reset", action="store_true",
+                            help="Create or reset the demo rows and passwords even when the database holds data.")
 
-    def handle(self, *args, force=False, **options):
+    def handle(self, *args, force=False, reset=False, **options):
         if not settings.DEBUG and not force:
             raise CommandError("load_demo creates logins with a known password: run it with DEBUG=true or --force.")
+        if not reset and (Account.objects.exists() or User.objects.exists()):
+            self.stdout.write("The database already holds accounts or users: the demo is not loaded "
+                              "(`make demo-reset` or `manage.py load_demo --reset` resets the demo rows).")
+            return
         password = DEMO_PASSWORD if settings.DEBUG else secrets.token_urlsafe(12)
         with transaction.atomic():
             account, _ = Account.objects.update_or_create(
@@ -45,7 +52,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo account {account.name!r} is ready."))
         for key, objects in demo.items():
             self.stdout.write(f"  {key.replace('_', ' ').capitalize()}: {', '.join(objects)}")
-        self.stdout.write(f"Django admin: {ADMIN_URL}")
+        # The address depends on how the server runs (make run PORT=..., ADDR=...): run_local prints it.
+        self.stdout.write("Django admin: /admin/ on the web server's address")
         self.stdout.write(f"  support staff: {logins[0].username} / {password}")
         self.stdout.write(f"  account owner: {logins[1].username} / {password} ({account.name})")
 

@@ -10,6 +10,7 @@ account (Test call page, manage.py simulate_call). Its credentials are generated
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,11 +54,12 @@ class Command(BaseCommand):
             # they end with it if it is killed outright: callrouting.processes.start_child).
             children["worker"] = start_child([*manage, "qcluster"], env=env)
             children["web"] = start_child([*manage, "runserver", "--noreload", addr], env=env)
-            url = f"http://{addr}/"
-            self.stdout.write(self.style.SUCCESS(f"callrouting on {url} (admin: {url}admin/). Ctrl-C stops both."))
-            if env is not None:
-                self.stdout.write(f"No Vonage credentials: calls go to the local phone network. Try {url}test-call/")
-            self.stdout.flush()
+            if _wait_until_listening(addr, children, stop_requested):
+                url = f"http://{addr}/"
+                self.stdout.write(self.style.SUCCESS(f"callrouting on {url} (admin: {url}admin/). Ctrl-C stops both."))
+                if env is not None:
+                    self.stdout.write(f"No Vonage credentials: calls go to the local phone network. Try {url}test-call/")
+                self.stdout.flush()
             while not stop_requested and all(child.poll() is None for child in children.values()):
                 time.sleep(0.2)
         finally:
@@ -113,6 +115,28 @@ class Command(BaseCommand):
         running.write_text(json.dumps({"url": emulator_url, "ca": str(setup.ca_cert_path)}))
         self.stdout.write(f"Local phone network on {emulator_url} (speed {speed:g}).")
         return env
+
+
+def _connect_host(addr):
+    """(host, port) to reach the server bound to ADDR ("0.0.0.0:8000" is reached on 127.0.0.1)."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    return ("127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host), int(port)
+
+
+def _wait_until_listening(addr, children, stop_requested):
+    """Wait until the web server accepts connections on ADDR; False if a child exits or a stop is asked first.
+
+    runserver prints its own banner before it binds, and migrations or a slow disk can take a while: the
+    "callrouting on ..." line must not send anyone to a page that does not answer yet."""
+    target = _connect_host(addr)
+    while not stop_requested and all(child.poll() is None for child in children.values()):
+        try:
+            with socket.create_connection(target, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def _stop(children):
