@@ -298,7 +298,8 @@ def test_simultaneous_all_decline_goes_to_voicemail(phone, number, bob, carol, v
     call.refresh_from_db()
     assert call.state == Call.State.VOICEMAIL
     (transfer,) = vonage_api.modifications(call.vonage_uuid)
-    assert transfer["action"] == "transfer" and transfer["destination"]["ncco"][0]["action"] == "record"
+    assert transfer["action"] == "transfer"
+    assert [action["action"] for action in transfer["destination"]["ncco"]] == ["notify", "record", "talk"]
 
 
 # --- nobody left ----------------------------------------------------------------------------------------------
@@ -315,8 +316,10 @@ def test_voicemail_with_recording_and_transcript(phone, number, alice, bob, vona
     call.refresh_from_db()
     assert call.state == Call.State.VOICEMAIL
     (transfer,) = vonage_api.modifications(call.vonage_uuid)
-    greeting, record, thanks = transfer["destination"]["ncco"]
+    greeting, notify, record, thanks = transfer["destination"]["ncco"]
     assert greeting["text"] == "Please leave a message."
+    assert notify["action"] == "notify" and call.token in notify["eventUrl"][0]
+    phone.reach_notify(transfer["destination"]["ncco"])
     assert record["format"] == "mp3" and record["endOnKey"] == "#" and record["timeOut"] == 120 and record["beepStart"]
     assert record["transcription"]["language"] == "en-US"
     assert call.token in record["eventUrl"][0] and call.token in record["transcription"]["eventUrl"][0]
@@ -350,8 +353,8 @@ def test_voicemail_transcript_fetched_from_url(phone, number, alice, bob, vonage
     call = route(phone, number, "1")
     phone.agent_press(phone.leg(alice), "2")
     phone.agent_press(phone.leg(bob), "2")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]  # empty greeting: record first
-    assert record["action"] == "record"
+    notify, record, _ = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"]  # no greeting
+    assert (notify["action"], record["action"]) == ("notify", "record")
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     document = b'{"channels": [{"transcript": [{"sentence": "Call me back"}, {"sentence": "please."}]}]}'
     phone.post(record["transcription"]["eventUrl"][0], {"transcription_url": vonage_api.add_recording(document)})
@@ -366,7 +369,7 @@ def test_voicemail_without_transcription_escalates_on_recording(phone, number, a
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][1]
     assert "transcription" not in record
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     assert escalations(call.incident) == 1
@@ -381,7 +384,7 @@ def test_voicemail_deadline_escalates_when_the_transcript_never_comes(phone, num
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][1]
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()

@@ -42,9 +42,10 @@ def escalations(incident):
 def test_every_call_goes_straight_to_the_recording(phone, number, vonage_api, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     response, uuid = phone.dial(number.phone_number)
-    record, thanks = response.json()
+    notify, record, thanks = response.json()
     # No greeting, no menu, no mailbox greeting: the recording starts at once (an automated caller's message
     # is not clipped).
+    assert notify["action"] == "notify"
     assert record["action"] == "record" and record["beepStart"] is True
     assert record["transcription"]["language"] == "en-US"
     assert thanks["text"] == "Thank you for your message. Goodbye."
@@ -73,7 +74,7 @@ def test_mailbox_greeting_text_is_read_before_the_beep(phone, number):
     number.voicemail_greeting = "Leave a message."
     number.save()
     response, uuid = phone.dial(number.phone_number)
-    assert [a["action"] for a in response.json()] == ["talk", "record", "talk"]
+    assert [a["action"] for a in response.json()] == ["talk", "notify", "record", "talk"]
     assert response.json()[0]["text"] == "Leave a message."
     assert "Welcome to Acme." not in str(response.json())
 

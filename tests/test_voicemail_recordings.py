@@ -54,8 +54,9 @@ def hook(number, worker):
     return AlertActionFactory(alert_source=number.alert_source, name="Ops hook", url="https://hooks.example.com/ops")
 
 
-def to_voicemail(phone, number, alice, bob):
-    """A caller nobody takes: (call, the record action the caller hears)."""
+def to_voicemail(phone, number, alice, bob, *, recording=True):
+    """A caller nobody takes: (call, the record action the caller hears). RECORDING: the caller gets past the
+    mailbox greeting and the recording starts (the NCCO's notify action reaches the product)."""
     response, uuid = phone.dial(number.phone_number, caller="+4917612345678")
     phone.press(response.json(), "1")
     phone.leg_event(phone.leg(alice), "busy")
@@ -63,6 +64,10 @@ def to_voicemail(phone, number, alice, bob):
     call = the_call(uuid)
     assert call.state == Call.State.VOICEMAIL
     ncco = phone.api.modifications(call.vonage_uuid)[0]["destination"]["ncco"]
+    if recording:
+        phone.reach_notify(ncco)
+        call.refresh_from_db()
+        assert call.recording_started_at is not None
     return call, next(action for action in ncco if action["action"] == "record")
 
 
@@ -190,10 +195,11 @@ def test_next_attempts_back_off_from_minutes_to_days_and_stop_before_vonage_dele
 
 
 def test_a_voicemail_whose_recording_webhook_never_came_is_flagged(phone, number, alice, bob, hook):
-    call, _ = to_voicemail(phone, number, alice, bob)
+    call, _ = to_voicemail(phone, number, alice, bob)  # the recording started (notify), then the caller hung up
     phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()
     assert call.outcome == Call.Outcome.VOICEMAIL and call.recording_due_at is not None
+    assert escalations(call) == 0  # the record webhook follows the hang-up: it is waited for
     assert sweep_at(phone, call.recording_due_at - SECOND)["missing_recordings"] == 0
     assert sweep_at(phone, call.recording_due_at)["missing_recordings"] == 1
     assert any(line.startswith("Vonage sent no recording for this voicemail") for line in timeline(call))
