@@ -92,6 +92,25 @@ def test_caller_hanging_up_without_a_message_escalates_at_once(phone, number):
     assert escalations(call.incident) == 1
 
 
+def test_caller_hanging_up_after_speaking_leaves_a_voicemail(phone, number, vonage_api, settings, tmp_path):
+    """The recording started (notify), the caller spoke and hung up; Vonage's record webhook comes after that."""
+    settings.MEDIA_ROOT = tmp_path
+    response, uuid = phone.dial(number.phone_number)
+    ncco = response.json()
+    phone.reach_notify(ncco)
+    phone.hang_up(uuid)
+    call = the_call(uuid)
+    assert call.outcome == Call.Outcome.VOICEMAIL and escalations(call.incident) == 0
+    record = ncco[1]
+    phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"ID3-recording"), "recording_uuid": "r1",
+                                       "start_time": "2026-11-27T10:00:00Z", "end_time": "2026-11-27T10:00:09Z"})
+    phone.post(record["transcription"]["eventUrl"][0], {"transcript": "Call me back."})
+    assert Voicemail.objects.get(call=call).recording.read() == b"ID3-recording"
+    assert escalations(call.incident) == 1
+    assert the_call(uuid).outcome == Call.Outcome.VOICEMAIL
+    assert "Call ended: hung up before leaving a message." not in call.incident.events.values_list("message", flat=True)
+
+
 def test_voicemail_only_without_options_uses_the_alert_source(phone, acme):
     number = RoutingNumberFactory(account=acme, voicemail_enabled=True, voicemail_only=True)
     response, uuid = phone.dial(number.phone_number)

@@ -217,6 +217,45 @@ def test_a_voicemail_whose_recording_came_after_the_hang_up_is_not_flagged(phone
     assert not any("no recording" in line for line in timeline(call))
 
 
+def test_a_recording_of_under_two_seconds_after_the_hang_up_is_no_message(phone, number, alice, bob, hook):
+    """The caller hung up right after the beep: Vonage still sends a recording (a second of line noise). It is
+    kept, but the call ends as "hung up before leaving a message", escalated at once, and announced to nobody."""
+    call, record_action = to_voicemail(phone, number, alice, bob)
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL and escalations(call) == 0
+    phone.post(record_action["eventUrl"][0], {"recording_url": phone.api.add_recording(b"ID3-click"),
+                                              "recording_uuid": "rec-1", "start_time": "2026-11-27T10:00:00.000Z",
+                                              "end_time": "2026-11-27T10:00:01.400Z"})
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_MESSAGE
+    assert call.recording_due_at is None and call.voicemail_due_at is None
+    lines = timeline(call)
+    assert "The recording is only 1 s long: the caller hung up before leaving a message." in lines
+    assert "Escalating: the caller hung up before leaving a message" in lines
+    assert escalations(call) == 1
+    assert Voicemail.objects.get(call=call).recording.read() == b"ID3-click"  # nothing is thrown away
+    assert voicemail_payloads(hook) == []
+    assert sweep_at(phone, timezone.now() + dt.timedelta(hours=1))["missing_recordings"] == 0
+    assert escalations(call) == 1
+
+
+def test_a_message_after_a_lost_notify_turns_no_message_into_a_voicemail(phone, number, alice, bob, hook):
+    """The notify never reached the product, so the hang-up looked like one during the greeting (escalated at
+    once); the recording that follows shows a real message: the voicemail is stored and announced as any other."""
+    call, record_action = to_voicemail(phone, number, alice, bob, recording=False)
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_MESSAGE and escalations(call) == 1
+    record(phone, record_action, phone.api.add_recording(b"ID3-real-message"))
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL
+    assert "A recording of 12 s came in after the caller hung up: they left a message after all." in timeline(call)
+    assert Voicemail.objects.get(call=call).is_stored
+    assert [p["status"] for p in voicemail_payloads(hook)] == ["recorded"]
+    assert escalations(call) == 1
+
+
 # --- 14.6: the team hears about it at once ------------------------------------------------------------------------
 
 
