@@ -12,7 +12,15 @@ Caller (Call.State)                                   Agent leg (AgentLeg.Status
   ROUTING -- nobody left, voicemail off --> ENDED (no_agent)           machine / failed --> the next agent is called
   MENU/ROUTING -- caller hangs up --> ENDED (abandoned)             any not ended -- caller gone / taken --> CANCELLED
   CONNECTED -- either side hangs up --> ENDED (answered)
-  VOICEMAIL -- caller hangs up --> ENDED (voicemail; no_message and escalated at once without a recording)
+  VOICEMAIL -- caller hangs up --> ENDED: voicemail when the recording is in or under way (its record webhook
+             follows the hang-up); no_message, escalated at once, when the caller left during the mailbox greeting
+  ENDED (voicemail) -- a recording under MIN_MESSAGE_SECONDS arrives after the hang-up --> no_message, escalated
+  ENDED (no_message) -- a longer recording arrives after all --> voicemail
+
+Vonage sends the record webhook when the recording is finished, which for a caller who speaks and hangs up comes
+after the leg's "completed" event. So the mailbox NCCO has a notify action right before its record action: its
+webhook (Call.recording_started_at) tells a caller who hung up during the greeting from one whose message is
+still on its way.
 """
 import re
 import unicodedata
@@ -26,6 +34,11 @@ from . import ncco, phrases
 from .models import AgentLeg, Call, CallTarget, NumberAudio, Target
 
 MAX_MENU_TRIES = 3
+# A recording shorter than this that ends with the caller hanging up holds no message (the beep, a breath).
+MIN_MESSAGE_SECONDS = 2
+HUNG_UP_BEFORE_MESSAGE = "the caller hung up before leaving a message"
+# What the notify action right before the record action sends (callrouting:call-recording-started).
+RECORDING_STARTED = {"mailbox": "recording"}
 HOLD_MUSIC = "callrouting/hold-music.mp3"
 
 S = Call.State
@@ -100,6 +113,17 @@ class EndCall:
 
 
 @dataclass(frozen=True)
+class ChangeOutcome:
+    """An ended call's outcome turns out otherwise once its recording is in: OLD becomes NEW, with WHY on the
+    timeline (and ESCALATE, a reason, when the incident goes back to its escalation policy now)."""
+
+    old: str
+    new: str
+    why: str
+    escalate: str = ""
+
+
+@dataclass(frozen=True)
 class DialNext:
     """Call the next waiting agent (sequential) or every waiting agent (simultaneous)."""
 
@@ -169,7 +193,8 @@ def hold_ncco(number, call, *, announce=True):
 
 
 def voicemail_ncco(number, call):
-    """The mailbox greeting (recording or text; none: the recording starts at once), the recording, a thank-you."""
+    """The mailbox greeting (recording or text; none: the recording starts at once), a notify that the recording
+    begins (the caller got past the greeting: callrouting:call-recording-started), then record_ncco."""
     actions = []
     custom = number.audio_urls().get(NumberAudio.Kind.MAILBOX_GREETING)
     greeting = number.voicemail_greeting.strip()
@@ -177,16 +202,21 @@ def voicemail_ncco(number, call):
         actions.append(ncco.stream(custom))
     elif greeting:
         actions.extend(ncco.talks(greeting, number.language))
-    actions.append(
+    actions.append(ncco.notify(absolute_url("callrouting:call-recording-started", token=call.token), RECORDING_STARTED))
+    return actions + record_ncco(number, call)
+
+
+def record_ncco(number, call):
+    """The recording (with its transcription when the number has it on) and a thank-you."""
+    return [
         ncco.record(
             absolute_url("callrouting:call-recording", token=call.token),
             max_seconds=number.voicemail_max_length,
             transcription_language=number.language if number.voicemail_transcription else None,
             transcription_event_url=absolute_url("callrouting:call-transcription", token=call.token),
-        )
-    )
-    actions.append(ncco.talk(phrases.phrase(number.language, "voicemail_thanks"), number.language))
-    return actions
+        ),
+        ncco.talk(phrases.phrase(number.language, "voicemail_thanks"), number.language),
+    ]
 
 
 def nobody_available_ncco(language):
@@ -304,8 +334,11 @@ def on_menu_input(number, options, call, *, digits="", speech_texts=()):
 
 
 def on_caller_gone(call, *, message_left=False):
-    """The caller's leg ended (hung up, or the network dropped it). MESSAGE_LEFT: a voicemail recording came in
-    (a caller who hangs up at the mailbox before that is escalated at once)."""
+    """The caller's leg ended (hung up, or the network dropped it). MESSAGE_LEFT: a voicemail recording came in.
+
+    In the mailbox, a caller whose recording had not started (call.recording_started_at: they hung up during
+    the greeting) left no message: escalated at once. One whose recording had started ends as a voicemail whose
+    record webhook is still to come (Vonage sends it after the hang-up; Call.recording_due_at flags it if never)."""
     if call.state == S.MENU:
         return Step(effects=(EndCall(Call.Outcome.ABANDONED),))
     if call.state == S.ROUTING:
@@ -315,9 +348,29 @@ def on_caller_gone(call, *, message_left=False):
     if call.state == S.CONNECTED:
         return Step(effects=(EndCall(Call.Outcome.ANSWERED, cancel_legs=True, resolve=True),))
     if call.state == S.VOICEMAIL:
-        if message_left:
+        if message_left or call.recording_started_at is not None:
             return Step(effects=(EndCall(Call.Outcome.VOICEMAIL),))
-        return Step(effects=(EndCall(Call.Outcome.NO_MESSAGE, escalate="the caller hung up before leaving a message"),))
+        return Step(effects=(EndCall(Call.Outcome.NO_MESSAGE, escalate=HUNG_UP_BEFORE_MESSAGE),))
+    return Step()
+
+
+def on_recording(call, seconds):
+    """Vonage's record webhook, new for CALL: a recording of SECONDS (None: unknown).
+
+    Only a recording that arrives after the call ended changes anything: it was cut short by the hang-up. One
+    under MIN_MESSAGE_SECONDS holds no message (the call ends as no_message, escalated at once); one that arrives
+    for a call ended as no_message (its notify was lost) is a message after all. A recording that arrives while
+    the caller is still on the line ended on '#' or at the maximum length: a message, however short."""
+    if call.state != S.ENDED:
+        return Step()
+    short = seconds is not None and seconds < MIN_MESSAGE_SECONDS
+    if call.outcome == Call.Outcome.VOICEMAIL and short:
+        why = f"the recording is only {seconds} s long: {HUNG_UP_BEFORE_MESSAGE}"
+        return Step(effects=(ChangeOutcome(call.outcome, Call.Outcome.NO_MESSAGE, why, HUNG_UP_BEFORE_MESSAGE),))
+    if call.outcome == Call.Outcome.NO_MESSAGE and not short:
+        length = f"of {seconds} s " if seconds is not None else ""
+        why = f"a recording {length}came in after the caller hung up: they left a message after all"
+        return Step(effects=(ChangeOutcome(call.outcome, Call.Outcome.VOICEMAIL, why),))
     return Step()
 
 

@@ -470,6 +470,11 @@ class Call(models.Model):
     escalated_at = models.DateTimeField(
         null=True, blank=True, help_text="When the call's incident went back to normal escalation (once per call)."
     )
+    recording_started_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="In voicemail: when the caller got past the mailbox greeting and the recording began (Vonage's "
+        "notify webhook just before the record action).",
+    )
 
     # Frozen when the call comes in (callrouting.models.CallTarget).
     target = models.CharField(max_length=12, choices=Target.choices, default=Target.MENU)

@@ -89,6 +89,11 @@ def conversation(name, *, start_on_enter=True, end_on_exit=False, music_on_hold_
     return action
 
 
+def notify(event_url, payload):
+    """Send PAYLOAD to EVENT_URL when the NCCO reaches this action; an empty answer lets the NCCO go on."""
+    return {"action": "notify", "payload": dict(payload), "eventUrl": [event_url], "eventMethod": "POST"}
+
+
 def record(event_url, *, max_seconds, transcription_language=None, transcription_event_url=None):
     """Record up to MAX_SECONDS in mp3, ending on '#', with a beep first; transcribed when a language is given."""
     action = {

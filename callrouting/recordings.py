@@ -7,8 +7,9 @@ with signed links that expire.
   actions are told. The minute sweeper (callrouting.sweeper) hands out every due download, so a lost task costs
   at most DOWNLOAD_LEASE. The team is not kept waiting meanwhile: after the first failed download the voicemail
   counts as in (Voicemail.is_settled) and the incident escalates.
-- Missing webhooks: a call that ends in voicemail gets Call.recording_due_at; if Vonage's record webhook has not
-  come by then, the incident is flagged and the actions are told.
+- Missing webhooks: a call that ends in voicemail (the recording in, or started: Call.recording_started_at) gets
+  Call.recording_due_at; Vonage sends the record webhook when the recording is finished, for a caller who hangs
+  up that is after the call ended. If it has not come by then, the incident is flagged and the actions are told.
 - Announcements: the "voicemail" trigger of alert actions fires when the recording is stored (or its first
   download failed), again when the transcript arrives later, and when the recording is lost or never came.
 - Links: signed_link() names the voicemail's token, signed with SECRET_KEY and a timestamp; it expires after
@@ -93,8 +94,9 @@ def voicemail_details(voicemail, status):
 
 
 def announce(call, voicemail, status):
-    """Fire the "voicemail" trigger of the alert actions of CALL's incident (inside the caller's transaction)."""
-    if call.incident_id:
+    """Fire the "voicemail" trigger of the alert actions of CALL's incident (inside the caller's transaction).
+    A recording that held no message (the caller hung up right after the beep) is kept but not announced."""
+    if call.incident_id and call.outcome != Call.Outcome.NO_MESSAGE:
         actions.fire(call.incident_id, AlertAction.Trigger.VOICEMAIL,
                      details={"voicemail": {"caller": call.caller or None, **voicemail_details(voicemail, status)}})
 

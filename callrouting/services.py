@@ -10,11 +10,13 @@ import datetime as dt
 import json
 import logging
 import re
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_q.tasks import async_task
@@ -731,11 +733,43 @@ def _seconds_between(start, end):
 
 
 @transaction.atomic
+def begin_voicemail_recording(call):
+    """The caller got past the mailbox greeting: the recording begins (the notify action before the record
+    action, or the fallback after it failed). Once per call, only in voicemail. Returns True when this marked it."""
+    if not Call.objects.filter(pk=call.pk, state=S.VOICEMAIL, recording_started_at__isnull=True).update(
+        recording_started_at=timezone.now()
+    ):
+        return False
+    _log(call, "recording_started")
+    _timeline(call, "The caller heard the mailbox greeting; recording their message.", kind=IncidentEvent.Kind.VOICEMAIL)
+    return True
+
+
+@transaction.atomic
+def change_call_outcome(call, change):
+    """Apply flow.ChangeOutcome CHANGE to the ended CALL (once): the new outcome, why, and an escalation now."""
+    values = {"outcome": change.new}
+    if change.new == Call.Outcome.NO_MESSAGE:
+        values.update(recording_due_at=None, voicemail_due_at=None)  # nothing more to wait for
+    if not Call.objects.filter(pk=call.pk, state=S.ENDED, outcome=change.old).update(**values):
+        return False
+    call.outcome = change.new
+    _log(call, "outcome", outcome=change.new, was=change.old)
+    _timeline(call, change.why[:1].upper() + change.why[1:] + ".", kind=IncidentEvent.Kind.VOICEMAIL)
+    if change.escalate:
+        escalate_call_incident(call, change.escalate, unless_raise_pending=True)
+    return True
+
+
+@transaction.atomic
 def record_voicemail(call, payload):
-    """The record webhook: remember Vonage's recording and fetch it (once)."""
+    """The record webhook: remember Vonage's recording and fetch it (once). A recording that arrives after the
+    caller hung up may change how the call ended (flow.on_recording)."""
     url = payload.get("recording_url")
     if not isinstance(url, str) or not url.startswith("https://"):
         raise MalformedWebhook("record webhook without an https recording_url")
+    # Under the call's row lock, like the caller's hang-up event, so the two never decide on stale state.
+    call = Call.objects.select_for_update(of=("self",)).select_related("routing_number").get(pk=call.pk)
     voicemail = _voicemail_for(call)
     duration = _seconds_between(payload.get("start_time"), payload.get("end_time"))
     if not Voicemail.objects.filter(pk=voicemail.pk, recording_url="").update(
@@ -751,7 +785,9 @@ def record_voicemail(call, payload):
         kind=IncidentEvent.Kind.VOICEMAIL,
         voicemail=voicemail.pk,
     )
-    _enqueue("download_voicemail", voicemail.pk)
+    for effect in flow.on_recording(call, duration).effects:
+        change_call_outcome(call, effect)
+    _enqueue("download_voicemail", voicemail.pk)  # kept whatever the outcome: nothing the caller said is lost
     return True
 
 
@@ -798,6 +834,8 @@ def attach_transcript(call, text, *, source=""):
 
 def _escalate_if_voicemail_complete(voicemail):
     call = voicemail.call
+    if call.outcome == Call.Outcome.NO_MESSAGE:
+        return  # escalated when the call ended (or at the auto raise): the recording held no message
     needs_transcript = call.routing_number.voicemail_transcription
     if voicemail.is_settled and (voicemail.transcribed_at or not needs_transcript):
         finish_voicemail(call, "the caller left a voicemail")
@@ -1098,6 +1136,15 @@ def handle_recording(token, payload):
     record_voicemail(call, payload)
 
 
+def handle_recording_started(token, payload):
+    """The notify webhook right before the mailbox's record action (payload flow.RECORDING_STARTED)."""
+    call = Call.objects.filter(token=token).first()
+    if call is None:
+        log.info("action=recording_started_unknown_call")
+        return
+    begin_voicemail_recording(call)
+
+
 def handle_transcription(token, payload):
     """The transcription webhook (payload shape unconfirmed: inline text, or a transcription_url to fetch)."""
     # The keys only: the payload may carry the transcript, which is content and stays out of the logs.
@@ -1163,6 +1210,11 @@ def handle_fallback(payload):
             return handle_answer(payload)
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
     number = call.routing_number
+    if call.state == S.VOICEMAIL and urlsplit(url).path == reverse("callrouting:call-recording-started", args=[call.token]):
+        # The notify before the recording failed: record without it (asking again could fail the same way, and
+        # the caller would hear the greeting over and over).
+        begin_voicemail_recording(call)
+        return flow.record_ncco(number, call)
     if call.state == S.MENU:
         options = _options(number)
         if options:

@@ -79,6 +79,20 @@ def event(request, payload):
 
 @webhook_methods
 @vonage_webhook
+def call_recording_started(request, payload, token):
+    """The notify action right before the mailbox's record action. An empty answer lets the NCCO go on to the
+    recording; a refusal would send Vonage to the fallback URL (which records the message all the same)."""
+    try:
+        services.handle_recording_started(token, payload)
+    except DatabaseError as exc:
+        # The caller still gets to leave the message; its record webhook, once the database answers again,
+        # turns the call into a voicemail (flow.on_recording).
+        log.error("webhook database_down path=%s error=%s: %s", request.path, type(exc).__name__, exc)
+    return no_content()
+
+
+@webhook_methods
+@vonage_webhook
 def call_recording(request, payload, token):
     services.handle_recording(token, payload)
     return no_content()

@@ -11,6 +11,7 @@ urlpatterns = [
     path("event", views.event, name="event"),
     path("fallback", views.fallback, name="fallback"),
     path("call/<str:token>/input", views.call_input, name="call-input"),
+    path("call/<str:token>/recording-started", views.call_recording_started, name="call-recording-started"),
     path("call/<str:token>/recording", views.call_recording, name="call-recording"),
     path("call/<str:token>/transcription", views.call_transcription, name="call-transcription"),
     path("leg/<str:token>/event", views.leg_event, name="leg-event"),

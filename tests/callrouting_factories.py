@@ -128,6 +128,14 @@ class Phone:
         speech = {"results": [{"text": text, "confidence": "0.9"} for text in texts], "timeout_reason": "end_on_silence_timeout"}
         return self.post(self.input_url(ncco), {"dtmf": {"digits": "", "timed_out": False}, "speech": speech, **self._ids()})
 
+    def reach_notify(self, ncco, **kwargs):
+        """The caller's NCCO reaches its notify action (in the mailbox: the greeting is over, the recording
+        begins). Vonage posts the action's payload to its eventUrl; an empty answer lets the NCCO go on."""
+        action = next(action for action in ncco if action["action"] == "notify")
+        response = self.post(action["eventUrl"][0], action["payload"], **kwargs)
+        assert response.status_code == 204, response.content
+        return response
+
     def hang_up(self, uuid, status="completed"):
         """The caller's leg ends (application event webhook)."""
         return self.post("/vonage/event", {"status": status, "uuid": uuid, "direction": "inbound", **self._ids(uuid)})

@@ -13,6 +13,7 @@ from tests.callrouting_factories import (  # noqa: F401 - fixtures
     RoutingNumberFactory,
     RoutingOptionFactory,
     inline_tasks,
+    path_of,
     phone,
     policy_of,
     the_call,
@@ -298,7 +299,8 @@ def test_simultaneous_all_decline_goes_to_voicemail(phone, number, bob, carol, v
     call.refresh_from_db()
     assert call.state == Call.State.VOICEMAIL
     (transfer,) = vonage_api.modifications(call.vonage_uuid)
-    assert transfer["action"] == "transfer" and transfer["destination"]["ncco"][0]["action"] == "record"
+    assert transfer["action"] == "transfer"
+    assert [action["action"] for action in transfer["destination"]["ncco"]] == ["notify", "record", "talk"]
 
 
 # --- nobody left ----------------------------------------------------------------------------------------------
@@ -315,8 +317,10 @@ def test_voicemail_with_recording_and_transcript(phone, number, alice, bob, vona
     call.refresh_from_db()
     assert call.state == Call.State.VOICEMAIL
     (transfer,) = vonage_api.modifications(call.vonage_uuid)
-    greeting, record, thanks = transfer["destination"]["ncco"]
+    greeting, notify, record, thanks = transfer["destination"]["ncco"]
     assert greeting["text"] == "Please leave a message."
+    assert notify["action"] == "notify" and call.token in notify["eventUrl"][0]
+    phone.reach_notify(transfer["destination"]["ncco"])
     assert record["format"] == "mp3" and record["endOnKey"] == "#" and record["timeOut"] == 120 and record["beepStart"]
     assert record["transcription"]["language"] == "en-US"
     assert call.token in record["eventUrl"][0] and call.token in record["transcription"]["eventUrl"][0]
@@ -350,8 +354,8 @@ def test_voicemail_transcript_fetched_from_url(phone, number, alice, bob, vonage
     call = route(phone, number, "1")
     phone.agent_press(phone.leg(alice), "2")
     phone.agent_press(phone.leg(bob), "2")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]  # empty greeting: record first
-    assert record["action"] == "record"
+    notify, record, _ = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"]  # no greeting
+    assert (notify["action"], record["action"]) == ("notify", "record")
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     document = b'{"channels": [{"transcript": [{"sentence": "Call me back"}, {"sentence": "please."}]}]}'
     phone.post(record["transcription"]["eventUrl"][0], {"transcription_url": vonage_api.add_recording(document)})
@@ -366,7 +370,7 @@ def test_voicemail_without_transcription_escalates_on_recording(phone, number, a
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][1]
     assert "transcription" not in record
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     assert escalations(call.incident) == 1
@@ -381,7 +385,7 @@ def test_voicemail_deadline_escalates_when_the_transcript_never_comes(phone, num
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][1]
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
     phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()
@@ -404,8 +408,9 @@ def caller_ncco(vonage_api, call):
 
 
 def test_caller_hanging_up_at_the_mailbox_escalates_at_once(phone, number, alice, bob, vonage_api):
-    """No recording came in when the caller's leg completed (they hung up during the mailbox greeting): the
-    incident is escalated at once, with the outcome on the timeline, not after the longest message plus grace."""
+    """The caller's leg completed before the NCCO reached its notify (they hung up during the mailbox greeting,
+    no recording started): the incident is escalated at once, with the outcome on the timeline, not after the
+    longest message plus grace."""
     number.voicemail_enabled = True
     number.voicemail_greeting = "Please leave a message after the tone."
     number.save()
@@ -419,6 +424,7 @@ def test_caller_hanging_up_at_the_mailbox_escalates_at_once(phone, number, alice
     phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()
     assert (call.state, call.outcome) == (Call.State.ENDED, Call.Outcome.NO_MESSAGE)
+    assert call.recording_started_at is None and call.recording_due_at is None
     assert call.voicemail_due_at is None and call.transfer_due_at is None
     assert escalations(call.incident) == 1
     lines = timeline(call.incident)
@@ -429,6 +435,89 @@ def test_caller_hanging_up_at_the_mailbox_escalates_at_once(phone, number, alice
     counts = sweep(now=timezone.now() + dt.timedelta(hours=1))
     assert (counts["voicemails"], counts["transfers"]) == (0, 0)
     assert escalations(call.incident) == 1
+
+
+def to_mailbox(phone, number, alice, bob, vonage_api, settings, tmp_path):
+    """Nobody takes the call; the caller hears the mailbox greeting. Returns (call, the caller's NCCO)."""
+    settings.MEDIA_ROOT = tmp_path
+    number.voicemail_enabled, number.voicemail_transcription = True, False
+    number.voicemail_greeting = "Please leave a message after the tone."
+    number.save()
+    call = route(phone, number, "1")
+    phone.leg_event(phone.leg(alice), "busy")
+    phone.leg_event(phone.leg(bob), "busy")
+    return call, caller_ncco(vonage_api, call)
+
+
+def post_recording(phone, ncco, url, seconds):
+    record = next(action for action in ncco if action["action"] == "record")
+    return phone.post(record["eventUrl"][0], {
+        "start_time": "2026-11-27T10:00:00.000Z", "end_time": f"2026-11-27T10:00:{seconds:02d}.000Z", "recording_url": url,
+        "recording_uuid": "rec-1", "size": 18, "conversation_uuid": "CON-1", "timestamp": "2026-11-27T10:00:30.000Z",
+    })
+
+
+def test_caller_who_speaks_then_hangs_up_leaves_a_voicemail_whose_recording_follows_the_hang_up(
+        phone, number, alice, bob, vonage_api, settings, tmp_path):
+    """Vonage sends the record webhook when the recording is finished: for a caller who speaks and hangs up, after
+    the leg's "completed" event. The call ends as a voicemail awaiting its recording, and the recording is stored
+    and escalated as any voicemail."""
+    call, ncco = to_mailbox(phone, number, alice, bob, vonage_api, settings, tmp_path)
+    phone.reach_notify(ncco)  # the greeting is over, the beep, the recording starts
+    call.refresh_from_db()
+    assert call.recording_started_at is not None and call.state == Call.State.VOICEMAIL
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert (call.state, call.outcome) == (Call.State.ENDED, Call.Outcome.VOICEMAIL)
+    assert call.recording_due_at is not None and call.voicemail_due_at is not None
+    assert escalations(call.incident) == 0  # waiting for the recording, not "hung up before leaving a message"
+
+    post_recording(phone, ncco, vonage_api.add_recording(b"ID3-the-message"), 12)
+    voicemail = Voicemail.objects.get(call=call)
+    assert voicemail.recording.read() == b"ID3-the-message" and voicemail.duration == 12
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL and call.escalated_at is not None
+    lines = timeline(call.incident)
+    assert "The caller heard the mailbox greeting; recording their message." in lines
+    assert "Escalating: the caller left a voicemail" in lines
+    assert not any("before leaving a message" in line for line in lines)
+    assert escalations(call.incident) == 1
+    counts = sweep(now=call.recording_due_at)
+    assert counts["missing_recordings"] == 0
+    assert sweep(now=call.voicemail_due_at)["voicemails"] == 0
+    assert escalations(call.incident) == 1
+
+
+def test_a_failed_notify_records_the_message_from_the_fallback(phone, number, alice, bob, vonage_api, settings, tmp_path):
+    """Vonage sends a refused notify to the fallback URL. Asking again could fail the same way and loop the
+    caller through the greeting: the fallback answers with the recording itself, which has started."""
+    call, ncco = to_mailbox(phone, number, alice, bob, vonage_api, settings, tmp_path)
+    notify = next(action for action in ncco if action["action"] == "notify")
+    refused = phone.client.post(path_of(notify["eventUrl"][0]), notify["payload"], content_type="application/json")
+    assert refused.status_code == 401  # not signed: refused, and Vonage goes to the fallback URL
+    call.refresh_from_db()
+    assert call.recording_started_at is None
+    response = phone.post("/vonage/fallback", {
+        "reason": "HTTP 503", "uuid": call.vonage_uuid, "conversation_uuid": "CON-1",
+        "original_request": {"url": notify["eventUrl"][0], "type": "event_url"},
+    })
+    assert [action["action"] for action in response.json()] == ["record", "talk"]
+    assert response.json()[0] == next(action for action in ncco if action["action"] == "record")
+    call.refresh_from_db()
+    assert call.recording_started_at is not None
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL and escalations(call.incident) == 0
+
+
+def test_the_notify_changes_nothing_outside_the_mailbox(phone, number, alice, bob, vonage_api, settings, tmp_path):
+    call, ncco = to_mailbox(phone, number, alice, bob, vonage_api, settings, tmp_path)
+    phone.hang_up(call.vonage_uuid)  # during the greeting
+    phone.reach_notify(ncco)  # late or replayed: the call is over
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_MESSAGE and call.recording_started_at is None
+    unknown = phone.post("/vonage/call/" + "x" * 32 + "/recording-started", {"mailbox": "recording"})
+    assert unknown.status_code == 204
 
 
 def test_no_voicemail_says_nobody_available_and_escalates(phone, number, alice, bob, vonage_api):

@@ -1,5 +1,7 @@
 """The call flow state machine (callrouting.flow) without HTTP or database: states and events in, NCCO and
 effects out."""
+import datetime as dt
+
 import pytest
 
 from callrouting import flow
@@ -111,6 +113,41 @@ def test_caller_gone_after_leaving_a_message():
     assert effects == (flow.EndCall(Call.Outcome.VOICEMAIL),)
 
 
+def test_caller_gone_while_recording_ends_as_a_voicemail_awaiting_its_recording():
+    """Past the greeting (the notify came), no recording yet: Vonage sends it after the hang-up."""
+    started = call(S.VOICEMAIL, recording_started_at=NOW)
+    assert flow.on_caller_gone(started).effects == (flow.EndCall(Call.Outcome.VOICEMAIL),)
+
+
+NOW = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.timezone.utc)
+NO_MESSAGE = Call.Outcome.NO_MESSAGE
+
+
+@pytest.mark.parametrize(
+    "state, outcome, seconds, expected",
+    [
+        # Cut short by the hang-up: under two seconds is no message, escalated at once.
+        (S.ENDED, Call.Outcome.VOICEMAIL, 1, flow.ChangeOutcome(
+            Call.Outcome.VOICEMAIL, NO_MESSAGE,
+            "the recording is only 1 s long: the caller hung up before leaving a message",
+            "the caller hung up before leaving a message")),
+        (S.ENDED, Call.Outcome.VOICEMAIL, 2, None),
+        (S.ENDED, Call.Outcome.VOICEMAIL, None, None),  # no times in the webhook: a message
+        # The notify was lost but a message came: a voicemail after all (escalated already).
+        (S.ENDED, NO_MESSAGE, 12, flow.ChangeOutcome(
+            NO_MESSAGE, Call.Outcome.VOICEMAIL,
+            "a recording of 12 s came in after the caller hung up: they left a message after all")),
+        (S.ENDED, NO_MESSAGE, 1, None),
+        # The caller still on the line: the recording ended on '#' or at the maximum length, a message.
+        (S.VOICEMAIL, "", 0, None),
+        (S.ENDED, Call.Outcome.ANSWERED, 1, None),
+    ],
+)
+def test_a_recording_after_the_hang_up_decides_the_outcome(state, outcome, seconds, expected):
+    step = flow.on_recording(call(state, outcome=outcome), seconds)
+    assert step.ncco is None and step.effects == ((expected,) if expected else ())
+
+
 def test_caller_gone_twice_does_nothing():
     assert flow.on_caller_gone(call(S.ENDED)).effects == ()
 
@@ -218,11 +255,14 @@ def test_next_dial_after_the_call_moved_on_does_nothing():
 def test_voicemail_ncco():
     vm = number(voicemail_enabled=True, voicemail_greeting="Leave a message.", voicemail_max_length=60)
     ncco = flow.voicemail_ncco(vm, call(S.VOICEMAIL))
-    assert actions(flow.Step(ncco)) == ["talk", "record", "talk"]
-    assert ncco[1]["timeOut"] == 60 and ncco[1]["transcription"]["language"] == "en-US"
+    assert actions(flow.Step(ncco)) == ["talk", "notify", "record", "talk"]
+    # Right before the recording, Vonage tells the product the caller got past the greeting.
+    assert ncco[1] == {"action": "notify", "payload": {"mailbox": "recording"}, "eventMethod": "POST",
+                       "eventUrl": ["https://callrouting.test/vonage/call/" + "t" * 32 + "/recording-started"]}
+    assert ncco[2]["timeOut"] == 60 and ncco[2]["transcription"]["language"] == "en-US"
     vm.voicemail_greeting, vm.voicemail_transcription = "", False
     ncco = flow.voicemail_ncco(vm, call(S.VOICEMAIL))
-    assert ncco[0]["action"] == "record" and "transcription" not in ncco[0]
+    assert actions(flow.Step(ncco)) == ["notify", "record", "talk"] and "transcription" not in ncco[1]
 
 
 # --- support hours targets and voicemail-only mode (no database: unsaved numbers have no custom audio) ----------
@@ -242,9 +282,11 @@ def test_answer_voicemail_target_and_voicemail_only_mode_record_at_once():
 
     step = flow.on_answer(number(voicemail_enabled=True), options("Outage", "Billing"), call(),
                           CallTarget(Target.VOICEMAIL, None, "option", False))
-    assert actions(step) == ["record", "talk"] and step.effects == (flow.StartVoicemail(10, "outside support hours"),)
+    assert actions(step) == ["notify", "record", "talk"]
+    assert step.effects == (flow.StartVoicemail(10, "outside support hours"),)
     step = flow.on_answer(number(voicemail_enabled=True, voicemail_only=True), options("Outage"), call())
-    assert actions(step) == ["record", "talk"] and step.effects == (flow.StartVoicemail(10, "voicemail-only mode"),)
+    assert actions(step) == ["notify", "record", "talk"]
+    assert step.effects == (flow.StartVoicemail(10, "voicemail-only mode"),)
     # Once in voicemail, a repeated answer webhook gets the recording again and changes nothing.
     step = flow.on_answer(number(voicemail_enabled=True, voicemail_only=True), options("Outage"), call(S.VOICEMAIL))
-    assert actions(step) == ["record", "talk"] and step.effects == ()
+    assert actions(step) == ["notify", "record", "talk"] and step.effects == ()

@@ -228,7 +228,7 @@ def test_last_agent_stuck_sends_the_caller_to_voicemail(phone, number, alice, bo
     call.refresh_from_db()
     assert call.state == Call.State.VOICEMAIL and call.routing_due_at is None
     (transfer,) = vonage_api.modifications(call.vonage_uuid)
-    assert transfer["destination"]["ncco"][0]["action"] == "record"
+    assert [action["action"] for action in transfer["destination"]["ncco"]] == ["notify", "record", "talk"]
 
 
 def test_sweep_leaves_healthy_and_ended_calls_alone(phone, number, alice, django_capture_on_commit_callbacks):

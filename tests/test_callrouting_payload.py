@@ -76,7 +76,7 @@ def test_voicemail_link_and_transcript_in_the_payload(phone, number, alice, rece
     number.out_of_hours_target = Target.VOICEMAIL
     set_support_hours(number, inside=False)
     response, uuid = phone.dial(number.phone_number)
-    record = response.json()[0]
+    record = next(action for action in response.json() if action["action"] == "record")
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"ID3-the-message"), "recording_uuid": "r1"})
     phone.post(record["transcription"]["eventUrl"][0], {"transcript": "Please call back about invoice 42."})
     call = the_call(uuid)

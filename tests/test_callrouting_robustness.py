@@ -145,7 +145,7 @@ def test_repeated_record_webhook_downloads_once(phone, number, alice, bob, vonag
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     phone.leg_event(phone.leg(bob), "busy")
-    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][0]
+    record = vonage_api.modifications(call.vonage_uuid)[0]["destination"]["ncco"][1]
     payload = {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r1"}
     phone.post(record["eventUrl"][0], payload)
     phone.post(record["eventUrl"][0], payload)

@@ -352,7 +352,7 @@ def test_voicemail_target_outside_hours_records_at_once(phone, number):
     number = always(number, inside=False)
     response, uuid = phone.dial(number.phone_number)
     ncco = response.json()
-    assert [a["action"] for a in ncco] == ["record", "talk"]  # no mailbox greeting: the recording starts at once
+    assert [a["action"] for a in ncco] == ["notify", "record", "talk"]  # no mailbox greeting: the recording starts at once
     call = the_call(uuid)
     assert call.state == Call.State.VOICEMAIL and call.target == Target.VOICEMAIL and call.voicemail_due_at
     incident = call.incident

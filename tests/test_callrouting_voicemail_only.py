@@ -42,9 +42,10 @@ def escalations(incident):
 def test_every_call_goes_straight_to_the_recording(phone, number, vonage_api, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     response, uuid = phone.dial(number.phone_number)
-    record, thanks = response.json()
+    notify, record, thanks = response.json()
     # No greeting, no menu, no mailbox greeting: the recording starts at once (an automated caller's message
     # is not clipped).
+    assert notify["action"] == "notify"
     assert record["action"] == "record" and record["beepStart"] is True
     assert record["transcription"]["language"] == "en-US"
     assert thanks["text"] == "Thank you for your message. Goodbye."
@@ -73,7 +74,7 @@ def test_mailbox_greeting_text_is_read_before_the_beep(phone, number):
     number.voicemail_greeting = "Leave a message."
     number.save()
     response, uuid = phone.dial(number.phone_number)
-    assert [a["action"] for a in response.json()] == ["talk", "record", "talk"]
+    assert [a["action"] for a in response.json()] == ["talk", "notify", "record", "talk"]
     assert response.json()[0]["text"] == "Leave a message."
     assert "Welcome to Acme." not in str(response.json())
 
@@ -89,6 +90,25 @@ def test_caller_hanging_up_without_a_message_escalates_at_once(phone, number):
     assert "Call ended: hung up before leaving a message." in call.incident.events.values_list("message", flat=True)
     assert sweep(now=timezone.now() + dt.timedelta(hours=1))["voicemails"] == 0
     assert escalations(call.incident) == 1
+
+
+def test_caller_hanging_up_after_speaking_leaves_a_voicemail(phone, number, vonage_api, settings, tmp_path):
+    """The recording started (notify), the caller spoke and hung up; Vonage's record webhook comes after that."""
+    settings.MEDIA_ROOT = tmp_path
+    response, uuid = phone.dial(number.phone_number)
+    ncco = response.json()
+    phone.reach_notify(ncco)
+    phone.hang_up(uuid)
+    call = the_call(uuid)
+    assert call.outcome == Call.Outcome.VOICEMAIL and escalations(call.incident) == 0
+    record = ncco[1]
+    phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"ID3-recording"), "recording_uuid": "r1",
+                                       "start_time": "2026-11-27T10:00:00Z", "end_time": "2026-11-27T10:00:09Z"})
+    phone.post(record["transcription"]["eventUrl"][0], {"transcript": "Call me back."})
+    assert Voicemail.objects.get(call=call).recording.read() == b"ID3-recording"
+    assert escalations(call.incident) == 1
+    assert the_call(uuid).outcome == Call.Outcome.VOICEMAIL
+    assert "Call ended: hung up before leaving a message." not in call.incident.events.values_list("message", flat=True)
 
 
 def test_voicemail_only_without_options_uses_the_alert_source(phone, acme):

@@ -148,6 +148,30 @@ def test_nobody_takes_the_call_and_the_caller_leaves_a_voicemail_with_a_transcri
     assert "Voicemail transcript: The server room is flooding" in timeline(stack, incident)
 
 
+def test_a_caller_who_leaves_a_message_and_hangs_up_gets_a_voicemail(stack):
+    """No '#': the caller speaks after the beep and hangs up. The network sends the record webhook after the
+    leg's "completed" event, as Vonage does; the call still ends as a voicemail and the message is escalated."""
+    words = "The backup job failed twice tonight please call me back"
+    outcome = run(
+        stack,
+        caller=Caller(press="1", voicemail=words, hang_up_in_voicemail=6),
+        agent_sequence=[Agent.busy(), Agent.busy(), Agent.busy()],
+    )
+
+    assert not outcome.connected
+    assert outcome.said_to_caller()[-1] == "Leave a message."  # hung up before the thank-you
+    _, result, incident, _ = ended_call(stack, outcome.caller["uuid"])
+    assert result == "voicemail"
+    transcript, recording, saved = stack.wait_for(
+        VOICEMAIL, (outcome.caller["uuid"],), expect=lambda rows: rows and rows[0][0] and rows[0][2])[0]
+    assert transcript == words and recording
+    stack.wait_for(TIMELINE, (incident,), expect=lambda rows: any("Escalating" in m for (m,) in rows))
+    steps = timeline(stack, incident)
+    assert "The caller heard the mailbox greeting; recording their message." in steps
+    assert "Escalating: the caller left a voicemail" in steps
+    assert "before leaving a message" not in steps
+
+
 def test_the_caller_hanging_up_while_an_agent_rings_stops_the_ringing_and_escalates(stack):
     call = ScriptedCall(to=E2E_NUMBER, caller=Caller(press="1"), agent_sequence=[Agent.no_answer()])
     uuid = call.start(stack.client)

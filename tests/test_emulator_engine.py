@@ -1,10 +1,12 @@
 """The phone network (callrouting/emulator) against a tiny webhook target: NCCO semantics, status sequences,
 signed webhooks, the REST API's JWT check and the control API. Speed 0: simulated time passes at once."""
+import datetime as dt
 import hashlib
 import json
 import threading
 import time
 import uuid
+from collections import deque
 
 import jwt
 import pytest
@@ -527,11 +529,52 @@ def test_a_recording_ends_on_its_key_and_keeps_the_callers_own_audio(network, ap
     assert audio.content == b"\x00\x01\x02\x03" and audio.headers["Content-Type"] == "audio/webm"
 
 
-def test_hanging_up_while_recording_still_delivers_the_recording(network, app, client):
-    answer_with(app, [{"action": "record", "eventUrl": [app.url("/recording")]}])
-    leg = client.place_call(to=NUMBER, from_=CALLER, steps=[{"on": "record", "do": "hangup"}])
+def test_hanging_up_while_recording_delivers_the_recording_after_the_completed_event(network, app, client):
+    """As Vonage does: the record webhook goes out when the recording is finished, and a recording the caller
+    ends by hanging up finishes after the leg's "completed" event. What the caller said is the message."""
+    answer_with(app, [{"action": "record", "eventUrl": [app.url("/recording")],
+                       "transcription": {"language": "en-US", "eventUrl": [app.url("/transcription")]}}])
+    words = "The server room is flooding again please call"  # 8 words: 3.2 s
+    leg = client.place_call(to=NUMBER, from_=CALLER, steps=[
+        {"on": "record", "do": "say", "text": words}, {"on": "record", "do": "hangup", "after": 4}])
     ended(client, leg["uuid"])
-    assert wait_until(lambda: app.hits_to("/recording"))
+    wait_until(lambda: app.hits_to("/transcription"))
+
+    order = [hit.path if hit.path != "/vonage/event" else hit.json.get("status") for hit in app.hits
+             if hit.path != "/vonage/answer"]
+    assert order == ["started", "ringing", "answered", "completed", "/recording", "/transcription"]
+    record = app.hits_to("/recording")[0].json
+    started, finished = (dt.datetime.fromisoformat(record[key].replace("Z", "+00:00")) for key in ("start_time", "end_time"))
+    assert finished - started == dt.timedelta(seconds=3.2)
+    document = rest(network, "GET", app.hits_to("/transcription")[0].json["transcription_url"].removeprefix(network.base_url))
+    assert document.json()["channels"][0]["transcript"][0]["sentence"] == words
+
+
+def test_a_notify_sends_its_payload_and_an_empty_answer_goes_on_with_the_ncco(network, app, client):
+    answer_with(app, [
+        {"action": "talk", "text": "Leave a message."},
+        {"action": "notify", "payload": {"mailbox": "recording"}, "eventUrl": [app.url("/notify")], "eventMethod": "POST"},
+        {"action": "record", "eventUrl": [app.url("/recording")]},
+    ])
+    leg = client.place_call(to=NUMBER, from_=CALLER, steps=[{"on": "record", "do": "voicemail", "text": "Hi"}])
+    done = ended(client, leg["uuid"])
+    wait_until(lambda: app.hits_to("/recording"))
+
+    (notify,) = app.hits_to("/notify")
+    assert notify.method == "POST" and notify.json == {"mailbox": "recording"}
+    assert notify.claims()["payload_hash"]  # signed like every webhook
+    assert [kind for kind, _ in kinds(done, "talk", "notify", "record")] == ["talk", "notify", "record"]
+    assert network.network.invalid_nccos == deque()
+
+
+def test_a_notify_answered_with_an_ncco_replaces_the_running_one(app, client):
+    app.routes["/notify"] = lambda hit: [{"action": "talk", "text": "Replaced"}]
+    answer_with(app, [
+        {"action": "notify", "payload": {"step": "one"}, "eventUrl": [app.url("/notify")]},
+        {"action": "talk", "text": "Never heard"},
+    ])
+    done = ended(client, client.place_call(to=NUMBER, from_=CALLER)["uuid"])
+    assert kinds(done, "talk") == [("talk", "Replaced")]
 
 
 # --- the control API, time and the product's own client -------------------------------------------------------

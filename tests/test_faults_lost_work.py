@@ -193,7 +193,7 @@ def test_worker_killed_right_after_the_last_agent_declines(phone, number, alice,
     call.refresh_from_db()
     ncco = caller_ncco(vonage_api, call)
     if voicemail:
-        assert call.state == Call.State.VOICEMAIL and [a["action"] for a in ncco] == ["record", "talk"]
+        assert call.state == Call.State.VOICEMAIL and [a["action"] for a in ncco] == ["notify", "record", "talk"]
         assert escalations(call.incident) == 0  # waits for the message
     else:
         assert (call.state, call.outcome) == (Call.State.ENDED, Call.Outcome.NO_AGENT)

@@ -110,7 +110,7 @@ def test_voicemail_transfer_recovers_from_temporary_errors(phone, number, alice,
     assert call.state == Call.State.VOICEMAIL
     ncco = caller_ncco(vonage_api, call)
     assert ncco is not None, "the caller was never moved on from the hold music"
-    assert [a["action"] for a in ncco] == ["record", "talk"]
+    assert [a["action"] for a in ncco] == ["notify", "record", "talk"]
     assert {"action": "hangup"} not in vonage_api.modifications(call.vonage_uuid)
     assert inline_tasks[-2:] == [0.5, 1.5]  # bounded backoff between the three attempts
     # The incident waits for the message (or the voicemail deadline), it is not escalated twice.

@@ -54,8 +54,9 @@ def hook(number, worker):
     return AlertActionFactory(alert_source=number.alert_source, name="Ops hook", url="https://hooks.example.com/ops")
 
 
-def to_voicemail(phone, number, alice, bob):
-    """A caller nobody takes: (call, the record action the caller hears)."""
+def to_voicemail(phone, number, alice, bob, *, recording=True):
+    """A caller nobody takes: (call, the record action the caller hears). RECORDING: the caller gets past the
+    mailbox greeting and the recording starts (the NCCO's notify action reaches the product)."""
     response, uuid = phone.dial(number.phone_number, caller="+4917612345678")
     phone.press(response.json(), "1")
     phone.leg_event(phone.leg(alice), "busy")
@@ -63,6 +64,10 @@ def to_voicemail(phone, number, alice, bob):
     call = the_call(uuid)
     assert call.state == Call.State.VOICEMAIL
     ncco = phone.api.modifications(call.vonage_uuid)[0]["destination"]["ncco"]
+    if recording:
+        phone.reach_notify(ncco)
+        call.refresh_from_db()
+        assert call.recording_started_at is not None
     return call, next(action for action in ncco if action["action"] == "record")
 
 
@@ -190,10 +195,11 @@ def test_next_attempts_back_off_from_minutes_to_days_and_stop_before_vonage_dele
 
 
 def test_a_voicemail_whose_recording_webhook_never_came_is_flagged(phone, number, alice, bob, hook):
-    call, _ = to_voicemail(phone, number, alice, bob)
+    call, _ = to_voicemail(phone, number, alice, bob)  # the recording started (notify), then the caller hung up
     phone.hang_up(call.vonage_uuid)
     call.refresh_from_db()
     assert call.outcome == Call.Outcome.VOICEMAIL and call.recording_due_at is not None
+    assert escalations(call) == 0  # the record webhook follows the hang-up: it is waited for
     assert sweep_at(phone, call.recording_due_at - SECOND)["missing_recordings"] == 0
     assert sweep_at(phone, call.recording_due_at)["missing_recordings"] == 1
     assert any(line.startswith("Vonage sent no recording for this voicemail") for line in timeline(call))
@@ -209,6 +215,45 @@ def test_a_voicemail_whose_recording_came_after_the_hang_up_is_not_flagged(phone
     call.refresh_from_db()
     assert sweep_at(phone, call.recording_due_at)["missing_recordings"] == 0
     assert not any("no recording" in line for line in timeline(call))
+
+
+def test_a_recording_of_under_two_seconds_after_the_hang_up_is_no_message(phone, number, alice, bob, hook):
+    """The caller hung up right after the beep: Vonage still sends a recording (a second of line noise). It is
+    kept, but the call ends as "hung up before leaving a message", escalated at once, and announced to nobody."""
+    call, record_action = to_voicemail(phone, number, alice, bob)
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL and escalations(call) == 0
+    phone.post(record_action["eventUrl"][0], {"recording_url": phone.api.add_recording(b"ID3-click"),
+                                              "recording_uuid": "rec-1", "start_time": "2026-11-27T10:00:00.000Z",
+                                              "end_time": "2026-11-27T10:00:01.400Z"})
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_MESSAGE
+    assert call.recording_due_at is None and call.voicemail_due_at is None
+    lines = timeline(call)
+    assert "The recording is only 1 s long: the caller hung up before leaving a message." in lines
+    assert "Escalating: the caller hung up before leaving a message" in lines
+    assert escalations(call) == 1
+    assert Voicemail.objects.get(call=call).recording.read() == b"ID3-click"  # nothing is thrown away
+    assert voicemail_payloads(hook) == []
+    assert sweep_at(phone, timezone.now() + dt.timedelta(hours=1))["missing_recordings"] == 0
+    assert escalations(call) == 1
+
+
+def test_a_message_after_a_lost_notify_turns_no_message_into_a_voicemail(phone, number, alice, bob, hook):
+    """The notify never reached the product, so the hang-up looked like one during the greeting (escalated at
+    once); the recording that follows shows a real message: the voicemail is stored and announced as any other."""
+    call, record_action = to_voicemail(phone, number, alice, bob, recording=False)
+    phone.hang_up(call.vonage_uuid)
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_MESSAGE and escalations(call) == 1
+    record(phone, record_action, phone.api.add_recording(b"ID3-real-message"))
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.VOICEMAIL
+    assert "A recording of 12 s came in after the caller hung up: they left a message after all." in timeline(call)
+    assert Voicemail.objects.get(call=call).is_stored
+    assert [p["status"] for p in voicemail_payloads(hook)] == ["recorded"]
+    assert escalations(call) == 1
 
 
 # --- 14.6: the team hears about it at once ------------------------------------------------------------------------

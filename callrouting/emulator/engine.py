@@ -137,6 +137,7 @@ class Leg:
         self.transfer_to = None  # an NCCO (or ("url", url)) a transfer request put in place of the running one
         self.speech_barge_in = None  # words that stopped a barge-in talk, for the next input
         self.bridge_after_answer = []  # a connect's bridge, joined after an onAnswer NCCO
+        self.after_end = []  # webhooks (url, method, payload) sent after the leg's final event (see _action_record)
         self.transcript = []
         self._transcript_seq = 0
         self.thread = None
@@ -726,6 +727,9 @@ class Network:
             )
         leg.note("ended", status + (f" ({detail})" if detail else ""))
         self._event(leg, status, **extra)
+        for url, method, payload in leg.after_end:
+            self._queue(leg, url, method, payload)
+        leg.after_end = []
         self.touch(leg)
 
     # --- waiting, with scripted steps ---------------------------------------------------------------------------
@@ -1048,6 +1052,9 @@ class Network:
             leg, {"action": "conversation", "name": bridge, "startOnEnter": True, "endOnExit": True}, generation)
 
     def _action_record(self, leg, action, generation):
+        """Record until the end key, a "voicemail" step (the caller's words, and the recording ends) or the time
+        limit; words said meanwhile are the message. Vonage sends the record webhook once the recording is
+        finished: when the caller hangs up during it, after the leg's "completed" event."""
         end_on_key = str(action.get("endOnKey") or "")
         timeout = float(action.get("timeOut", 7200) or 7200)
         fmt = action.get("format", "mp3")
@@ -1058,8 +1065,9 @@ class Network:
             leg.state = "recording"
             leg.voicemail = None
             leg.pending_digits.clear()
+            leg.pending_speech.clear()
             leg.waiting = {"kind": "record", "end_on_key": end_on_key, "max_seconds": timeout, "since": time.time()}
-            started = utc_now()
+            started, began = utc_now(), time.monotonic()
             ended_by = {}
 
             def stop():
@@ -1073,19 +1081,25 @@ class Network:
             leg.waiting = None
             if leg.state == "recording":
                 leg.state = "answered"
-            text, audio, content_type = leg.voicemail or ("", None, "audio/mpeg")
+            said = " ".join(leg.pending_speech)
+            leg.pending_speech.clear()
+            text, audio, content_type = leg.voicemail or (said, None, "audio/mpeg")
             leg.voicemail = None
+            # The recording's length in simulated seconds (the network's speed scales real time).
             seconds = max(1.0, speech_seconds(text)) if text else 1.0
             if result == "timeout":
                 seconds = timeout
-            ended = started + dt.timedelta(seconds=seconds) if self.speed == 0 else utc_now()
+            elif self.speed > 0:
+                seconds = max(seconds, (time.monotonic() - began) / self.speed)
+            ended = started + dt.timedelta(seconds=seconds)
+            hung_up = result == "interrupted" and leg.hangup_requested
             leg.note("recorded", text or "(no words)", seconds=round(seconds, 1), audio=bool(audio))
         if audio is None:
             content_type = "audio/wav" if fmt == "wav" else "audio/mpeg"
             audio = _silence(min(seconds, 30), fmt)
         recording_url = self.files(audio, content_type) if self.files else ""
         recording_uuid = str(uuid_lib.uuid4())
-        payload = {
+        webhooks = [((action.get("eventUrl") or [self.app["event_url"]])[0], action.get("eventMethod", "POST"), {
             "start_time": iso(started),
             "recording_url": recording_url,
             "size": len(audio),
@@ -1093,8 +1107,7 @@ class Network:
             "end_time": iso(ended),
             "conversation_uuid": leg.conversation_uuid,
             "timestamp": iso(utc_now()),
-        }
-        self._queue(leg, (action.get("eventUrl") or [self.app["event_url"]])[0], action.get("eventMethod", "POST"), payload)
+        })]
         transcription = action.get("transcription")
         if isinstance(transcription, dict):
             document = {
@@ -1103,15 +1116,22 @@ class Network:
                 "language": transcription.get("language", "en-US"),
             }
             transcript_url = self.files(json.dumps(document).encode(), "application/json") if self.files else ""
-            self._queue(leg, (transcription.get("eventUrl") or action.get("eventUrl") or [self.app["event_url"]])[0],
-                        transcription.get("eventMethod", "POST"), {
-                            "conversation_uuid": leg.conversation_uuid,
-                            "type": "transcription",
-                            "recording_uuid": recording_uuid,
-                            "status": "successful",
-                            "transcription_url": transcript_url,
-                            "timestamp": iso(utc_now()),
-                        })
+            webhooks.append(((transcription.get("eventUrl") or action.get("eventUrl") or [self.app["event_url"]])[0],
+                             transcription.get("eventMethod", "POST"), {
+                                 "conversation_uuid": leg.conversation_uuid,
+                                 "type": "transcription",
+                                 "recording_uuid": recording_uuid,
+                                 "status": "successful",
+                                 "transcription_url": transcript_url,
+                                 "timestamp": iso(utc_now()),
+                             }))
+        if hung_up:
+            with self.lock:
+                if not leg.ended:
+                    leg.after_end.extend(webhooks)  # sent by _finish, after the "completed" event
+                    webhooks = []
+        for url, method, payload in webhooks:
+            self._queue(leg, url, method, payload)
         if result == "interrupted":
             raise Interrupted()
         return None

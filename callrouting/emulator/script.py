@@ -102,7 +102,9 @@ class EmulatorClient:
 class Caller:
     """A scripted caller. PRESS (keys) or SAY (words) AFTER seconds into the first menu prompt; HANG_UP_ON_HOLD:
     hang up that many seconds into the hold music; HANG_UP_AFTER: hang up that many seconds after an agent is
-    connected; VOICEMAIL: the words left at the beep. STEPS: raw steps appended (see engine.validate_steps)."""
+    connected; VOICEMAIL: the words left at the beep (the recording then ends, as with '#');
+    HANG_UP_IN_VOICEMAIL: instead, say VOICEMAIL's words and hang up that many seconds into the recording.
+    STEPS: raw steps appended (see engine.validate_steps)."""
 
     press: str = None
     say: str = None
@@ -110,6 +112,7 @@ class Caller:
     hang_up_on_hold: float = None
     hang_up_after: float = None
     voicemail: str = None
+    hang_up_in_voicemail: float = None
     steps: list = field(default_factory=list)
 
     def to_steps(self):
@@ -122,7 +125,11 @@ class Caller:
             steps.append({"on": "hold", "do": "hangup", "after": self.hang_up_on_hold})
         if self.hang_up_after is not None:
             steps.append({"on": "connected", "do": "hangup", "after": self.hang_up_after})
-        if self.voicemail is not None:
+        if self.hang_up_in_voicemail is not None:
+            if self.voicemail:
+                steps.append({"on": "record", "do": "say", "text": self.voicemail, "after": 0})
+            steps.append({"on": "record", "do": "hangup", "after": self.hang_up_in_voicemail})
+        elif self.voicemail is not None:
             steps.append({"on": "record", "do": "voicemail", "text": self.voicemail, "after": 0})
         return steps + list(self.steps)
 
