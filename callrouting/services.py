@@ -752,8 +752,9 @@ def store_voicemail_recording(voicemail_id, content):
     voicemail.recording.save("voicemail.mp3", ContentFile(content), save=False)
     voicemail.recording_saved_at, voicemail.download_due_at, voicemail.recording_error = timezone.now(), None, ""
     voicemail.save(update_fields=["recording", "recording_error", "recording_saved_at", "download_due_at"])
-    retried = (ngettext(" after %(count)d failed attempt", " after %(count)d failed attempts", voicemail.download_attempts)
-               % {"count": voicemail.download_attempts}) if voicemail.download_attempts else ""
+    failures = voicemail.download_attempts
+    retried = ngettext(" after %(count)d failed attempt", " after %(count)d failed attempts", failures) % {
+        "count": failures} if failures else ""
     _timeline(voicemail.call, f"Voicemail recording stored ({len(content) // 1024} KB){retried}.",
               kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
     recordings.announce(voicemail.call, voicemail, "recorded")

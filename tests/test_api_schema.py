@@ -18,7 +18,8 @@ def test_docs_pages_are_served_without_a_cdn(client, alice):
     client.force_login(alice)
     schema = client.get("/api/schema/")
     assert schema.status_code == 200 and b"openapi" in schema.content
-    for page, script in (("/api/docs/", "/static/drf_spectacular_sidecar/"), ("/api/redoc/", "/api/redoc/redoc.standalone.js")):
+    for page, script in (("/api/docs/", "/static/drf_spectacular_sidecar/"),
+                         ("/api/redoc/", "/api/redoc/redoc.standalone.js")):
         html = client.get(page).content.decode()
         assert script in html and "cdn." not in html
     # Redoc's bundle comes from the sidecar with Redocly's CDN logo replaced by this installation's icon.

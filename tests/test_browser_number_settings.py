@@ -125,7 +125,8 @@ def test_options_are_reordered_with_arrows_and_show_no_position_numbers(page, nu
     expect(order).to_have_count(3)  # Outage, Billing and the new row
     for cell in order.all():
         assert cell.inner_text().strip() in ("↑↓", "")
-    assert page.locator("#options input[name$=-position]").evaluate_all("inputs => inputs.map(i => i.type)") == ["hidden"] * 3
+    positions = page.locator("#options input[name$=-position]")
+    assert positions.evaluate_all("inputs => inputs.map(i => i.type)") == ["hidden"] * 3
     expect(page.locator(f"button[form=move-{outage.pk}][value=up]")).to_be_disabled()
     expect(page.locator(f"button[form=move-{billing.pk}][value=down]")).to_be_disabled()
     page.click(f"button[form=move-{billing.pk}][value=up]")
