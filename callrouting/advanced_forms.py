@@ -20,8 +20,15 @@ DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 AUDIO_ACCEPT = ".mp3,.wav,audio/mpeg,audio/wav,audio/x-wav"
 
 
+SUPPORT_HOURS_PREFIX = "hours"  # the prefix of SupportHoursForm on the number's page
+SUPPORT_HOURS_ON = f"{SUPPORT_HOURS_PREFIX}-support_hours_enabled=on"
+
+
 class SupportHoursForm(forms.ModelForm):
-    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC", help_text="Ranges and holidays are in this time zone.")
+    timezone = forms.ChoiceField(
+        choices=TIMEZONE_CHOICES, initial="UTC", help_text="Ranges and holidays are in this time zone.",
+        widget=forms.Select(attrs={"data-show-when": SUPPORT_HOURS_ON}),
+    )
 
     class Meta:
         model = RoutingNumber
@@ -130,6 +137,14 @@ class TargetsForm(OptionChoiceMixin, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.limit_options()
+        # The page shows a field only where it applies (static/js/number-settings.js reads data-show-when): the
+        # targets with support hours on, the option when the target is an option, the calling style unless the
+        # target is voicemail.
+        for when in ("in_hours", "out_of_hours"):
+            target = self.add_prefix(f"{when}_target")
+            self.fields[f"{when}_target"].widget.attrs["data-show-when"] = SUPPORT_HOURS_ON
+            self.fields[f"{when}_option"].widget.attrs["data-show-when"] = f"{SUPPORT_HOURS_ON} {target}=option"
+            self.fields[f"{when}_calling"].widget.attrs["data-show-when"] = f"{SUPPORT_HOURS_ON} {target}=menu|option"
 
 
 class VoicemailOnlyForm(forms.ModelForm):

@@ -33,7 +33,7 @@ class SupportHoursSection(AdvancedSection):
 
     def build(self, request, number, data=None, files=None):
         return {
-            "form": advanced_forms.SupportHoursForm(data, instance=number, prefix="hours"),
+            "form": advanced_forms.SupportHoursForm(data, instance=number, prefix=advanced_forms.SUPPORT_HOURS_PREFIX),
             "formset": advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges"),
         }
 

@@ -23,6 +23,7 @@ from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from incidents import actions
 from incidents.models import AlertAction, IncidentEvent
@@ -126,9 +127,10 @@ def download_failed(voicemail_id, error, now=None):
         voicemail.recording_lost_at = now
         voicemail.save(update_fields=["download_attempts", "recording_error", "download_due_at", "recording_lost_at"])
         services._log(call, "voicemail_lost", attempts=failures)
+        attempts = ngettext("%(count)d attempt", "%(count)d attempts", failures) % {"count": failures}
         services._timeline(
             call,
-            f"The voicemail recording is lost: it could not be downloaded from Vonage in {failures} attempts over "
+            f"The voicemail recording is lost: it could not be downloaded from Vonage in {attempts} over "
             f"{RECORDING_GIVE_UP_AFTER.days} days (last error: {error}). Vonage deletes it 30 days after the call.",
             kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
         )

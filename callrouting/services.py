@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django_q.tasks import async_task
+from django.utils.translation import ngettext
 
 from escalation.models import User, normalize_phone_number
 from escalation.oncall import prefetch_policy
@@ -801,7 +802,9 @@ def store_voicemail_recording(voicemail_id, content):
     voicemail.recording.save("voicemail.mp3", ContentFile(content), save=False)
     voicemail.recording_saved_at, voicemail.download_due_at, voicemail.recording_error = timezone.now(), None, ""
     voicemail.save(update_fields=["recording", "recording_error", "recording_saved_at", "download_due_at"])
-    retried = f" after {voicemail.download_attempts} failed attempts" if voicemail.download_attempts else ""
+    failures = voicemail.download_attempts
+    retried = ngettext(" after %(count)d failed attempt", " after %(count)d failed attempts", failures) % {
+        "count": failures} if failures else ""
     _timeline(voicemail.call, f"Voicemail recording stored ({len(content) // 1024} KB){retried}.",
               kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
     recordings.announce(voicemail.call, voicemail, "recorded")

@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from .monitoring import healthz, metrics
+from .views import favicon
 from .web.people import InvitationView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Browsers and feed readers ask for /favicon.ico whatever the page links.
+    path("favicon.ico", favicon, name="favicon"),
     path("accounts/invitation/<uidb64>/<token>/", InvitationView.as_view(), name="invitation"),
     path("accounts/", include("django.contrib.auth.urls")),
     # For load balancers and monitors: /healthz without login, /metrics with METRICS_TOKEN (see README, Monitoring).

@@ -6,6 +6,7 @@ plays no body of a non-2xx answer); on an event URL 401 or 400 (see incidents.we
 import logging
 from functools import wraps
 
+from django.contrib.staticfiles import finders
 from django.db import DatabaseError
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods, require_safe
@@ -169,3 +170,11 @@ def voicemail_recording(request, signed):
     if voicemail is None or not voicemail.is_stored:
         raise Http404("no such voicemail")
     return _file_response(voicemail.recording, "audio/mpeg", "private, max-age=3600", f"voicemail-{voicemail.call_id}.mp3")
+
+
+@require_safe
+def favicon(request):
+    """The icon the pages link (static/img/favicon.ico), also at /favicon.ico where browsers look unasked."""
+    response = FileResponse(open(finders.find("img/favicon.ico"), "rb"), content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

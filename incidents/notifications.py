@@ -20,6 +20,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from . import voice
 from .models import Incident, IncidentEvent, Notification
@@ -356,7 +357,8 @@ def _record_failure(notification, attempt, error, *, permanent):
     ).update(status=Notification.Status.FAILED, error=error, lease_until=None)
     if not changed:
         return _not_sending(notification, attempt)
-    why = "permanent error" if permanent else f"gave up after {attempt} attempts"
+    why = "permanent error" if permanent else ngettext(
+        "gave up after %(count)d attempt", "gave up after %(count)d attempts", attempt) % {"count": attempt}
     add_event(
         notification.incident_id,
         IncidentEvent.Kind.DELIVERY_FAILED,

@@ -15,11 +15,6 @@ from tests.settings_world import world
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# Redoc's bundle always shows Redocly's logo from their CDN; the policy blocks it on purpose (the documentation
-# pages make no request to a third party). The one violation expected, and only on the Redoc page.
-REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
-
-
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
@@ -89,11 +84,10 @@ def test_account_pages_and_api_docs_load_without_csp_violations(live_server, bro
     watched.visit(f"{base}/api/docs/", "swagger", ready=".swagger-ui .info .title")
     expect(watched.page.locator(".swagger-ui .opblock").first).to_be_visible()
     watched.collect("swagger rendered")
-    redoc = watched.visit(f"{base}/api/redoc/", "redoc", ready="h1:has-text('callrouting API')")
+    # Redoc's bundle is served with our own icon in place of Redocly's CDN logo: not even a blocked request.
+    watched.visit(f"{base}/api/redoc/", "redoc", ready="h1:has-text('callrouting API')")
     expect(watched.page.locator("text=/api/tokens/").first).to_be_attached()
-    redoc += watched.collect("redoc rendered")
-    assert redoc and all(REDOC_LOGO in text for text in redoc), redoc
-    watched.violations = [text for text in watched.violations if not text.startswith("redoc")]
+    watched.collect("redoc rendered")
 
     assert watched.violations == [], "\n".join(watched.violations)
     watched.context.close()

@@ -112,6 +112,16 @@ def test_admin_configures_advanced_settings_and_uploads_a_greeting(live_server, 
     expect(preview).to_have_text(re.compile(r"Press 3 or say Sales for Sales\.$"))
     sales = number.options.get(digit=3)
 
+    # Support hours first (where calls go is offered once they are on): on, in Berlin, with a second range
+    # (Tuesday) next to the world's Monday 09-17.
+    page.check("#id_hours-support_hours_enabled")
+    page.select_option("#id_hours-timezone", "Europe/Berlin")
+    page.select_option("#id_ranges-1-weekday", "1")
+    page.fill("#id_ranges-1-start", "08:30")
+    page.fill("#id_ranges-1-end", "12:00")
+    page.click("text=Save support hours")
+    expect(page.locator(".msg.success")).to_have_text("Support hours saved.")
+
     # Calls outside support hours go to voicemail: refused while voicemail is off, accepted once it is on.
     page.select_option("#id_targets-out_of_hours_target", "voicemail")
     page.click("#targets-form button[type=submit]")
@@ -127,14 +137,6 @@ def test_admin_configures_advanced_settings_and_uploads_a_greeting(live_server, 
     page.click("#targets-form button[type=submit]")
     expect(page.locator(".msg.success")).to_have_text("Where calls go saved.")
 
-    # Support hours: on, in Berlin, with a second range (Tuesday) next to the world's Monday 09-17.
-    page.check("#id_hours-support_hours_enabled")
-    page.select_option("#id_hours-timezone", "Europe/Berlin")
-    page.select_option("#id_ranges-1-weekday", "1")
-    page.fill("#id_ranges-1-start", "08:30")
-    page.fill("#id_ranges-1-end", "12:00")
-    page.click("text=Save support hours")
-    expect(page.locator(".msg.success")).to_have_text("Support hours saved.")
     number.refresh_from_db()
     assert (number.support_hours_enabled, number.timezone, number.voicemail_enabled) == (True, "Europe/Berlin", True)
     assert (number.in_hours_target, number.in_hours_option_id, number.out_of_hours_target) == ("option", sales.pk, "voicemail")

@@ -5,7 +5,7 @@ from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import views
+from . import docs, views
 
 router = DefaultRouter()
 router.register("numbers", views.RoutingNumberViewSet, basename="routingnumber")
@@ -38,5 +38,6 @@ urlpatterns = [
     # this page alone allows both.
     path("redoc/", csp_update({"style-src": [UNSAFE_INLINE], "worker-src": ["blob:"]})(
         SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
+    path("redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
     path("", include(router.urls)),
 ]

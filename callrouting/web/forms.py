@@ -86,7 +86,8 @@ class RoutingOptionForm(AccountForm):
     class Meta:
         model = RoutingOption
         fields = ["position", "digit", "label", "escalation_policy", "simultaneous"]
-        widgets = {"position": forms.NumberInput(attrs={"min": 0, "class": "narrow"}),
+        # The order is changed with the arrows beside each option, not by typing positions.
+        widgets = {"position": forms.HiddenInput,
                    "digit": forms.NumberInput(attrs={"min": 1, "max": 9, "class": "narrow"})}
         labels = {"simultaneous": "Ring all at once"}
 

@@ -8,6 +8,8 @@ SECTIONS, with a template; the page, the URLs and the tests pick them up from th
 import copy
 
 from django.contrib import messages
+from django.contrib.messages import constants
+from django.contrib.messages.storage.base import Message
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
@@ -112,15 +114,38 @@ def number_list(request):
     return render(request, "web/numbers/list.html", {"numbers": numbers})
 
 
+SECTION_TAG = "section-"
+
+
+def _section_url(number, slug):
+    """Where SLUG's form posts: the fragment makes the browser land on the section again, with its errors."""
+    return reverse(f"web:number-{slug}", args=[number.pk]) + f"#{slug}"
+
+
+def _split_messages(request):
+    """(page messages, {section slug: [messages]}): a section's confirmation is shown inside that section."""
+    page, by_section = [], {}
+    for message in messages.get_messages(request):
+        tag = message.extra_tags or ""
+        if tag.startswith(SECTION_TAG):
+            by_section.setdefault(tag.removeprefix(SECTION_TAG), []).append(message)
+        else:
+            page.append(message)
+    return page, by_section
+
+
 def _render_number(request, number, bound=None, status=200):
     """The number's page; BOUND = (section, context) of a section that failed validation."""
+    page_messages, section_messages = _split_messages(request)
     sections = []
     for section in SECTIONS:
+        notes = section_messages.get(section.slug, [])
         if bound and bound[0] is section:
             context = bound[1]
+            notes = [Message(constants.ERROR, f"{section.title} not saved: please correct the errors below.")]
         else:
             context = section.build(request, copy.copy(number))
-        sections.append({"section": section, "url": reverse(f"web:number-{section.slug}", args=[number.pk]), **context})
+        sections.append({"section": section, "url": _section_url(number, section.slug), "notes": notes, **context})
     now = timezone.now()
     return render(
         request,
@@ -131,6 +156,7 @@ def _render_number(request, number, bound=None, status=200):
             "preview": number.preview_greeting(),
             "on_call": on_call_now(number, now),
             "now": now,
+            "page_messages": page_messages,
         },
         status=status,
     )
@@ -144,7 +170,8 @@ def number_detail(request, number_pk):
 
 @account_view
 def number_section(request, number_pk, section):
-    """POST one section of the number's page; errors re-render the page (status 400), success redirects."""
+    """POST one section of the number's page; errors re-render the page (status 400) with them inside the section,
+    success redirects to the section (#slug) where the confirmation shows."""
     number = _number(request, number_pk)
     if request.method != "POST":
         return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
@@ -152,10 +179,9 @@ def number_section(request, number_pk, section):
     handler = SECTIONS_BY_SLUG[section]
     context = handler.build(request, copy.copy(number), request.POST, request.FILES)
     if not handler.is_valid(context):
-        messages.error(request, f"{handler.title} not saved: please correct the errors below.")
         return _render_number(request, number, bound=(handler, context), status=400)
     handler.save(request, number, context)
-    messages.success(request, f"{handler.title} saved.")
+    messages.success(request, f"{handler.title} saved.", extra_tags=SECTION_TAG + section)
     return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
 
 
