@@ -493,8 +493,9 @@ def test_a_failed_notify_records_the_message_from_the_fallback(phone, number, al
     caller through the greeting: the fallback answers with the recording itself, which has started."""
     call, ncco = to_mailbox(phone, number, alice, bob, vonage_api, settings, tmp_path)
     notify = next(action for action in ncco if action["action"] == "notify")
-    refused = phone.client.post(path_of(notify["eventUrl"][0]), notify["payload"], content_type="application/json")
-    assert refused.status_code == 401  # not signed: refused, and Vonage goes to the fallback URL
+    refused = phone.client.post(path_of(notify["eventUrl"][0]), notify["payload"], content_type="application/json",
+                                HTTP_AUTHORIZATION="Bearer forged.token.value")
+    assert refused.status_code == 401  # a bad signature: refused, and Vonage goes to the fallback URL
     call.refresh_from_db()
     assert call.recording_started_at is None
     response = phone.post("/vonage/fallback", {
