@@ -168,7 +168,8 @@ def test_a_notification_stuck_on_its_last_attempt_fails_for_good(incident, worke
 # --- alert action deliveries ----------------------------------------------------------------------------------
 
 
-def test_worker_killed_while_delivering_an_alert_action(source, receiver, worker, monkeypatch):  # noqa: F811
+def test_worker_killed_while_delivering_an_alert_action(source, receiver, worker, monkeypatch, settings):  # noqa: F811
+    settings.OUTBOUND_ALLOW_HTTP = settings.OUTBOUND_ALLOW_LOOPBACK = True  # the receiver is a local http server
     AlertActionFactory(alert_source=source, name="hook", url=receiver.url("/hook"), on_accepted=False, on_resolved=False)
     source.escalation_policy = None
     source.save()
@@ -176,7 +177,7 @@ def test_worker_killed_while_delivering_an_alert_action(source, receiver, worker
         services.create_incident(alert_source=source, summary="Database down")
 
     with monkeypatch.context() as patch, pytest.raises(WorkerKilled):
-        patch.setattr(actions.requests, "post", die)
+        patch.setattr(actions.outbound, "post_json", die)
         worker.run()
     stuck = AlertActionDelivery.objects.get()
     assert stuck.status == "sending" and stuck.lease_until is not None
