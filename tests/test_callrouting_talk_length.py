@@ -7,10 +7,9 @@ Personas: alice owns Acme and edits its number.
 """
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from callrouting import ncco
+from callrouting import configuration, ncco
 from callrouting.models import GREETING_MAX_CHARS, RoutingNumber
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory, inline_tasks, phone  # noqa: F401
 
@@ -104,7 +103,7 @@ def test_the_settings_form_refuses_a_greeting_over_the_maximum(client, alice, lo
 
 def test_the_api_refuses_a_greeting_over_the_maximum(alice, long_number):
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=alice).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {configuration.create_api_token(alice, 'tests')[1]}")
     url = f"/api/numbers/{long_number.pk}/"
     response = api.patch(url, {"greeting": "x" * (GREETING_MAX_CHARS + 1)}, format="json")
     assert response.status_code == 400
