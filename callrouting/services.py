@@ -456,6 +456,8 @@ def leg_dialled(leg_id, uuid, api_host=""):
     AgentLeg.objects.filter(pk=leg_id, vonage_uuid__isnull=True).update(
         vonage_uuid=uuid, api_host=api_host, dialled_at=timezone.now()
     )
+    # A leg adopted from its first event (adopt_leg_call) before this answer came back knows the uuid, not the host.
+    AgentLeg.objects.filter(pk=leg_id, vonage_uuid=uuid, api_host="").update(api_host=api_host)
     leg = AgentLeg.objects.select_related("call").get(pk=leg_id)
     _log(leg.call, "dialled", agent=leg.user_id, leg=leg.pk, uuid=uuid)
     return leg.status in flow.LEG_ACTIVE and leg.vonage_uuid == uuid

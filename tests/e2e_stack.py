@@ -104,9 +104,10 @@ class ThrowawayDatabase:
 
 
 class Stack:
-    """migrate + load_demo + the E2E data, then runserver and qcluster as children; the phone network here."""
+    """migrate + load_demo + the E2E data, then runserver and qcluster as children; the phone network here (with
+    SECOND_REGION a second data centre on a second host: see PhoneNetwork)."""
 
-    def __init__(self, directory, *, speed=0.05):
+    def __init__(self, directory, *, speed=0.05, second_region=False):
         self.directory = Path(directory)
         self.database = ThrowawayDatabase(self.directory)
         self.web_port = free_port()
@@ -114,7 +115,8 @@ class Stack:
         self.token = secrets.token_urlsafe(16)
         self.credentials = Credentials.generate(api_key="e2ekey", api_secret="e2e-api-secret")
         self.phone = PhoneNetwork(webhook_base=self.base_url, credentials=self.credentials,
-                                  signature_secret=SIGNATURE_SECRET, control_token=self.token, speed=speed)
+                                  signature_secret=SIGNATURE_SECRET, control_token=self.token, speed=speed,
+                                  second_region=second_region)
         self.ca_file = str(self.phone.write_ca_bundle(self.directory / "emulator-ca.pem"))
         self.client = EmulatorClient(self.phone.base_url, self.token, verify=self.ca_file)
         self.children = []

@@ -872,9 +872,10 @@ def test_an_unsigned_callback_is_sent_again_signed_after_a_5xx(app, client):
     assert client.faults()["unsigned_callbacks"] == 0
 
 
-def test_an_unsigned_callback_answered_401_is_not_sent_again(app, client):
+@pytest.mark.parametrize("status", [401, 500])  # Vonage retries only 429, 503 and 504
+def test_an_unsigned_callback_answered_with_another_refusal_is_not_sent_again(app, client, status):
     client.faults(unsigned_callbacks=1)
-    refuse_unsigned = lambda hit: None if hit.headers.get("authorization") else 401  # noqa: E731
+    refuse_unsigned = lambda hit: None if hit.headers.get("authorization") else status  # noqa: E731
     app.routes["/vonage/event"] = refuse_unsigned
     app.routes["/vonage/answer"] = lambda hit: refuse_unsigned(hit) or [{"action": "talk", "text": "Hi"}]
     app.routes["/vonage/fallback"] = lambda hit: [{"action": "talk", "text": "Hi"}]

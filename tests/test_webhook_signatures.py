@@ -292,3 +292,40 @@ def test_a_token_sent_to_two_processes_at_once_is_accepted_once():
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200, 401, 401, 401]
+
+
+def test_payload_hash_of_the_compact_json_matches_a_body_with_spaces_after_separators(client):
+    # Vonage hashes the compact JSON it serialised; the body may arrive as `{"a": 1, "b": 2}` all the same.
+    spaced = json.dumps(EVENT).encode()  # ", " and ": "
+    compact = json.dumps(EVENT, separators=(",", ":")).encode()
+    assert b", " in spaced and spaced != compact
+    response = post_raw(client, "/vonage/event", spaced, signed_headers(compact))
+    assert response.status_code == 200 and response.json()["payload"] == EVENT
+    # A hash of anything else is still refused.
+    other = json.dumps(EVENT | {"status": "completed"}, separators=(",", ":")).encode()
+    assert post_raw(client, "/vonage/event", spaced, signed_headers(other)).status_code == 401
+
+
+def test_a_post_token_cannot_be_replayed_with_another_query_string_or_body(client):
+    body = json.dumps(EVENT).encode()
+    headers = signed_headers(body)
+    assert post_raw(client, "/vonage/event", body, headers).status_code == 200
+    assert post_raw(client, "/vonage/event?status=completed", body, headers).status_code == 401
+    other = json.dumps(EVENT | {"status": "completed"}).encode()
+    assert post_raw(client, "/vonage/event", other, headers).status_code == 401
+    assert WebhookToken.objects.count() == 1
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key is")  # HS512 wants a longer key: this token is refused anyway
+def test_a_token_signed_with_another_algorithm_is_refused(client):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    body = json.dumps(EVENT).encode()
+    claims = jwt.decode(signed_headers(body)["HTTP_AUTHORIZATION"].split()[1], options={"verify_signature": False})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    for token in (jwt.encode(claims, key, algorithm="RS256"), jwt.encode(claims, None, algorithm="none"),
+                  jwt.encode(claims, "tests-only-vonage-signature-secret-0123456789", algorithm="HS512")):
+        assert post_raw(client, "/vonage/event", body, {"HTTP_AUTHORIZATION": f"Bearer {token}"}).status_code == 401
+    assert not WebhookToken.objects.exists()

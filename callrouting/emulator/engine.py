@@ -1212,7 +1212,7 @@ class Network:
         """Send one signed webhook; returns the response.
 
         While `unsigned_callbacks` is above zero, the webhook first goes out without Authorization (Vonage
-        rarely sends one so) and, answered with a 5xx, again signed, as Vonage retries it."""
+        rarely sends one so) and, answered with a status Vonage retries (429, 503, 504), again signed."""
         method = (method or "POST").upper()
         if method == "GET":
             parts = urlsplit(url)
@@ -1227,7 +1227,7 @@ class Network:
             self.unsigned_callbacks -= unsigned
         response = None
         for signed in (False, True) if unsigned else (True,):
-            if response is not None and response.status_code < 500:
+            if response is not None and response.status_code not in RETRY_STATUSES:
                 break
             headers = {"User-Agent": "Vonage-Emulator/1.0"}
             if signed:
