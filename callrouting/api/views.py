@@ -199,6 +199,14 @@ class UserViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
 class OwnContactsViewSet(CrudViewSet):
     permission_classes = [OwnContactsWrites]
 
+    def get_queryset(self):
+        # A responder reads only their own rows (as on the pages); writing another's is a 403 (OwnContactsWrites).
+        queryset = super().get_queryset()
+        user = self.request.user
+        if self.request.method in SAFE_METHODS and not getattr(user, "is_account_admin", False):
+            queryset = queryset.filter(user=user)
+        return queryset
+
 
 class ContactMethodViewSet(OwnContactsViewSet):
     """Phone numbers (stored in E.164) and email addresses of the account's people. Test a phone number with
