@@ -3,7 +3,7 @@ by post_json() here, and those URLs are checked with url_problem() and address_p
 
 What it guarantees, so an account cannot use the deployment to reach inside the host's network:
 - https only (settings.OUTBOUND_ALLOW_HTTP allows http:// for local development);
-- Slack and Teams URLs are on their vendors' incoming-webhook hosts (default port);
+- Slack and Teams URLs are on their vendors' incoming-webhook hosts;
 - the host is resolved when the request is sent and the connection goes to the address that was checked (the
   adapter of requests-hardened pins it, while TLS still verifies the URL's host name through SNI and the
   certificate), so a name cannot resolve to a public address for the check and to a private one for the connection;
@@ -101,8 +101,7 @@ def url_problem(url, kind=None):
         return "Leave user names and passwords out of the URL."
     if kind in VENDOR_HOSTS:
         what, hosts, suffixes = VENDOR_HOSTS[kind]
-        on_host = any(host == allowed or (suffixes and host.endswith("." + allowed)) for allowed in hosts)
-        if not on_host or parts.port not in (None, 443):
+        if not any(host == allowed or (suffixes and host.endswith("." + allowed)) for allowed in hosts):
             return f"A {what} URL starts with https://{' or https://'.join(('*.' if suffixes else '') + h for h in hosts)}/."
     literal = _literal_address(host)
     if literal is not None and not is_public(literal):
