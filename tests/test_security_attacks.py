@@ -171,6 +171,20 @@ def test_another_users_token_cannot_be_seen_or_revoked(alice, bob, charlie):
     assert client.get("/api/users/").status_code == 401
 
 
+def test_an_invitation_answer_is_not_cached(alice, bob, settings):
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    assert api_as(alice).post(f"/api/users/{bob.pk}/invite/")["Cache-Control"] == "no-store"
+    assert session_as(alice).post(reverse("web:person-invite", args=[bob.pk]))["Cache-Control"] == "no-store"
+
+
+def test_a_deactivated_persons_session_ends_at_once(alice, bob):
+    page = session_as(bob)
+    assert page.get(reverse("web:me")).status_code == 200
+    assert api_as(alice).post(f"/api/users/{bob.pk}/deactivate/").status_code == 200
+    assert page.get(reverse("web:me")).status_code == 302
+    assert page.get("/api/contact-methods/").status_code in (401, 403)
+
+
 def test_a_deactivated_persons_token_stops_working(alice, bob):
     _, value = configuration.create_api_token(bob, "script")
     client = APIClient()

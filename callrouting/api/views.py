@@ -177,7 +177,8 @@ class UserViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         if not person.is_active:
             raise ValidationError({"detail": "The person is deactivated: reactivate them first."})
         url, emailed = people.invite_person(person, invited_by=request.user)
-        return Response({"url": url, "emailed": emailed})
+        # The answer holds a one-time link: no cache may keep it.
+        return Response({"url": url, "emailed": emailed}, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=None, responses=serializers.UserSerializer)
     @action(detail=True, methods=["post"])
