@@ -229,6 +229,9 @@ def test_another_accounts_test_call_cannot_be_watched_or_hung_up(alice, charlie,
         ("slack", "https://evilhooks.slack.com/services/x"),
         ("teams", "https://webhook.office.com@10.0.0.1/x"),
         ("teams", "https://evilwebhook.office.com/x"),
+        ("teams", "https://127.0.0.1\\.webhook.office.com/x"),
+        ("webhook", "https://127.0.0.1\\@example.com/x"),
+        ("webhook", "https://exa mple.com/x"),
     ],
 )
 def test_spellings_of_internal_or_foreign_hosts_are_refused(kind, url):

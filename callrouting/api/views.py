@@ -203,9 +203,9 @@ class OwnContactsViewSet(CrudViewSet):
     def get_queryset(self):
         # A responder reads only their own rows (as on the pages); writing another's is a 403 (OwnContactsWrites).
         queryset = super().get_queryset()
-        user = self.request.user
-        if self.request.method in SAFE_METHODS and not getattr(user, "is_account_admin", False):
-            queryset = queryset.filter(user=user)
+        request = self.request
+        if request is not None and request.method in SAFE_METHODS and not getattr(request.user, "is_account_admin", False):
+            queryset = queryset.filter(user=request.user)
         return queryset
 
 
