@@ -115,6 +115,12 @@ MAX_ICAL_EVENTS = 2000  # VEVENTs in one file
 MAX_RECURRING_EVENTS = 50  # VEVENTs with an RRULE
 MAX_OCCURRENCES = 5000  # occurrences inside the import window, all events together
 MAX_EVENT_DAYS = 366
+# The parser's own work is bounded before it runs: a file may hold at most this many components (BEGIN: lines; an
+# event with an alarm and the time zones count too) nested at most this deep (VCALENDAR > VEVENT > VALARM is 3),
+# and this many content lines.
+MAX_ICAL_COMPONENTS = 3 * MAX_ICAL_EVENTS + 100
+MAX_ICAL_DEPTH = 4
+MAX_ICAL_LINES = 40_000
 MAX_RULE_PERIODS = 100_000  # the recurrence engine's steps (days, weeks, months or years) for all rules together
 ICAL_YEARS_BACK = 1  # the import window: from a year back ...
 RRULE_YEARS = 3  # ... to this many years ahead
@@ -209,6 +215,26 @@ def _check_rule(recur, start, window_last):
     return steps
 
 
+def _check_structure(data):
+    """Refuse DATA when parsing it would be more work than a holiday calendar needs: too many lines or components,
+    or components nested deeper than iCalendar nests them. One pass over the bytes, before the parser runs."""
+    lines = data.splitlines()
+    if len(lines) > MAX_ICAL_LINES:
+        raise CalendarError(f"The file has {len(lines)} lines (at most {MAX_ICAL_LINES}).")
+    components = depth = 0
+    for line in lines:
+        name = line[:6].upper()
+        if name == b"BEGIN:":
+            components += 1
+            depth += 1
+            if components > MAX_ICAL_COMPONENTS:
+                raise CalendarError(f"The calendar has more than {MAX_ICAL_COMPONENTS} components (events, alarms, ...).")
+            if depth > MAX_ICAL_DEPTH:
+                raise CalendarError(f"The calendar nests components more than {MAX_ICAL_DEPTH} deep.")
+        elif line[:4].upper() == b"END:":
+            depth = max(0, depth - 1)
+
+
 def holidays_from_ical(data, *, today=None):
     """[(date, name)] of the VEVENTs in the iCalendar DATA (bytes) inside the import window, sorted, one per date.
 
@@ -224,6 +250,7 @@ def holidays_from_ical(data, *, today=None):
         raise CalendarError("The file is empty.")
     if b"BEGIN:VCALENDAR" not in data[:4096].upper():
         raise CalendarError("This is not an iCalendar file (.ics): it does not start with BEGIN:VCALENDAR.")
+    _check_structure(data)
     try:
         calendar = icalendar.Calendar.from_ical(data)
     except Exception as exc:  # icalendar raises ValueError, KeyError, ... for broken input

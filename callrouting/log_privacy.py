@@ -2,10 +2,11 @@
 it is created (install() wraps the log record factory), so every handler and every logger, Django's and the
 Vonage SDK's included, writes the scrubbed text:
 
-- credentials in headers the Vonage SDK prints at DEBUG (Bearer, Basic) and JSON Web Tokens anywhere (Vonage's
-  signed webhooks, the application JWT) become [redacted] and [jwt];
+- credentials in headers the Vonage SDK prints at DEBUG (Bearer, Basic), API tokens in an Authorization header
+  (Token) and JSON Web Tokens anywhere (Vonage's signed webhooks, the application JWT) become [redacted] and [jwt];
 - the per-call, per-leg and per-notification tokens in webhook paths and the tokens of audio and voicemail links
-  become [token]; query strings of URLs and paths become ?[query];
+  become [token], and so do invitation and password-reset links (/invitation/<uid>/<token>/,
+  /reset/<uid>/<token>/); query strings of URLs and paths become ?[query];
 - phone numbers keep their last four digits (+4917612345678 -> ***5678) unless settings.LOG_MASK_NUMBERS is off:
   numbers written with a leading +, numbers quoted in JSON, and log arguments that are a number and nothing else.
 
@@ -15,9 +16,11 @@ the same factory in the worker processes (they load the application); its format
 import logging
 import re
 
-CREDENTIALS = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+")
+CREDENTIALS = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+|\b(Token)\s+[A-Za-z0-9]{20,}")
 JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 PATH_TOKEN = re.compile(r"(/(?:call|leg|voice)/)[A-Za-z0-9_-]{16,}")
+# Invitation and password-reset links: /<invitation|reset>/<uidb64>/<token>/ (also the set-password step).
+ACCOUNT_LINK = re.compile(r"(/(?:invitation|reset)/)[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 FILE_TOKEN = re.compile(r"(/(?:audio|voicemail)/)[A-Za-z0-9_-]{16,}(?=\.)")
 QUERY = re.compile(r"((?:https?://|/)[^\s?\"'<>]*)\?[^\s\"'<>]+")
 PLUS_NUMBER = re.compile(r"\+\d{3,11}(\d{4})(?!\d)")
@@ -34,13 +37,15 @@ def mask_number(value):
 def scrub(text, *, mask_numbers=True):
     """TEXT without JWTs, URL tokens and query strings, and (MASK_NUMBERS) with phone numbers masked."""
     # Each pattern runs only when the text can match it: most log lines need none (this runs for every record).
-    if "Bearer" in text or "Basic" in text:
-        text = CREDENTIALS.sub(r"\1 [redacted]", text)
+    if "Bearer" in text or "Basic" in text or "Token" in text:
+        text = CREDENTIALS.sub(lambda match: f"{match.group(1) or match.group(2)} [redacted]", text)
     if "eyJ" in text:
         text = JWT.sub("[jwt]", text)
     if "/" in text:
         text = PATH_TOKEN.sub(r"\1[token]", text)
         text = FILE_TOKEN.sub(r"\1[token]", text)
+        if "/invitation/" in text or "/reset/" in text:
+            text = ACCOUNT_LINK.sub(r"\1[token]", text)
         if "?" in text:
             text = QUERY.sub(r"\1?[query]", text)
     if mask_numbers:

@@ -18,6 +18,8 @@ class RequestSizeLimitMiddleware:
         try:
             size = int(declared or 0)
         except ValueError:
+            size = -1
+        if size < 0:
             return self._refuse(request, 400, "The Content-Length is not a number.")
         limit = settings.MAX_REQUEST_BODY_SIZE
         if size > limit:

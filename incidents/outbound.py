@@ -14,6 +14,7 @@ What it guarantees, so an account cannot use the deployment to reach inside the 
 - at most RESPONSE_BYTES of an answer are read.
 """
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from requests_hardened.ip_filter import EXTRA_BLOCKED_NET_RANGES, InvalidIPAddre
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 REFUSED_ADDRESS = "refused: not a public address"
+HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 NOT_PUBLIC = "This address is not public"
 RESPONSE_BYTES = 2000
 CONNECT_TIMEOUT_SECONDS = 5
@@ -106,7 +108,19 @@ def url_problem(url, kind=None):
     literal = _literal_address(host)
     if literal is not None and not is_public(literal):
         return _not_public(literal)
+    if literal is None and not HOST_NAME.fullmatch(_ascii(host)):
+        # Characters URL parsers disagree on (a backslash, spaces) could make the host checked here differ from
+        # the host connected to.
+        return "The URL's host name is not valid."
     return None
+
+
+def _ascii(host):
+    """HOST in its ASCII (IDNA) form; "" when it has none."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
 
 
 def address_problem(url):

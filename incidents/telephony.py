@@ -368,9 +368,9 @@ class Telephony:
                 "Authorization": client.http_client.auth.create_jwt_auth_string().decode(),
                 "User-Agent": client.http_client.user_agent,
             }
-            # requests drops the Authorization header itself if a redirect leaves the host.
-            with session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
-                if response.status_code >= 400:
+            # A redirect is not followed: the URL was checked to be Vonage's, where it points need not be.
+            with session.get(url, headers=headers, stream=True, timeout=self.timeout, allow_redirects=False) as response:
+                if response.status_code >= 300:
                     raise _status_error("download_recording", response.status_code, response.text)
                 content = bytearray()
                 for chunk in response.iter_content(chunk_size=64 * 1024):

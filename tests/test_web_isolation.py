@@ -83,3 +83,32 @@ def test_forms_offer_only_the_own_accounts_choices(client, charlie, worlds):
     assert "Acme on call" not in page and "Globex on call" in page
     layer_page = client.get(reverse("web:layer", args=[globex_world.schedule.pk, globex_world.layer.pk])).content.decode()
     assert "Alice" not in layer_page and "Bob" not in layer_page and "Dave" in layer_page
+
+
+def test_another_accounts_test_calls_are_404_on_every_test_call_route(client, charlie, worlds):
+    """Generated over the Test call page's routes: Acme's call uuid, as a path argument or as the "call" parameter,
+    answers Globex's admin 404 (a GET on a POST-only route 405)."""
+    from callrouting import testcall
+    from callrouting.models import PlacedTestCall
+
+    acme_world, _ = worlds
+    uuid = "acme-test-call-uuid"
+    PlacedTestCall.objects.create(account=acme_world.number.account, routing_number=acme_world.number,
+                                  placed_by=acme_world.admin, vonage_uuid=uuid)
+    client.force_login(charlie)
+    tried = []
+    for pattern in testcall.urlpatterns:
+        names = set(pattern.pattern.converters)
+        kwargs = {name: (uuid if name == "uuid" else "hangup") for name in names}
+        url = reverse(f"testcall:{pattern.name}", kwargs=kwargs)
+        if not names and pattern.name != "state":
+            continue
+        for method in ("get", "post"):
+            response = getattr(client, method)(url, {"call": uuid})
+            takes = "get" if pattern.name == "state" else "post"
+            assert response.status_code == (404 if method == takes else 405), (method, url, response.status_code)
+            assert b"acme" not in response.content.lower()
+        tried.append(pattern.name)
+    assert set(tried) == {"hang-up-call", "leg-action", "state"}
+    assert uuid not in client.get(reverse("testcall:calls")).content.decode()
+    assert PlacedTestCall.objects.filter(vonage_uuid=uuid).exists()

@@ -165,7 +165,17 @@ class NotificationRuleSerializer(OwnContactsSerializer):
 
 
 class UserSerializer(serializers.ModelSerializer):
+    """A person of the account. A responder sees only their own contact methods (owners and admins everyone's)."""
+
     contact_methods = ContactMethodSerializer(many=True, read_only=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        viewer = getattr(request, "user", None)
+        if viewer is None or (viewer.pk != instance.pk and not getattr(viewer, "is_account_admin", False)):
+            data["contact_methods"] = []
+        return data
 
     class Meta:
         model = User

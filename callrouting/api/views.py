@@ -177,7 +177,8 @@ class UserViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
         if not person.is_active:
             raise ValidationError({"detail": "The person is deactivated: reactivate them first."})
         url, emailed = people.invite_person(person, invited_by=request.user)
-        return Response({"url": url, "emailed": emailed})
+        # The answer holds a one-time link: no cache may keep it.
+        return Response({"url": url, "emailed": emailed}, headers={"Cache-Control": "no-store"})
 
     @extend_schema(request=None, responses=serializers.UserSerializer)
     @action(detail=True, methods=["post"])
@@ -198,6 +199,14 @@ class UserViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMix
 
 class OwnContactsViewSet(CrudViewSet):
     permission_classes = [OwnContactsWrites]
+
+    def get_queryset(self):
+        # A responder reads only their own rows (as on the pages); writing another's is a 403 (OwnContactsWrites).
+        queryset = super().get_queryset()
+        request = self.request
+        if request is not None and request.method in SAFE_METHODS and not getattr(request.user, "is_account_admin", False):
+            queryset = queryset.filter(user=request.user)
+        return queryset
 
 
 class ContactMethodViewSet(OwnContactsViewSet):

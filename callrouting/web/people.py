@@ -136,8 +136,10 @@ def person_invite(request, user_pk):
         messages.error(request, f"{person} is deactivated: reactivate them before inviting them.")
         return redirect("web:person", person.pk)
     url, emailed = people.invite_person(person, invited_by=request.user)
-    # The link is shown once, on this answer, and never stored.
-    return _detail(request, person, invitation_url=url, invitation_emailed=emailed)
+    # The link is shown once, on this answer, and never stored (nor kept by a cache).
+    response = _detail(request, person, invitation_url=url, invitation_emailed=emailed)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _set_active(request, user_pk, active):
