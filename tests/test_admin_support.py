@@ -100,7 +100,7 @@ def test_search_and_filter_across_accounts(as_sam, acme, alice, bob, globex, cha
     from tests.factories import UserFactory
 
     world(acme, alice, bob)
-    world(globex, charlie, UserFactory(account=globex, username="dave"))
+    world(globex, charlie, UserFactory(account=globex, username="dave", phone="+4915110000008"))
     found = as_sam.get("/admin/callrouting/routingnumber/", {"q": "globex"}).content.decode()
     assert "Globex support" in found and "Acme support" not in found
     by_option = as_sam.get("/admin/callrouting/routingnumber/", {"q": "Billing"}).content.decode()

@@ -44,7 +44,7 @@ def full_call(phone, number, alice, vonage_api):
     number.out_of_hours_target = Target.VOICEMAIL
     set_support_hours(number, inside=False)
     response, uuid = phone.dial(number.phone_number, caller=CALLER)
-    record = response.json()[0]
+    record = next(action for action in response.json() if action["action"] == "record")
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"ID3-msg"), "recording_uuid": "r1"})
     phone.post(record["transcription"]["eventUrl"][0], {"transcript": TRANSCRIPT})
     # A webhook without a valid signature on a per-call path, and a fallback naming a per-call URL.
