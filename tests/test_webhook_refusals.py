@@ -42,7 +42,8 @@ pytestmark = pytest.mark.django_db
 # test_every_vonage_webhook_in_the_urlconf_is_listed until it is listed in one of the two.
 NCCO_WEBHOOKS = {"callrouting:answer", "callrouting:fallback", "callrouting:call-input", "callrouting:leg-input",
                  "incidents:voice-input"}
-EVENT_WEBHOOKS = {"callrouting:event", "callrouting:call-recording", "callrouting:call-transcription",
+EVENT_WEBHOOKS = {"callrouting:event", "callrouting:call-recording-started", "callrouting:call-recording",
+                  "callrouting:call-transcription",
                   "callrouting:leg-event", "incidents:voice-event", "incidents:test-call-event"}
 OTHER_SECRET = "another-accounts-signature-secret-0123456789"
 
