@@ -3,6 +3,7 @@ from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet, ModelChoiceField
+from django.utils.functional import cached_property
 
 from .models import User
 
@@ -34,6 +35,19 @@ class InlineFormSet(BaseInlineFormSet):
             if index is not None and index < self.initial_form_count():
                 field.required = True
                 field.error_messages["required"] = self.STALE_ROW
+
+    @cached_property
+    def forms(self):
+        forms = super().forms
+        # Every row offers the same people, schedules or policies: read them once for the formset, not per row.
+        shared = {}
+        for form in forms:
+            for name, field in form.fields.items():
+                if isinstance(field, ModelChoiceField) and name != self._pk_field.name:
+                    if name not in shared:
+                        shared[name] = list(field.choices)
+                    field.choices = shared[name]
+        return forms
 
     def clean(self):
         super().clean()

@@ -102,7 +102,10 @@ def on_call_now(number, at):
         policy.pk: policy
         for policy in EscalationPolicy.objects.with_oncall(at).filter(pk__in={o.escalation_policy_id for o in options})
     }
-    return [(option, policies[option.escalation_policy_id].users_at(at)) for option in options]
+    for option in options:
+        # The page names each option's policy: hand over the one already loaded instead of a query per option.
+        option.escalation_policy = policies[option.escalation_policy_id]
+    return [(option, option.escalation_policy.users_at(at)) for option in options]
 
 
 @account_view
