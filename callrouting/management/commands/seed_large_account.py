@@ -24,8 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, **options):
         size = Size(**{field.name: options[field.name] for field in dataclasses.fields(Size)})
-        if min(size.people, size.schedules, size.policies, size.numbers, size.options) < 1 or size.options > 9:
-            raise CommandError("At least one person, schedule, policy and number; 1 to 9 options per number.")
+        if min(dataclasses.astuple(size)) < 1 or size.options > 9:
+            raise CommandError("Every size is at least 1; a number has at most 9 options.")
         if Account.objects.filter(name=name).exists():
             raise CommandError(f"An account named {name!r} exists already.")
         started = time.monotonic()
