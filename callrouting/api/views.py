@@ -14,7 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers as drf_serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
@@ -71,6 +71,20 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class NewestIncidentsFirst(CursorPagination):
+    """Incidents and calls page by position (a cursor after the last row shown), not by offset: every page of a
+    long history costs the same, and a row created meanwhile neither repeats nor hides one on the next page."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = ("-created_at", "-id")
+
+
+class NewestCallsFirst(NewestIncidentsFirst):
+    ordering = ("-started_at", "-id")
 
 
 class AccountViewSet(viewsets.GenericViewSet):
@@ -468,6 +482,7 @@ class IncidentViewSet(ReadOnlyViewSet):
 
     queryset = Incident.objects.select_related("alert_source__routing_number")
     filterset_class = IncidentFilter
+    pagination_class = NewestIncidentsFirst
 
     def get_serializer_class(self):
         return serializers.IncidentDetailSerializer if self.action == "retrieve" else serializers.IncidentSerializer
@@ -501,3 +516,4 @@ class CallViewSet(ReadOnlyViewSet):
     queryset = Call.objects.select_related("voicemail").prefetch_related("legs")
     serializer_class = serializers.CallSerializer
     filterset_class = CallFilter
+    pagination_class = NewestCallsFirst
