@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.forms.models import inlineformset_factory
 
 from escalation.forms import InlineFormSet
-from escalation.models import TIMEZONE_CHOICES
 
 from . import advanced, audio, hours
+from .web.lookup import TimezoneField
 from .models import Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
@@ -21,7 +21,7 @@ AUDIO_ACCEPT = ".mp3,.wav,audio/mpeg,audio/wav,audio/x-wav"
 
 
 class SupportHoursForm(forms.ModelForm):
-    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC", help_text="Ranges and holidays are in this time zone.")
+    timezone = TimezoneField(help_text="Ranges and holidays are in this time zone.")
 
     class Meta:
         model = RoutingNumber

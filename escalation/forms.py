@@ -2,6 +2,7 @@
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
+from django.forms import Select
 from django.forms.models import BaseInlineFormSet, ModelChoiceField
 from django.utils.functional import cached_property
 
@@ -40,13 +41,14 @@ class InlineFormSet(BaseInlineFormSet):
     def forms(self):
         forms = super().forms
         # Every row offers the same people, schedules or policies: read them once for the formset, not per row.
-        shared = {}
-        for form in forms:
-            for name, field in form.fields.items():
-                if isinstance(field, ModelChoiceField) and name != self._pk_field.name:
-                    if name not in shared:
-                        shared[name] = list(field.choices)
-                    field.choices = shared[name]
+        # Fields that show only the chosen row (a lookup input) name all rows' choices at once instead.
+        for name, field in (forms[0].fields.items() if forms else ()):
+            if hasattr(field, "share_across"):
+                field.share_across(forms, name)
+            elif isinstance(field, ModelChoiceField) and isinstance(field.widget, Select) and name != self._pk_field.name:
+                choices = list(field.choices)
+                for form in forms:
+                    form.fields[name].choices = choices
         return forms
 
     def clean(self):
