@@ -180,7 +180,7 @@ def seed_large_account(name, size=Size(), *, number_prefix=None, log=lambda mess
     ])
     log(f"{len(numbers)} numbers, {len(options)} options")
 
-    incidents = []
+    incidents, incident_ids = [], []
     with _keeping_timestamps(Incident._meta.get_field("created_at"), IncidentEvent._meta.get_field("at")):
         for first in range(0, size.incidents, BATCH):
             batch = []
@@ -196,6 +196,7 @@ def seed_large_account(name, size=Size(), *, number_prefix=None, log=lambda mess
                     resolved_at=created + dt.timedelta(minutes=30) if status == Incident.Status.RESOLVED else None,
                 ))
             batch = _bulk(Incident, batch)
+            incident_ids.extend(incident.pk for incident in batch)
             incidents.extend(batch[-1:] if first + BATCH < size.incidents else batch)
             _bulk(IncidentEvent, [
                 IncidentEvent(incident=incident, at=incident.created_at + dt.timedelta(minutes=step), kind=kind, message=message)
@@ -217,7 +218,8 @@ def seed_large_account(name, size=Size(), *, number_prefix=None, log=lambda mess
                 Call(
                     account=account, routing_number=numbers[i % len(numbers)], vonage_uuid=f"{slug}-call-{i}",
                     caller=_phone("49176" + prefix, i % 10_000), called_number=numbers[i % len(numbers)].phone_number,
-                    option=options[i % len(options)], incident=incidents[-1], state=Call.State.ENDED,
+                    option=options[i % len(options)], incident_id=incident_ids[i % len(incident_ids)],
+                    state=Call.State.ENDED,
                     outcome=Call.Outcome.ANSWERED,
                     started_at=now - dt.timedelta(minutes=20 * (size.calls - i)),
                     ended_at=now - dt.timedelta(minutes=20 * (size.calls - i) - 5),
