@@ -32,7 +32,7 @@ from escalation.models import (
     ScheduleOverride,
     User,
 )
-from escalation.oncall import OVERRIDE
+from escalation.oncall import OVERRIDE, policies_on_call
 from incidents import services as incident_services
 from incidents.models import AlertAction, AlertSource, Incident
 from incidents.notifications import TestTooSoon, TransportError, send_test_notification
@@ -327,18 +327,15 @@ class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.Retriev
     def on_call(self, request, pk=None):
         """Whom each routing option would call right now, options in menu order, users in dialling order."""
         number = self.get_object()
-        now = timezone.now()
         options = list(number.options.all())
-        policies = {
-            p.pk: p for p in EscalationPolicy.objects.with_oncall(now).filter(pk__in={o.escalation_policy_id for o in options})
-        }
+        users = policies_on_call({o.escalation_policy_id for o in options}, timezone.now())
         data = [
             {
                 "option": option.pk,
                 "digit": option.digit,
                 "label": option.label,
                 "simultaneous": option.simultaneous,
-                "users": serializers.user_refs(policies[option.escalation_policy_id].users_at(now)),
+                "users": serializers.user_refs(users[option.escalation_policy_id]),
             }
             for option in options
         ]
@@ -392,9 +389,7 @@ class EscalationPolicyViewSet(CrudViewSet):
     def on_call(self, request, pk=None):
         """The users the policy would notify right now, in order (call routing dials exactly these)."""
         policy = self.get_object()
-        now = timezone.now()
-        policy = EscalationPolicy.objects.with_oncall(now).get(pk=policy.pk)
-        return Response(serializers.user_refs(policy.users_at(now)))
+        return Response(serializers.user_refs(policies_on_call([policy.pk], timezone.now())[policy.pk]))
 
 
 class EscalationRuleViewSet(CrudViewSet):
