@@ -18,7 +18,7 @@ def acme_world(acme, alice, bob):
 
 @pytest.fixture
 def globex_world(globex, charlie):
-    return world(globex, charlie, UserFactory(account=globex, username="dave"))
+    return world(globex, charlie, UserFactory(account=globex, username="dave", phone="+4915110000008"))
 
 
 def number_section(slug):
