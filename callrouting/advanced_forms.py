@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.forms.models import inlineformset_factory
 
 from escalation.forms import InlineFormSet
-from escalation.models import TIMEZONE_CHOICES
 
 from . import advanced, audio, hours
+from .web.lookup import LookupInput, TimezoneField
 from .models import Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
@@ -25,9 +25,9 @@ SUPPORT_HOURS_ON = f"{SUPPORT_HOURS_PREFIX}-support_hours_enabled=on"
 
 
 class SupportHoursForm(forms.ModelForm):
-    timezone = forms.ChoiceField(
-        choices=TIMEZONE_CHOICES, initial="UTC", help_text="Ranges and holidays are in this time zone.",
-        widget=forms.Select(attrs={"data-show-when": SUPPORT_HOURS_ON}),
+    timezone = TimezoneField(
+        help_text="Ranges and holidays are in this time zone.",
+        widget=LookupInput("timezones", attrs={"data-show-when": SUPPORT_HOURS_ON}),
     )
 
     class Meta:

@@ -503,7 +503,10 @@ class Call(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [
-            models.Index(fields=["account", "-started_at"]),
+            # The call log's order and its keyset pages (started_at, id below the last row shown).
+            models.Index(fields=["account", "-started_at", "-id"], name="call_account_newest_idx"),
+            # The dashboard's live calls: a few rows among an account's many ended ones.
+            models.Index(fields=["account", "-started_at", "-id"], name="call_account_live_idx", condition=~Q(state="ended")),
             models.Index(fields=["routing_due_at"], name="call_routing_due_idx", condition=Q(routing_due_at__isnull=False)),
             models.Index(fields=["voicemail_due_at"], name="call_voicemail_due_idx", condition=Q(voicemail_due_at__isnull=False)),
             models.Index(fields=["raise_due_at"], name="call_raise_due_idx", condition=Q(raise_due_at__isnull=False)),

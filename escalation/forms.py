@@ -2,7 +2,9 @@
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
+from django.forms import Select
 from django.forms.models import BaseInlineFormSet, ModelChoiceField
+from django.utils.functional import cached_property
 
 from .models import User
 
@@ -34,6 +36,20 @@ class InlineFormSet(BaseInlineFormSet):
             if index is not None and index < self.initial_form_count():
                 field.required = True
                 field.error_messages["required"] = self.STALE_ROW
+
+    @cached_property
+    def forms(self):
+        forms = super().forms
+        # Every row offers the same people, schedules or policies: read them once for the formset, not per row.
+        # Fields that show only the chosen row (a lookup input) name all rows' choices at once instead.
+        for name, field in (forms[0].fields.items() if forms else ()):
+            if hasattr(field, "share_across"):
+                field.share_across(forms, name)
+            elif isinstance(field, ModelChoiceField) and isinstance(field.widget, Select) and name != self._pk_field.name:
+                choices = list(field.choices)
+                for form in forms:
+                    form.fields[name].choices = choices
+        return forms
 
     def clean(self):
         super().clean()

@@ -19,11 +19,25 @@ windows) are read in the schedule's time zone through `local_instant()`:
   of the jump.
 """
 import datetime as dt
+import zoneinfo
+from collections import defaultdict
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from django.db.models import QuerySet
 
-from .models import EscalationPolicy, RotationLayer, policy_prefetches
+from .models import (
+    EscalationPolicy,
+    LayerMember,
+    LayerRestriction,
+    OnCallSchedule,
+    RotationLayer,
+    RuleSchedule,
+    RuleUser,
+    ScheduleOverride,
+    User,
+    policy_prefetches,
+)
 
 UTC = dt.timezone.utc
 OVERRIDE = "override"
@@ -75,11 +89,12 @@ def _aware(at):
 class _Layer:
     """A rotation layer with its participants and restrictions loaded, answering for instants."""
 
-    def __init__(self, layer, tz):
+    def __init__(self, layer, tz, people, restrictions):
+        # PEOPLE: the participants in rotation order (anything with pk and is_active: users, or _Person rows).
         self.layer = layer
         self.tz = tz
-        self.members = list(layer.members.all())
-        self.restrictions = list(layer.restrictions.all())
+        self.people = people
+        self.restrictions = restrictions
         self.start = local_instant(layer.start_date, layer.handoff_time, tz)
         self.end = local_instant(layer.end_date, layer.handoff_time, tz) if layer.end_date else None
         if layer.shift_unit == RotationLayer.Unit.HOURS:
@@ -132,9 +147,9 @@ class _Layer:
 
     def user_at(self, at):
         index = self.shift_index(at)
-        if index is None or not self.members or not self.is_active(at):
+        if index is None or not self.people or not self.is_active(at):
             return None
-        user = self.members[index % len(self.members)].user
+        user = self.people[index % len(self.people)]
         return user if user.is_active else None
 
     def boundaries(self, start, end):
@@ -156,10 +171,19 @@ class _Layer:
 class _Schedule:
     """A schedule with its layers (highest level first) and overrides loaded."""
 
-    def __init__(self, schedule):
+    def __init__(self, layers, overrides):
+        self.layers = sorted(layers, key=lambda l: -l.layer.level)
+        self.overrides = overrides
+
+    @classmethod
+    def of(cls, schedule):
+        """SCHEDULE (a model object, its relations prefetched or not) ready to answer."""
         tz = schedule.tz
-        self.layers = sorted((_Layer(layer, tz) for layer in schedule.layers.all()), key=lambda l: -l.layer.level)
-        self.overrides = list(schedule.overrides.all())
+        layers = [
+            _Layer(layer, tz, [member.user for member in layer.members.all()], list(layer.restrictions.all()))
+            for layer in schedule.layers.all()
+        ]
+        return cls(layers, list(schedule.overrides.all()))
 
     def answer(self, at):
         """(user, source) on call at AT, or (None, None)."""
@@ -181,7 +205,7 @@ class _Schedule:
 
 def on_call_at(schedule, at):
     """The user on call on SCHEDULE at AT (override, else the highest layer with someone on call), or None."""
-    return _Schedule(schedule).answer(_aware(at))[0]
+    return _Schedule.of(schedule).answer(_aware(at))[0]
 
 
 def shifts_between(schedule, start, end):
@@ -195,7 +219,7 @@ def shifts_between(schedule, start, end):
     start, end = _aware(start), _aware(end)
     if end <= start:
         return []
-    view = _Schedule(schedule)
+    view = _Schedule.of(schedule)
     points = sorted({start, *view.boundaries(start, end)}) + [end]
     shifts = []
     for segment_start, segment_end in zip(points, points[1:]):
@@ -242,3 +266,81 @@ def prefetch_policy(policy, at=None):
         return policy.prefetch_related(*policy_prefetches(at))
     pk = policy.pk if isinstance(policy, EscalationPolicy) else policy
     return EscalationPolicy.objects.with_oncall(at).get(pk=pk)
+
+
+class _Person(NamedTuple):
+    """A user as the bulk answers read them: the id and whether they may be on call."""
+
+    pk: int
+    is_active: bool
+
+
+def _schedule_answers(schedule_ids, at):
+    """{schedule id: id of the user on call at AT, or None}, from plain rows in five queries."""
+    ids = set(schedule_ids)
+    zones = dict(OnCallSchedule.objects.filter(pk__in=ids).values_list("pk", "timezone"))
+    layer_rows = RotationLayer.objects.filter(schedule_id__in=ids).values(
+        "id", "schedule_id", "level", "shift_length", "shift_unit", "start_date", "handoff_time", "end_date"
+    )
+    people = defaultdict(list)
+    members = LayerMember.objects.filter(layer__schedule_id__in=ids).order_by("layer", "position", "id")
+    for layer_id, user_id, active in members.values_list("layer_id", "user_id", "user__is_active"):
+        people[layer_id].append(_Person(user_id, active))
+    restrictions = defaultdict(list)
+    for row in LayerRestriction.objects.filter(layer__schedule_id__in=ids).values("layer_id", "weekday", "start_time", "end_time"):
+        restrictions[row["layer_id"]].append(SimpleNamespace(**row))
+    overrides = defaultdict(list)
+    covering = ScheduleOverride.objects.filter(schedule_id__in=ids, start__lte=at, end__gt=at)
+    for pk, schedule_id, start, end, user_id, active in covering.values_list(
+        "pk", "schedule_id", "start", "end", "user_id", "user__is_active"
+    ):
+        overrides[schedule_id].append(SimpleNamespace(pk=pk, start=start, end=end, user=_Person(user_id, active)))
+    layers = defaultdict(list)
+    for row in layer_rows:
+        tz = zoneinfo.ZoneInfo(zones[row["schedule_id"]])
+        layers[row["schedule_id"]].append(_Layer(SimpleNamespace(**row), tz, people[row["id"]], restrictions[row["id"]]))
+    answers = {}
+    for pk in zones:
+        person, _ = _Schedule(layers[pk], overrides[pk]).answer(at)
+        answers[pk] = person.pk if person else None
+    return answers
+
+
+def schedules_on_call(schedule_ids, at):
+    """{schedule id: the User on call at AT, or None} for many schedules at once.
+
+    A fixed number of queries however many schedules, layers, participants and overrides there are; layers,
+    participants and overrides are read as plain rows, and only the users on call are loaded as model objects.
+    """
+    answers = _schedule_answers(schedule_ids, _aware(at))
+    users = User.objects.in_bulk({pk for pk in answers.values() if pk is not None})
+    return {schedule: users.get(pk) for schedule, pk in answers.items()}
+
+
+def policies_on_call(policy_ids, at):
+    """{policy id: [User, ...]}: whom each policy would notify at AT, in order, as users_at() answers, for many
+    policies at once in a fixed number of queries (schedules shared by several policies are resolved once)."""
+    at = _aware(at)
+    ids = set(policy_ids)
+    order = ("rule__policy_id", "rule__position", "rule_id", "position", "id")
+    direct = RuleUser.objects.filter(rule__policy_id__in=ids).order_by(*order).values_list(
+        "rule__policy_id", "rule__position", "rule_id", "user_id", "user__is_active"
+    )
+    via_schedule = RuleSchedule.objects.filter(rule__policy_id__in=ids).order_by(*order).values_list(
+        "rule__policy_id", "rule__position", "rule_id", "schedule_id"
+    )
+    via_schedule = list(via_schedule)
+    answers = _schedule_answers({row[3] for row in via_schedule}, at)
+    # Per rule: its users in order, then whoever is on call on each of its schedules (as rule_users()).
+    per_rule = defaultdict(lambda: ([], []))
+    for policy_id, position, rule_id, user_id, active in direct:
+        per_rule[(policy_id, position, rule_id)][0].append(user_id if active else None)
+    for policy_id, position, rule_id, schedule_id in via_schedule:
+        per_rule[(policy_id, position, rule_id)][1].append(answers.get(schedule_id))
+    user_ids = defaultdict(list)
+    for (policy_id, _, _), (users, on_call) in sorted(per_rule.items()):
+        for user_id in users + on_call:
+            if user_id is not None and user_id not in user_ids[policy_id]:
+                user_ids[policy_id].append(user_id)
+    users = User.objects.in_bulk({pk for pks in user_ids.values() for pk in pks})
+    return {policy: [users[pk] for pk in user_ids.get(policy, [])] for policy in ids}

@@ -21,6 +21,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from .models import OnCallSchedule, User
+from .oncall import schedules_on_call
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,9 @@ def set_active(user, active, *, changed_by):
 
 def on_call_now(account, at):
     """{user pk: [names of the schedules the user is on call on at AT]} for ACCOUNT, in a fixed number of queries."""
+    names = dict(OnCallSchedule.objects.filter(account=account).values_list("pk", "name"))
     on_call = {}
-    for schedule in OnCallSchedule.objects.with_oncall(at).filter(account=account):
-        user = schedule.on_call_at(at)
+    for schedule, user in schedules_on_call(names, at).items():
         if user is not None:
-            on_call.setdefault(user.pk, []).append(schedule.name)
-    return on_call
+            on_call.setdefault(user.pk, []).append(names[schedule])
+    return {pk: sorted(schedules) for pk, schedules in on_call.items()}

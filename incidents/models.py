@@ -100,6 +100,11 @@ class Incident(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["account", "status", "-created_at"]),
+            # The lists' order and their keyset pages (created_at, id below the last row shown).
+            models.Index(fields=["account", "-created_at", "-id"], name="incident_account_newest_idx"),
+            # The dashboard's open incidents: a few rows among an account's many resolved ones.
+            models.Index(fields=["account", "-created_at", "-id"], name="incident_account_open_idx",
+                         condition=~models.Q(status="resolved")),
             models.Index(fields=["escalation_due_at"], name="incident_due_idx", condition=models.Q(escalation_due_at__isnull=False)),
         ]
 

@@ -108,3 +108,23 @@ def test_the_benchmark_command_at_a_tiny_size(tmp_path):
         "answer_webhook_p99_ms_at_200_concurrent", "input_webhook_p99_ms_at_200_concurrent",
         "queries_constant_in_options_agents_layers", "choice_to_first_dial_p95_ms", "decline_to_next_dial_p95_ms",
         "simultaneous_fanout_limited_by_3_calls_per_s"}
+
+
+@pytest.mark.slow
+def test_the_page_benchmark_command_at_a_tiny_size():
+    """manage.py bench_pages builds the account in a throwaway database, measures every page and endpoint (all
+    answering 200, 302 or 405; the seeded calls have no voicemail recording to play) and drops the database."""
+    if not _postgres_answers():
+        pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
+    done = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "bench_pages", "--database-url", DATABASE_URL, "--people", "6",
+         "--schedules", "2", "--policies", "2", "--numbers", "2", "--options", "2", "--incidents", "60", "--calls", "60"],
+        env=env, cwd=BASE_DIR, check=True, timeout=1800, capture_output=True, text=True,
+    )
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| `/") and "voicemail.mp3" not in line]
+    assert len(rows) > 90
+    assert {row[2].strip() for row in rows} <= {"200", "302", "405"}, [row for row in rows if row[2].strip() not in ("200", "302", "405")]
+    assert any("/incidents/?before=" in row[1] for row in rows)
+    assert all(row[3].strip().isdigit() for row in rows)

@@ -108,6 +108,6 @@ def test_a_far_off_utc_offset_in_a_date_filter_is_answered(api_world, path, name
     headers = {"HTTP_AUTHORIZATION": f"Token {api_world.token}"}
     response = client.get(path, {name: "0771-09-12T04:17:27-20:47"}, **headers)
     assert response.status_code == 200, response.content[:300]
-    assert response.json()["count"] >= 1  # everything in the world was created after the year 771
+    assert len(response.json()["results"]) >= 1  # everything in the world was created after the year 771
     response = client.get(path, {name: "0001-01-01T00:00:00+05:00"}, **headers)
     assert response.status_code == 400 and name in response.json()

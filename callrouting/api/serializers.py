@@ -392,12 +392,29 @@ class EscalationPolicySerializer(AccountSerializer):
         fields = ["id", "name", "description", "repeat_count", "rules"]
 
 
+class ThroughIds(serializers.ManyRelatedField):
+    """Ids of a many-to-many relation read from its ordered through rows (the prefetched THROUGH of the instance,
+    attribute ID of each row), so a list reads what the viewset prefetched; written as a list of primary keys."""
+
+    def __init__(self, through, id_attr, queryset, **kwargs):
+        self.through, self.id_attr = through, id_attr
+        super().__init__(child_relation=serializers.PrimaryKeyRelatedField(queryset=queryset), **kwargs)
+
+    def get_attribute(self, instance):
+        return [getattr(row, self.id_attr) for row in getattr(instance, self.through).all()]
+
+    def to_representation(self, ids):
+        return list(ids)
+
+
 class EscalationRuleSerializer(AccountSerializer):
-    users = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=User.objects.all(), required=False, help_text="Notified in this order, before the schedules."
+    users = ThroughIds(
+        "rule_users", "user_id", User.objects.all(), required=False,
+        help_text="Notified in this order, before the schedules.",
     )
-    schedules = serializers.PrimaryKeyRelatedField(
-        many=True, queryset=OnCallSchedule.objects.all(), required=False, help_text="Whoever is on call on each, in order."
+    schedules = ThroughIds(
+        "rule_schedules", "schedule_id", OnCallSchedule.objects.all(), required=False,
+        help_text="Whoever is on call on each, in order.",
     )
     extra_write_fields = ("users", "schedules")
 
@@ -417,12 +434,6 @@ class EscalationRuleSerializer(AccountSerializer):
         if not list(users) and not list(schedules):
             raise serializers.ValidationError({"users": "A rule needs at least one user or one on-call schedule."})
         return attrs
-
-    def to_representation(self, rule):
-        data = super().to_representation(rule)
-        data["users"] = [ru.user_id for ru in rule.rule_users.all()]
-        data["schedules"] = [rs.schedule_id for rs in rule.rule_schedules.all()]
-        return data
 
     def create(self, validated_data):
         users, schedules = validated_data.pop("users", None), validated_data.pop("schedules", None)

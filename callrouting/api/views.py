@@ -14,7 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers as drf_serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
@@ -32,7 +32,7 @@ from escalation.models import (
     ScheduleOverride,
     User,
 )
-from escalation.oncall import OVERRIDE
+from escalation.oncall import OVERRIDE, policies_on_call
 from incidents import services as incident_services
 from incidents.models import AlertAction, AlertSource, Incident
 from incidents.notifications import TestTooSoon, TransportError, send_test_notification
@@ -71,6 +71,20 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class NewestIncidentsFirst(CursorPagination):
+    """Incidents and calls page by position (a cursor after the last row shown), not by offset: every page of a
+    long history costs the same, and a row created meanwhile neither repeats nor hides one on the next page."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    ordering = ("-created_at", "-id")
+
+
+class NewestCallsFirst(NewestIncidentsFirst):
+    ordering = ("-started_at", "-id")
 
 
 class AccountViewSet(viewsets.GenericViewSet):
@@ -322,18 +336,15 @@ class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.Retriev
     def on_call(self, request, pk=None):
         """Whom each routing option would call right now, options in menu order, users in dialling order."""
         number = self.get_object()
-        now = timezone.now()
         options = list(number.options.all())
-        policies = {
-            p.pk: p for p in EscalationPolicy.objects.with_oncall(now).filter(pk__in={o.escalation_policy_id for o in options})
-        }
+        users = policies_on_call({o.escalation_policy_id for o in options}, timezone.now())
         data = [
             {
                 "option": option.pk,
                 "digit": option.digit,
                 "label": option.label,
                 "simultaneous": option.simultaneous,
-                "users": serializers.user_refs(policies[option.escalation_policy_id].users_at(now)),
+                "users": serializers.user_refs(users[option.escalation_policy_id]),
             }
             for option in options
         ]
@@ -387,9 +398,7 @@ class EscalationPolicyViewSet(CrudViewSet):
     def on_call(self, request, pk=None):
         """The users the policy would notify right now, in order (call routing dials exactly these)."""
         policy = self.get_object()
-        now = timezone.now()
-        policy = EscalationPolicy.objects.with_oncall(now).get(pk=policy.pk)
-        return Response(serializers.user_refs(policy.users_at(now)))
+        return Response(serializers.user_refs(policies_on_call([policy.pk], timezone.now())[policy.pk]))
 
 
 class EscalationRuleViewSet(CrudViewSet):
@@ -477,6 +486,7 @@ class IncidentViewSet(ReadOnlyViewSet):
 
     queryset = Incident.objects.select_related("alert_source__routing_number")
     filterset_class = IncidentFilter
+    pagination_class = NewestIncidentsFirst
 
     def get_serializer_class(self):
         return serializers.IncidentDetailSerializer if self.action == "retrieve" else serializers.IncidentSerializer
@@ -510,3 +520,4 @@ class CallViewSet(ReadOnlyViewSet):
     queryset = Call.objects.select_related("voicemail").prefetch_related("legs")
     serializer_class = serializers.CallSerializer
     filterset_class = CallFilter
+    pagination_class = NewestCallsFirst

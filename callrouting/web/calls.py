@@ -7,7 +7,7 @@ from incidents.models import Incident
 from ..models import Call, RoutingNumber
 from ..tenancy import get_scoped_or_404, scoped
 from .access import account_view
-from .common import not_allowed, paginate, query_without_page
+from .common import keyset_paginate, not_allowed, query_without_page
 from .forms import CallFilterForm
 
 
@@ -20,7 +20,7 @@ def call_list(request):
     if form.is_bound:
         calls = form.filter(calls)
     return render(
-        request, "web/calls/list.html", {"form": form, "page": paginate(request, calls), "query": query_without_page(request)}
+        request, "web/calls/list.html", {"form": form, "page": keyset_paginate(request, calls, "started_at"), "query": query_without_page(request)}
     )
 
 

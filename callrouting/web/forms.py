@@ -6,7 +6,6 @@ from django.forms.models import inlineformset_factory
 
 from escalation.forms import InlineFormSet, LayerMemberFormSet, RuleUserFormSet
 from escalation.models import (
-    TIMEZONE_CHOICES,
     ContactMethod,
     EscalationPolicy,
     EscalationRule,
@@ -25,6 +24,7 @@ from incidents.models import AlertAction, AlertSource, Incident
 
 from ..models import Call, RoutingNumber, RoutingOption
 from ..tenancy import scoped, unique_errors
+from .lookup import LookupChoiceField, TimezoneField
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 # Times are typed in 24-hour form whatever the browser's locale (a type="time" input follows the locale and may
@@ -48,7 +48,12 @@ class AccountForm(forms.ModelForm):
         self.account = account
         for name, model in self.account_choices.items():
             if name in self.fields:
-                self.fields[name].queryset = scoped(model, account)
+                # Hundreds of people or policies: a searchable input, not a dropdown of every one of them.
+                chosen = self.fields[name]
+                self.fields[name] = LookupChoiceField(
+                    scoped(model, account), required=chosen.required, label=chosen.label, help_text=chosen.help_text,
+                    initial=chosen.initial,
+                )
 
     def _post_clean(self):
         super()._post_clean()
@@ -166,7 +171,7 @@ RuleSchedulesFormSet = inlineformset_factory(
 
 
 class ScheduleForm(AccountForm):
-    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial="UTC")
+    timezone = TimezoneField()
 
     class Meta:
         model = OnCallSchedule

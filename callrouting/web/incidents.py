@@ -14,7 +14,7 @@ from incidents.models import Incident
 from ..models import Call
 from ..tenancy import get_scoped_or_404, scoped
 from .access import account_view
-from .common import not_allowed, paginate, query_without_page
+from .common import keyset_paginate, not_allowed, query_without_page
 from .forms import IncidentFilterForm
 
 
@@ -35,7 +35,7 @@ def incident_list(request):
     return render(
         request,
         "web/incidents/list.html",
-        {"form": form, "page": paginate(request, incidents), "query": query_without_page(request)},
+        {"form": form, "page": keyset_paginate(request, incidents, "created_at"), "query": query_without_page(request)},
     )
 
 

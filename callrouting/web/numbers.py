@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from escalation.models import EscalationPolicy
+from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
 from .. import advanced_sections, configuration, phrases
@@ -99,12 +99,9 @@ def _number(request, number_pk):
 
 def on_call_now(number, at):
     """[(option, [users])] for NUMBER's options in menu order: whom each option would call at AT, in order."""
-    options = list(number.options.all())
-    policies = {
-        policy.pk: policy
-        for policy in EscalationPolicy.objects.with_oncall(at).filter(pk__in={o.escalation_policy_id for o in options})
-    }
-    return [(option, policies[option.escalation_policy_id].users_at(at)) for option in options]
+    options = list(number.options.select_related("escalation_policy"))
+    users = policies_on_call({option.escalation_policy_id for option in options}, at)
+    return [(option, users[option.escalation_policy_id]) for option in options]
 
 
 @account_view

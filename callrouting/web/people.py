@@ -21,7 +21,7 @@ from incidents.telephony import is_configured
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
 from .access import account_view, require_admin
-from .common import confirm_delete, not_allowed
+from .common import confirm_delete, not_allowed, paginate, query_without_page
 
 PEOPLE = User.objects.prefetch_related(
     Prefetch("contact_methods", queryset=ContactMethod.objects.order_by("position", "id")),
@@ -52,11 +52,12 @@ def person_list(request):
     require_admin(request)
     if refused := not_allowed(request, "GET"):
         return refused
-    persons = scoped(PEOPLE, request.account).order_by("-is_active", "first_name", "last_name", "username")
+    page = paginate(request, scoped(PEOPLE, request.account).order_by("-is_active", "first_name", "last_name", "username", "pk"))
     on_call = people.on_call_now(request.account, timezone.now())
-    rows = [(person, on_call.get(person.pk, [])) for person in persons]
+    rows = [(person, on_call.get(person.pk, [])) for person in page]
     form = forms.PersonForm(roles=people.assignable_roles(request.user))
-    return render(request, "web/people/list.html", {"rows": rows, "form": form})
+    context = {"rows": rows, "form": form, "page": page, "query": query_without_page(request)}
+    return render(request, "web/people/list.html", context)
 
 
 @account_view

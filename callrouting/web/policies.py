@@ -2,16 +2,18 @@
 (whom the rule notifies: users, then on-call schedules, in order)."""
 from django.contrib import messages
 from django.db import transaction
+from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
 from escalation.models import EscalationPolicy, EscalationRule
+from escalation.oncall import policies_on_call
 
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
 from .access import account_view, require_admin
-from .common import confirm_delete, not_allowed
+from .common import confirm_delete, not_allowed, paginate, query_without_page
 
 
 def _policy(request, policy_pk):
@@ -22,10 +24,10 @@ def _policy(request, policy_pk):
 def policy_list(request):
     if refused := not_allowed(request, "GET"):
         return refused
-    now = timezone.now()
-    policies = scoped(EscalationPolicy.objects.with_oncall(now), request.account)
-    rows = [(policy, policy.users_at(now)) for policy in policies]
-    return render(request, "web/policies/list.html", {"rows": rows})
+    page = paginate(request, scoped(EscalationPolicy, request.account).annotate(rule_count=Count("rules")))
+    on_call = policies_on_call([policy.pk for policy in page], timezone.now())
+    rows = [(policy, on_call[policy.pk]) for policy in page]
+    return render(request, "web/policies/list.html", {"rows": rows, "page": page, "query": query_without_page(request)})
 
 
 @account_view

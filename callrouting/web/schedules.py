@@ -11,11 +11,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from escalation.models import OnCallSchedule, RotationLayer, ScheduleOverride
+from escalation.oncall import schedules_on_call
 
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
 from .access import account_view, require_admin
-from .common import confirm_delete, not_allowed
+from .common import confirm_delete, not_allowed, paginate, query_without_page
 from .timeline import VIEW_WEEKS, timeline, window_from
 
 
@@ -27,9 +28,10 @@ def _schedule(request, schedule_pk):
 def schedule_list(request):
     if refused := not_allowed(request, "GET"):
         return refused
-    now = timezone.now()
-    schedules = scoped(OnCallSchedule.objects.with_oncall(now), request.account)
-    return render(request, "web/schedules/list.html", {"rows": [(s, s.on_call_at(now)) for s in schedules]})
+    page = paginate(request, scoped(OnCallSchedule, request.account))
+    on_call = schedules_on_call([schedule.pk for schedule in page], timezone.now())
+    rows = [(schedule, on_call[schedule.pk]) for schedule in page]
+    return render(request, "web/schedules/list.html", {"rows": rows, "page": page, "query": query_without_page(request)})
 
 
 @account_view

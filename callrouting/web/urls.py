@@ -4,13 +4,15 @@
 Every id in a path is named <model>_pk: the isolation tests fill them with another account's rows."""
 from django.urls import path
 
-from . import calls, incidents, numbers, people, policies, schedules, tokens
+from . import calls, incidents, lookup, numbers, people, policies, schedules, tokens
 
 app_name = "web"
 
 urlpatterns = [
     path("", calls.home, name="home"),
     path("settings/api-tokens/", tokens.api_tokens, name="api-tokens"),
+    # The searchable inputs' suggestions (people, schedules, policies, time zones).
+    *[path(f"lookup/{kind}/", lookup.lookup, {"kind": kind}, name=f"lookup-{kind}") for kind in lookup.LISTS],
     path("settings/api-tokens/<int:token_pk>/revoke/", tokens.api_token_revoke, name="api-token-revoke"),
     # Routing numbers: one POST URL per section of the number's page.
     path("numbers/", numbers.number_list, name="numbers"),
