@@ -22,7 +22,6 @@ from callrouting import tasks as callrouting_tasks
 from callrouting.models import AgentLeg, Call
 from callrouting.tasks import sweep
 from incidents.models import Incident, IncidentEvent
-from tests.factories import UserFactory
 from tests.callrouting_factories import (  # noqa: F401 - fixtures
     RoutingNumberFactory,
     RoutingOptionFactory,
@@ -31,6 +30,7 @@ from tests.callrouting_factories import (  # noqa: F401 - fixtures
     policy_of,
     the_call,
 )
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -299,29 +299,31 @@ def test_lost_task_after_the_menu_choice_is_issued_again_by_the_sweeper(phone, n
     assert call.incident.events.filter(message__startswith="No agent is being called").count() == 1
 
 
-def test_fan_out_to_nine_agents_on_a_slow_vonage_places_one_call_per_task(phone, acme, vonage_api, inline_tasks,
-                                                                          monkeypatch):
-    """Every create-call of a nine-agent simultaneous fan-out answers slowly: the task that fans out places no call
-    itself, and each leg's task places exactly its own one, so no task waits for the others' requests (the work
-    of a task is bounded, whatever Vonage's speed)."""
+def test_fan_out_to_nine_agents_on_a_slow_vonage_places_and_hangs_up_one_call_per_task(phone, acme, vonage_api,
+                                                                                        inline_tasks, monkeypatch):
+    """Every request of a nine-agent simultaneous fan-out answers slowly: the task that fans out places no call
+    itself, each leg's task places exactly its own one, and when one agent accepts each of the other eight calls
+    is hung up by a task of its own; no task waits for the others' requests (its work is bounded, whatever
+    Vonage's speed)."""
     agents = [UserFactory(account=acme, username=f"agent{i}", phone=f"+491512000000{i}") for i in range(9)]
     number = RoutingNumberFactory(account=acme, phone_number="+4930901821")
     RoutingOptionFactory(routing_number=number, digit=1, label="All hands", escalation_policy=policy_of(acme, *agents),
                          simultaneous=True)
     vonage_api.hang_next(*CREATE, 0.2, times=9)
+    vonage_api.hang_next("PUT", r"^/v1/calls/", 0.2, times=8)
     per_task = []
 
     def counting(name):
         task = getattr(callrouting_tasks, name)
 
         def run(*args):
-            before = len(create_requests(vonage_api))
+            before = len(vonage_api.api.requests)
             task(*args)
-            per_task.append((name, len(create_requests(vonage_api)) - before))
+            per_task.append((name, len(vonage_api.api.requests) - before))
 
         return run
 
-    for name in ("start_dialling", "place_agent_call"):
+    for name in ("start_dialling", "place_agent_call", "hang_up"):
         monkeypatch.setattr(callrouting_tasks, name, counting(name))
     call = the_call(phone.dial(number.phone_number)[1])  # a single option: routed as the call is answered
     assert call.legs.count() == 9
@@ -331,3 +333,10 @@ def test_fan_out_to_nine_agents_on_a_slow_vonage_places_one_call_per_task(phone,
         agent.primary_phone().lstrip("+") for agent in agents)
     assert all(create.fault == "hang" for create in create_requests(vonage_api))
     assert not call.legs.filter(vonage_uuid__isnull=True).exists()
+    first, *others = call.legs.order_by("position")
+    phone.leg_event(first, "answered")
+    phone.agent_press(first, "1")
+    call.refresh_from_db()
+    assert call.state == Call.State.CONNECTED
+    assert [entry for entry in per_task if entry[0] == "hang_up"] == [("hang_up", 1)] * 8
+    assert all(vonage_api.modifications(leg.vonage_uuid) == [{"action": "hangup"}] for leg in others)
