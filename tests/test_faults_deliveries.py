@@ -128,6 +128,37 @@ def test_worker_killed_after_the_call_was_placed_does_not_ring_twice(incident, w
     assert len(creates(vonage_api)) == 1 and notified(incident) == 1
 
 
+def test_events_arriving_after_the_lease_ran_out_stop_the_retry(incident, worker, vonage_api, vonage_client,
+                                                                 monkeypatch):
+    """The worker died right after Vonage placed the call, and the call's events are so late that the lease ran out
+    and the sweeper already handed the next attempt out: the late first event adopts the call, the queued retry
+    places nothing, and the person is rung once."""
+    place = notifications.VoiceTransport.send
+
+    def place_then_die(self, notification):
+        place(self, notification)
+        raise WorkerKilled()
+
+    with monkeypatch.context() as patch, pytest.raises(WorkerKilled):
+        patch.setattr(notifications.VoiceTransport, "send", place_then_die)
+        worker.run()
+    notification = voice(incident)
+    (placed,) = vonage_api.api.calls
+    counts = sweep(notification.lease_until)
+    assert (counts["reclaimed_notifications"], counts["notifications"]) == (1, 1)  # the retry is queued
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert call_event(vonage_client, notification, placed, "started").status_code == 204
+    notification.refresh_from_db()
+    assert (notification.status, notification.provider_id) == ("sent", placed)
+    worker.run()  # the queued retry
+    assert len(creates(vonage_api)) == 1 and notified(incident) == 1
+    call_event(vonage_client, notification, placed, "answered")
+    notification.refresh_from_db()
+    assert notification.status == "sent" and notification.answered_at is not None
+    assert sweep(timezone.now() + timedelta(hours=1))["notifications"] == 0
+
+
 def die(*args, **kwargs):
     raise WorkerKilled()
 
