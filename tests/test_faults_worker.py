@@ -161,3 +161,25 @@ def test_worker_killed_right_after_the_last_agent_declines_the_caller_still_reac
     assert stack.wait_for("select count(*) from callrouting_voicemail v join callrouting_call c on c.id = v.call_id "
                           "where c.vonage_uuid = %s and v.recording_url != ''", (uuid,),
                           expect=lambda rows: rows[0][0] == 1, timeout=20)
+
+
+def test_a_create_call_answered_after_the_clients_timeout_rings_the_agent_once(stack):
+    """The phone network places Agent1's call and sends its events at once, but answers the create-call request
+    only after the product's client gave up (VONAGE_TIMEOUT, 5 s): the leg adopts the call from its first event,
+    the dial task places no retry although Agent1 is still ringing, and Agent1 picking up takes the call."""
+    stack.client.faults(late_create_calls={"count": 1, "seconds": 7})
+    # Agent1 picks up 40 emulated seconds (10 s) into ringing: after the client's timeout and its retry's back-off.
+    call = ScriptedCall(to=E2E_NUMBER, caller=Caller(press="1", hang_up_after=1), agent_sequence=[Agent.accept(after=40)])
+    call.start(stack.client)
+    outcome = call.wait(stack.client, timeout=60)
+
+    assert outcome.connected, outcome.transcript()
+    assert [leg["to"] for leg in outcome.agents] == [AGENTS[0][1:]], outcome.transcript()
+    creates = [r for r in stack.phone.rest.requests if r.method == "POST" and r.path == "/v1/calls"
+               and r.json["to"][0]["number"] == AGENTS[0][1:] and r.received_at >= outcome.started_at]
+    assert [r.fault for r in creates] == ["late"]
+    rows = stack.wait_for(CALL, (outcome.caller["uuid"],), expect=lambda rows: rows and rows[0][1] == "ended")
+    assert rows[0][2] == "answered"
+    assert [(phone, status) for phone, status, _ in stack.query(LEGS, (outcome.caller["uuid"],))] == [
+        (AGENTS[0], "accepted"), (AGENTS[1], "cancelled"), (AGENTS[2], "cancelled")]
+
