@@ -536,13 +536,13 @@ def cancel_agent_legs(call, *, reason, keep_leg_id=None):
 
 
 def _hang_up_legs(legs):
-    """Hang up the placed calls of LEGS once the transaction commits, each on the host that created it."""
-    by_host = {}
+    """Hang up the placed calls of LEGS once the transaction commits, each on the host that created it.
+
+    One task per call, as the fan-out dials them: a slow Vonage answering the hang-ups of a large simultaneous
+    fan-out one after another would push the last ones past the task timeout, and those phones would ring on."""
     for leg in legs:
         if leg.vonage_uuid:
-            by_host.setdefault(leg.api_host, []).append(leg.vonage_uuid)
-    for host, uuids in by_host.items():
-        _enqueue("hang_up", uuids, host)
+            _enqueue("hang_up", [leg.vonage_uuid], leg.api_host)
 
 
 @transaction.atomic

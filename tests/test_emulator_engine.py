@@ -282,6 +282,23 @@ def outbound(network, app, number="4915112345671", **extra):
     return response.json()
 
 
+def test_late_create_calls_are_placed_then_answered_late_once_each(network, app, client):
+    for bad in ({"count": 0, "seconds": 1}, {"count": 1, "seconds": 0}, {"count": 1, "seconds": MAX_LONG_POLL + 1}, 3):
+        with pytest.raises(EmulatorError):
+            client.faults(late_create_calls=bad)
+    client.faults(late_create_calls={"count": 1, "seconds": 0.5})
+    late = outbound(network, app)
+    assert client.leg(late["uuid"])["to"] == "4915112345671"  # placed: the phone rings, its events go out
+    wait_until(lambda: "ringing" in app.statuses(late["uuid"], "/leg-event"))
+    outbound(network, app, number="4915112345672")
+    assert [r.fault for r in network.rest.requests if r.path == "/v1/calls"] == ["late", None]  # only the next one
+    client.reset()
+    client.faults(late_create_calls={"count": 2, "seconds": 0.5})
+    client.reset()
+    outbound(network, app)
+    assert [r.fault for r in network.rest.requests if r.path == "/v1/calls"][-1] is None  # reset cleared it
+
+
 def test_creating_a_call_needs_the_application_jwt(network, app):
     body = {"to": [{"type": "phone", "number": "4915112345671"}], "from": {"type": "phone", "number": "4930901820"},
             "event_url": [app.url("/e")], "ncco": []}

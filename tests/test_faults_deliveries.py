@@ -105,8 +105,8 @@ def test_second_call_of_a_notification_is_hung_up_and_its_events_ignored(inciden
     assert vonage_api.modifications(retry) == []
 
 
-def test_worker_killed_after_the_call_was_placed_does_not_ring_twice(incident, worker, vonage_api, vonage_client,
-                                                                    monkeypatch):
+def die_after_placing_the_call(worker, monkeypatch):
+    """The worker places the notification's call and dies before it can record the call's uuid."""
     place = notifications.VoiceTransport.send
 
     def place_then_die(self, notification):
@@ -116,6 +116,11 @@ def test_worker_killed_after_the_call_was_placed_does_not_ring_twice(incident, w
     with monkeypatch.context() as patch, pytest.raises(WorkerKilled):
         patch.setattr(notifications.VoiceTransport, "send", place_then_die)
         worker.run()
+
+
+def test_worker_killed_after_the_call_was_placed_does_not_ring_twice(incident, worker, vonage_api, vonage_client,
+                                                                    monkeypatch):
+    die_after_placing_the_call(worker, monkeypatch)
     notification = voice(incident)
     assert (notification.status, notification.lease_until is not None) == ("sending", True)
     (placed,) = vonage_api.api.calls
@@ -126,6 +131,29 @@ def test_worker_killed_after_the_call_was_placed_does_not_ring_twice(incident, w
     assert (counts["reclaimed_notifications"], counts["notifications"]) == (0, 0)
     worker.run()
     assert len(creates(vonage_api)) == 1 and notified(incident) == 1
+
+
+def test_events_arriving_after_the_lease_ran_out_stop_the_retry(incident, worker, vonage_api, vonage_client,
+                                                                 monkeypatch):
+    """The worker died right after Vonage placed the call, and the call's events are so late that the lease ran out
+    and the sweeper already handed the next attempt out: the late first event adopts the call, the queued retry
+    places nothing, and the person is rung once."""
+    die_after_placing_the_call(worker, monkeypatch)
+    notification = voice(incident)
+    (placed,) = vonage_api.api.calls
+    counts = sweep(notification.lease_until)
+    assert (counts["reclaimed_notifications"], counts["notifications"]) == (1, 1)  # the retry is queued
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert call_event(vonage_client, notification, placed, "started").status_code == 204
+    notification.refresh_from_db()
+    assert (notification.status, notification.provider_id) == ("sent", placed)
+    worker.run()  # the queued retry
+    assert len(creates(vonage_api)) == 1 and notified(incident) == 1
+    call_event(vonage_client, notification, placed, "answered")
+    notification.refresh_from_db()
+    assert notification.status == "sent" and notification.answered_at is not None
+    assert sweep(timezone.now() + timedelta(hours=1))["notifications"] == 0
 
 
 def die(*args, **kwargs):

@@ -30,6 +30,7 @@ from tests.callrouting_factories import (  # noqa: F401 - fixtures
     policy_of,
     the_call,
 )
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -278,3 +279,64 @@ def test_simultaneous_fan_out_dials_each_leg_in_its_own_task(phone, number, bob,
     legs = list(call.legs.order_by("position").values_list("pk", flat=True))
     assert [e for e in enqueued if e[0] == "place_agent_call"] == [("place_agent_call", leg) for leg in legs]
     assert [r["to"][0]["number"] for r in phone.dialled()] == ["4915110000002", "4915110000003"]
+
+
+def test_lost_task_after_the_menu_choice_is_issued_again_by_the_sweeper(phone, number, alice, vonage_api,
+                                                                        django_capture_on_commit_callbacks):
+    """The caller chose "Outage" and is on hold, but the task that chooses and calls the agents was lost (the
+    worker died right after the input webhook). One sweep after its short due time Alice is called, once."""
+    call = route(phone, number, "1", run_tasks=False)
+    assert call.state == Call.State.ROUTING and not call.legs.exists() and create_requests(vonage_api) == []
+    assert call.routing_due_at <= timezone.now() + services.TASK_GRACE
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep(now=call.routing_due_at - dt.timedelta(seconds=1))["stuck_calls"] == 0
+        assert sweep(now=call.routing_due_at)["stuck_calls"] == 1
+    assert [r.json["to"][0]["number"] for r in create_requests(vonage_api)] == ["4915110000001"]
+    leg = phone.leg(alice)
+    assert leg.status == L.DIALLING and leg.vonage_uuid
+    call.refresh_from_db()
+    assert call.routing_due_at > timezone.now() + services.TASK_GRACE  # now a ringing timeout away
+    assert call.incident.events.filter(message__startswith="No agent is being called").count() == 1
+
+
+def test_fan_out_to_nine_agents_on_a_slow_vonage_places_and_hangs_up_one_call_per_task(phone, acme, vonage_api,
+                                                                                        inline_tasks, monkeypatch):
+    """Every request of a nine-agent simultaneous fan-out answers slowly: the task that fans out places no call
+    itself, each leg's task places exactly its own one, and when one agent accepts each of the other eight calls
+    is hung up by a task of its own; no task waits for the others' requests (its work is bounded, whatever
+    Vonage's speed)."""
+    agents = [UserFactory(account=acme, username=f"agent{i}", phone=f"+491512000000{i}") for i in range(9)]
+    number = RoutingNumberFactory(account=acme, phone_number="+4930901821")
+    RoutingOptionFactory(routing_number=number, digit=1, label="All hands", escalation_policy=policy_of(acme, *agents),
+                         simultaneous=True)
+    vonage_api.hang_next(*CREATE, 0.2, times=9)
+    vonage_api.hang_next("PUT", r"^/v1/calls/", 0.2, times=8)
+    per_task = []
+
+    def counting(name):
+        task = getattr(callrouting_tasks, name)
+
+        def run(*args):
+            before = len(vonage_api.api.requests)
+            task(*args)
+            per_task.append((name, len(vonage_api.api.requests) - before))
+
+        return run
+
+    for name in ("start_dialling", "place_agent_call", "hang_up"):
+        monkeypatch.setattr(callrouting_tasks, name, counting(name))
+    call = the_call(phone.dial(number.phone_number)[1])  # a single option: routed as the call is answered
+    assert call.legs.count() == 9
+    assert ("start_dialling", 0) in per_task
+    assert sorted(per_task) == [("place_agent_call", 1)] * 9 + [("start_dialling", 0)]
+    assert sorted(r.json["to"][0]["number"] for r in create_requests(vonage_api)) == sorted(
+        agent.primary_phone().lstrip("+") for agent in agents)
+    assert all(create.fault == "hang" for create in create_requests(vonage_api))
+    assert not call.legs.filter(vonage_uuid__isnull=True).exists()
+    first, *others = call.legs.order_by("position")
+    phone.leg_event(first, "answered")
+    phone.agent_press(first, "1")
+    call.refresh_from_db()
+    assert call.state == Call.State.CONNECTED
+    assert [entry for entry in per_task if entry[0] == "hang_up"] == [("hang_up", 1)] * 8
+    assert all(vonage_api.modifications(leg.vonage_uuid) == [{"action": "hangup"}] for leg in others)

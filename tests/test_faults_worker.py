@@ -15,6 +15,7 @@ import time
 import pytest
 
 from callrouting.emulator.script import Agent, Caller, ScriptedCall
+from callrouting.processes import start_child
 from tests.e2e_stack import AGENTS, BASE_DIR, E2E_NUMBER, MANAGE, Stack
 
 pytestmark = pytest.mark.slow
@@ -40,8 +41,9 @@ class WorkerStack(Stack):
         return worker.returncode
 
     def start_worker(self):
-        worker = subprocess.Popen([*MANAGE, "qcluster"], env=self.env(), stdout=self.log,
-                                  stderr=subprocess.STDOUT, cwd=BASE_DIR, start_new_session=True)
+        # Like the stack's own children: its own session, and it dies with this process if that is killed.
+        worker = start_child([*MANAGE, "qcluster"], env=self.env(), stdout=self.log, stderr=subprocess.STDOUT,
+                             cwd=BASE_DIR)
         self.children[0] = worker
         return worker
 
@@ -132,10 +134,8 @@ def test_worker_killed_right_after_the_last_agent_declines_the_caller_still_reac
     call = ScriptedCall(to=E2E_NUMBER, caller=Caller(press="1", voicemail="Please call me back"),
                         agent_sequence=[Agent.decline(), Agent.decline(), Agent.decline(after=60)])
     uuid = call.start(stack.client)
-    deadline = time.monotonic() + 20
-    while (leg := ringing_agent_leg(stack, call)) is None or leg["to"] != AGENTS[2][1:]:
-        assert time.monotonic() < deadline, "Agent3's phone never rang"
-        time.sleep(0.02)
+    stack.wait_until(lambda: (leg := ringing_agent_leg(stack, call)) is not None and leg["to"] == AGENTS[2][1:],
+                     "Agent3's phone to ring")
 
     assert stack.kill_worker() == -signal.SIGKILL
     stack.wait_for(LEGS, (uuid,), expect=lambda rows: [status for _, status, _ in rows] == ["declined"] * 3, timeout=20)
@@ -161,3 +161,25 @@ def test_worker_killed_right_after_the_last_agent_declines_the_caller_still_reac
     assert stack.wait_for("select count(*) from callrouting_voicemail v join callrouting_call c on c.id = v.call_id "
                           "where c.vonage_uuid = %s and v.recording_url != ''", (uuid,),
                           expect=lambda rows: rows[0][0] == 1, timeout=20)
+
+
+def test_a_create_call_answered_after_the_clients_timeout_rings_the_agent_once(stack):
+    """The phone network places Agent1's call and sends its events at once, but answers the create-call request
+    only after the product's client gave up (VONAGE_TIMEOUT, 5 s): the leg adopts the call from its first event,
+    the dial task places no retry although Agent1 is still ringing, and Agent1 picking up takes the call."""
+    stack.client.faults(late_create_calls={"count": 1, "seconds": 7})
+    # Agent1 picks up 40 emulated seconds (10 s) into ringing: after the client's timeout and its retry's back-off.
+    call = ScriptedCall(to=E2E_NUMBER, caller=Caller(press="1", hang_up_after=1), agent_sequence=[Agent.accept(after=40)])
+    call.start(stack.client)
+    outcome = call.wait(stack.client, timeout=60)
+
+    assert outcome.connected, outcome.transcript()
+    assert [leg["to"] for leg in outcome.agents] == [AGENTS[0][1:]], outcome.transcript()
+    creates = [r for r in stack.phone.rest.requests if r.method == "POST" and r.path == "/v1/calls"
+               and r.json["to"][0]["number"] == AGENTS[0][1:] and r.received_at >= outcome.started_at]
+    assert [r.fault for r in creates] == ["late"]
+    rows = stack.wait_for(CALL, (outcome.caller["uuid"],), expect=lambda rows: rows and rows[0][1] == "ended")
+    assert rows[0][2] == "answered"
+    assert [(phone, status) for phone, status, _ in stack.query(LEGS, (outcome.caller["uuid"],))] == [
+        (AGENTS[0], "accepted"), (AGENTS[1], "cancelled"), (AGENTS[2], "cancelled")]
+

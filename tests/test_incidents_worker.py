@@ -20,6 +20,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from callrouting.processes import start_child
 from incidents import services
 from incidents.models import Incident
 from tests.incidents_factories import AlertSourceFactory, make_policy
@@ -67,9 +68,9 @@ def qcluster(worker_database_url, fake_vonage, tmp_path):
         **fake_vonage.settings(),
     }
     log = open(tmp_path / "qcluster.log", "wb")
-    process = subprocess.Popen(
+    # Its own session, and it dies with the test run if that is killed outright.
+    process = start_child(
         [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     try:
         yield process

@@ -15,9 +15,12 @@ PUT  /_emulator/phones/<number>                 {"steps"}: outbound calls to NUM
 DELETE /_emulator/phones/<number>               that phone is interactive again
 GET  /_emulator/faults                          the opt-in faults now in force
 POST /_emulator/faults                          {"disorder_events"?: bool, "unsigned_callbacks"?: n,
-                                                "inbound_region"?: "primary"|"secondary"}: status events
-                                                duplicated and out of order; the next N webhooks unsigned
-                                                first; where inbound calls land. Reset clears them.
+                                                "inbound_region"?: "primary"|"secondary",
+                                                "late_create_calls"?: {"count": n, "seconds": s}}: status
+                                                events duplicated and out of order; the next N webhooks
+                                                unsigned first; where inbound calls land; the next N
+                                                create-call requests place the call (its events go out) but
+                                                are answered only after S seconds. Reset clears them.
 POST /_emulator/reset                           hang up everything, forget all legs, phones and faults
 GET  /_emulator/webhooks                        the last webhooks sent (method, url, status)
 """
@@ -36,9 +39,10 @@ MAX_LONG_POLL = 30
 
 
 class ControlAPI:
-    def __init__(self, network, token):
+    def __init__(self, network, token, script=None):
         self.network = network
         self.token = token
+        self.script = script  # the REST API's scripted faults (late_create_calls)
 
     def handle(self, request):
         path = request.path[len(PREFIX):].strip("/")
@@ -63,6 +67,8 @@ class ControlAPI:
             return self._faults(body if method == "POST" else {})
         if path == "reset" and method == "POST":
             self.network.reset()
+            if self.script is not None:
+                self.script.reset()
             return ApiResponse.json(200, {"ok": True})
         if path == "webhooks" and method == "GET":
             with self.network.lock:
@@ -93,6 +99,9 @@ class ControlAPI:
             raise ValueError("unsigned_callbacks must be a number >= 0")
         if region is not None:
             self._check_region(region)
+        late = body.get("late_create_calls")
+        if late is not None:
+            self._late_create_calls(late)
         with network.lock:
             if disorder is not None:
                 network.disorder_events = disorder
@@ -103,6 +112,16 @@ class ControlAPI:
             return ApiResponse.json(200, {"disorder_events": network.disorder_events,
                                           "unsigned_callbacks": network.unsigned_callbacks,
                                           "inbound_region": network.inbound_region})
+
+    def _late_create_calls(self, late):
+        count, seconds = (late.get(key) if isinstance(late, dict) else None for key in ("count", "seconds"))
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("late_create_calls.count must be a number >= 1")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= MAX_LONG_POLL:
+            raise ValueError(f"late_create_calls.seconds must be a number of seconds up to {MAX_LONG_POLL}")
+        if self.script is None:
+            raise ValueError("this phone network has no REST API to delay")
+        self.script.answer_late_next("POST", r"^/v1/calls$", float(seconds), times=count)
 
     def _check_region(self, region):
         if region not in self.network.region_urls and region != PRIMARY:

@@ -88,7 +88,8 @@ class EmulatorClient:
         return self._request("PUT", f"phones/{number}", json={"steps": steps})
 
     def faults(self, **faults):
-        """Switch opt-in faults on or off (disorder_events, unsigned_callbacks, inbound_region); returns them all."""
+        """Switch opt-in faults on or off (disorder_events, unsigned_callbacks, inbound_region) or delay the answers
+        of the next create-call requests (late_create_calls={"count": n, "seconds": s}); returns the switches."""
         return self._request("POST", "faults", json=faults)
 
     def reset(self):

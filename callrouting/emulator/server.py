@@ -55,7 +55,7 @@ class PhoneNetwork:
         self.rest = RestAPI(credentials, network=self.network, call_rate=call_rate)
         self.rest.max_requests = 5000
         self.network.files = lambda content, content_type: self.rest.add_recording(content, content_type=content_type)
-        self.control = ControlAPI(self.network, control_token)
+        self.control = ControlAPI(self.network, control_token, script=self.rest.script)
         # With one region every request reaches the data centre that holds the call: no region check.
         self.server = HttpsServer(self._dispatcher(PRIMARY if second_region else None), ca=ca, host=host, port=port)
         self.rest.base_url = self.server.base_url
