@@ -4,7 +4,7 @@ policies, so an id of another account is a field error ("Select a valid choice")
 from django import forms
 from django.forms.models import inlineformset_factory
 
-from escalation.forms import InlineFormSet, LayerMemberFormSet, RuleUserFormSet
+from escalation.forms import DATE, DATETIME, TIME, InlineFormSet, LayerMemberFormSet, RuleUserFormSet
 from escalation.models import (
     TIMEZONE_CHOICES,
     ContactMethod,
@@ -26,14 +26,6 @@ from incidents.models import AlertAction, AlertSource, Incident
 from ..models import Call, RoutingNumber, RoutingOption
 from ..tenancy import scoped, unique_errors
 
-DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-# Times are typed in 24-hour form whatever the browser's locale (a type="time" input follows the locale and may
-# show AM/PM): a text input that takes HH:MM.
-TIME_ATTRS = {"pattern": "([01][0-9]|2[0-3]):[0-5][0-9]", "inputmode": "numeric", "placeholder": "HH:MM",
-              "size": 5, "maxlength": 5, "title": "24-hour time, e.g. 09:00 or 17:30", "class": "time24"}
-TIME = forms.TimeInput(attrs=TIME_ATTRS, format="%H:%M")
-DATETIME = forms.SplitDateTimeWidget(date_attrs={"type": "date"}, time_attrs=TIME_ATTRS, date_format="%Y-%m-%d",
-                                     time_format="%H:%M")
 SHORT_TEXT = forms.Textarea(attrs={"rows": 3})
 
 
