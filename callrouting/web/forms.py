@@ -2,6 +2,7 @@
 several rows reuse escalation/forms.py. Every dropdown offers only the account's own people, schedules and
 policies, so an id of another account is a field error ("Select a valid choice"), never a leak."""
 from django import forms
+from django.db.models import Q
 from django.forms.models import inlineformset_factory
 
 from escalation.forms import DATE, DATETIME, TIME, InlineFormSet, LayerMemberFormSet, RuleUserFormSet
@@ -41,6 +42,11 @@ class AccountForm(forms.ModelForm):
         for name, model in self.account_choices.items():
             if name in self.fields:
                 self.fields[name].queryset = scoped(model, account)
+        if "user" in self.fields:
+            # A deactivated person is never on call nor dialled: not offered for a new row (a row that already
+            # names them keeps its choice, so the rest of its formset still saves).
+            current = getattr(self.instance, "user_id", None)
+            self.fields["user"].queryset = self.fields["user"].queryset.filter(Q(is_active=True) | Q(pk=current))
 
     def _post_clean(self):
         super()._post_clean()
