@@ -368,3 +368,14 @@ def test_a_key_pressed_by_a_deactivated_person_changes_nothing(acme, alice, bob,
     assert response.status_code == 200 and "no longer available" in response.json()[0]["text"]
     incident.refresh_from_db()
     assert incident.status == incident.Status.PENDING and incident.assigned_to is None
+
+
+def test_deleting_a_contact_method_names_its_rules_in_good_english(client, alice, bob):
+    phone = bob.contact_methods.get(kind=ContactMethod.Kind.PHONE)
+    assert phone.notification_rules.count() == 1
+    as_user(client, alice)
+    page = client.get(reverse("web:contact-method-delete", args=[bob.pk, phone.pk])).content.decode()
+    assert "Its notification rule is deleted with it." in page and "(s)" not in page
+    NotificationRule.objects.create(user=bob, channel="sms", contact_method=phone, delay_minutes=5)
+    page = client.get(reverse("web:contact-method-delete", args=[bob.pk, phone.pk])).content.decode()
+    assert "Its 2 notification rules are deleted with it." in page
