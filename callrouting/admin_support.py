@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from incidents.models import AlertActionDelivery, Notification, VonageErrorEvent
 from incidents.telephony import TelephonyError, is_configured
@@ -111,7 +112,9 @@ class SupportRoutingNumberAdmin(RoutingNumberAdmin):
             else:
                 linked += 1
         if linked:
-            self.message_user(request, f"Linked {linked} number(s) to the Vonage application.", messages.SUCCESS)
+            message = ngettext("Linked %(count)d number to the Vonage application.",
+                               "Linked %(count)d numbers to the Vonage application.", linked) % {"count": linked}
+            self.message_user(request, message, messages.SUCCESS)
 
 
 class SupportCallAdmin(CallAdmin):

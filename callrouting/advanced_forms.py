@@ -9,14 +9,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.models import inlineformset_factory
 
-from escalation.forms import InlineFormSet
+from escalation.forms import DATE, TIME, InlineFormSet
 
 from . import advanced, audio, hours
 from .web.lookup import LookupInput, TimezoneField
 from .models import Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 
-TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
-DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 AUDIO_ACCEPT = ".mp3,.wav,audio/mpeg,audio/wav,audio/x-wav"
 
 

@@ -1,4 +1,6 @@
-"""Forms and formsets of the escalation admin: the validation that spans more than one row."""
+"""Forms and formsets of the escalation admin: the validation that spans more than one row, and the date and
+time widgets every form shares."""
+from django import forms
 from django.contrib.auth.forms import AdminUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.core.exceptions import ValidationError
@@ -7,6 +9,15 @@ from django.forms.models import BaseInlineFormSet, ModelChoiceField
 from django.utils.functional import cached_property
 
 from .models import User
+
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+# Times are typed in 24-hour form whatever the browser's locale (a type="time" input follows the locale and may
+# show AM/PM): a text input that takes HH:MM.
+TIME_ATTRS = {"pattern": "([01][0-9]|2[0-3]):[0-5][0-9]", "inputmode": "numeric", "placeholder": "HH:MM",
+              "size": 5, "maxlength": 5, "title": "24-hour time, e.g. 09:00 or 17:30", "class": "time24"}
+TIME = forms.TimeInput(attrs=TIME_ATTRS, format="%H:%M")
+DATETIME = forms.SplitDateTimeWidget(date_attrs={"type": "date"}, time_attrs=TIME_ATTRS, date_format="%Y-%m-%d",
+                                     time_format="%H:%M")
 
 
 class UserCreationForm(AdminUserCreationForm):

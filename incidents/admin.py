@@ -1,5 +1,6 @@
 """Admin for support staff. Logic stays in the services: admin actions call them."""
 from django.contrib import admin, messages
+from django.utils.translation import ngettext
 
 from . import services
 from .models import AlertAction, AlertActionDelivery, AlertSource, Incident, IncidentEvent, Notification
@@ -78,14 +79,16 @@ class IncidentAdmin(admin.ModelAdmin):
     @admin.action(description="Accept selected incidents (as me)")
     def accept_selected(self, request, queryset):
         done = sum(services.accept_incident(pk, request.user, via="admin") for pk in queryset.values_list("pk", flat=True))
-        self.message_user(request, f"Accepted {done} incident(s).", messages.SUCCESS)
+        message = ngettext("Accepted %(count)d incident.", "Accepted %(count)d incidents.", done) % {"count": done}
+        self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(description="Resolve selected incidents")
     def resolve_selected(self, request, queryset):
         done = sum(
             services.resolve_incident(pk, request.user, via="admin") for pk in queryset.values_list("pk", flat=True)
         )
-        self.message_user(request, f"Resolved {done} incident(s).", messages.SUCCESS)
+        message = ngettext("Resolved %(count)d incident.", "Resolved %(count)d incidents.", done) % {"count": done}
+        self.message_user(request, message, messages.SUCCESS)
 
 
 @admin.register(AlertActionDelivery)

@@ -5,7 +5,11 @@ Personas: alice owns Acme, bob and carol are Acme responders. Isolation between 
 test_api_isolation.py (it covers these endpoints and their actions).
 """
 import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
 
+from callrouting import configuration
+from escalation import people
 from escalation.models import ContactMethod, NotificationRule, User
 from tests.test_api_resources import api_as
 
@@ -78,3 +82,15 @@ def test_test_call_and_sms_through_the_api(alice, bob, vonage_api):
     refused = api.post(f"/api/contact-methods/{email.pk}/test-call/")
     assert refused.status_code == 400 and "phone numbers only" in refused.json()["detail"]
     assert len(vonage_api.calls_created()) == 1
+
+
+def test_deactivation_ends_the_persons_sessions_and_api_tokens(client, alice, bob):
+    _, value = configuration.create_api_token(bob, "bob's script")
+    token_client = APIClient()
+    token_client.credentials(HTTP_AUTHORIZATION=f"Token {value}")
+    client.force_login(bob)
+    assert token_client.get("/api/incidents/").status_code == 200
+    assert client.get(reverse("web:me")).status_code == 200
+    people.set_active(bob, False, changed_by=alice)
+    assert token_client.get("/api/incidents/").status_code == 401
+    assert client.get(reverse("web:me")).status_code == 302  # to the login page: the session is no longer his

@@ -123,8 +123,8 @@ def test_options_are_reordered_with_arrows_and_show_no_position_numbers(page, nu
     number, outage, billing = number_page.number, number_page.option, number_page.second_option
     order = page.locator("#options td.order")
     expect(order).to_have_count(3)  # Outage, Billing and the new row
-    for cell in order.all():
-        assert cell.inner_text().strip() in ("↑↓", "")
+    # Arrows beside the saved options, and the row to add one marked "new" where a phone shows it (first column).
+    assert [cell.inner_text().strip() for cell in order.all()] == ["↑↓", "↑↓", "new"]
     positions = page.locator("#options input[name$=-position]")
     assert positions.evaluate_all("inputs => inputs.map(i => i.type)") == ["hidden"] * 3
     expect(page.locator(f"button[form=move-{outage.pk}][value=up]")).to_be_disabled()

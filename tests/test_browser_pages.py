@@ -16,6 +16,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from callrouting.models import Voicemail
+from escalation.people import invitation_url
 from tests.browser import browser, log_in, page  # noqa: F401 (fixtures)
 from tests.settings_world import world
 from tests.test_web_pages import url_of, web_patterns
@@ -79,6 +80,25 @@ def test_every_page_fits_a_phone_and_a_laptop(live_server, page, acme, alice, bo
     assert len(checked) >= 2 * 25
 
 
+def test_a_responders_pages_fit_a_phone(live_server, page, acme, alice, bob):  # noqa: F811
+    """What a responder opens: the invitation (set-password) page, then every page of their navigation, their own
+    contact methods among them."""
+    world(acme, alice, bob)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(live_server.url + urlsplit(invitation_url(bob)).path)
+    page.wait_for_url("**/set-password/")
+    expect(page.locator("h1")).to_have_text("Set your password")
+    too_wide = [f"invitation: {excess} px too wide"] if (excess := overflow(page, 390)) else []
+    log_in(page, live_server, "bob")
+    nav = page.eval_on_selector_all(NAV_LINKS, "links => links.map(a => a.getAttribute('href'))")
+    assert reverse("web:me") in nav and reverse("web:people") not in nav
+    for path in dict.fromkeys(["/", *nav]):
+        page.goto(live_server.url + path)
+        if excess := overflow(page, 390):
+            too_wide.append(f"{path}: {excess} px too wide")
+    assert too_wide == [], "\n".join(too_wide)
+
+
 def test_the_login_page_and_the_admin_fit_a_phone(live_server, page, acme, alice, bob, sam):  # noqa: F811
     w = world(acme, alice, bob)
     page.set_viewport_size({"width": 390, "height": 844})
@@ -88,7 +108,12 @@ def test_the_login_page_and_the_admin_fit_a_phone(live_server, page, acme, alice
     too_wide = []
     for path in ("/admin/", "/admin/callrouting/routingnumber/",
                  f"/admin/callrouting/routingnumber/{w.number.pk}/change/", "/admin/escalation/user/",
-                 f"/admin/escalation/oncallschedule/{w.schedule.pk}/change/"):
+                 f"/admin/escalation/user/{bob.pk}/change/", "/admin/callrouting/call/",
+                 f"/admin/callrouting/call/{w.call.pk}/change/", "/admin/incidents/incident/",
+                 f"/admin/incidents/incident/{w.incident.pk}/change/",
+                 f"/admin/escalation/oncallschedule/{w.schedule.pk}/change/",
+                 f"/admin/escalation/escalationpolicy/{w.policy.pk}/change/"):
+        assert page.goto(live_server.url + path).status == 200, path
         page.goto(live_server.url + path)
         if excess := overflow(page, 390):
             too_wide.append(f"{path}: {excess} px too wide")

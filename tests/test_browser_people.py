@@ -63,6 +63,7 @@ def people_flow(page, local_run):
     try:
         rita.goto(link)
         expect(rita.locator("h1")).to_have_text("Set your password")
+        assert rita.evaluate("document.documentElement.scrollWidth") <= 390
         rita.fill("#id_new_password1", PASSWORD)
         rita.fill("#id_new_password2", PASSWORD)
         rita.click("button[type=submit]")
@@ -86,6 +87,8 @@ def people_flow(page, local_run):
 
         row.locator("button.test-call").click()
         expect(rita.locator(".msg.success")).to_contain_text(f"Sent a test call to {E164}")
+        rita.locator(".contact-row", has_text=E164).locator("button.test-sms").click()
+        expect(rita.locator(".msg.success")).to_contain_text(f"Sent a test SMS to {E164}")
     finally:
         phone.close()
 

@@ -2,7 +2,8 @@
 worker and the local phone network, no Vonage credentials) on a throwaway database with the demo loaded.
 
 Log in as the demo owner, call the demo number, choose Billing (both agents ring at once), decline as the first
-agent, accept as the second, hang up: the incident is resolved and its timeline on the page shows each step.
+agent while the announcement plays, accept as the second, hang up: the incident is resolved and its timeline on
+the page shows each step.
 Accept during the agent's announcement connects at once; a call left by a closed tab is resumed and hung up
 from the list of the account's calls in progress.
 """
@@ -36,8 +37,10 @@ def in_browser(scenario, *args):
     run where an asyncio loop is running, and an earlier test in the session may have left one in this thread."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (make browser)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect() waits 5 s by default, whatever the context's timeout: too short for a busy machine placing a call.
+    expect.set_options(timeout=20000)
     failures = []
 
     def run():
@@ -110,8 +113,16 @@ def call_answer_and_hang_up(page, local_run):
     first, second, call = call_and_choose_billing(page)
     first_name, second_name = first.get_attribute("data-name"), second.get_attribute("data-name")
     expect(first).to_have_attribute("data-state", "ringing")
+    # The first agent answers and declines while the announcement plays: the key is taken at once.
+    first.locator("[data-action=answer]").click()
+    expect(first).to_have_attribute("data-announcing", "true")
+    expect(first.locator(".announcement")).to_contain_text("Accept or Decline now")
     first.locator("[data-action=decline]").click()
     expect(first).to_have_attribute("data-state", "ended")
+    declined = agent_transcript(page, local_run, call, first_name)
+    talk = next(entry for entry in declined if entry["kind"] == "talk")
+    stopped = next(entry for entry in declined if entry["kind"] == "barge_in")
+    assert stopped["played"] < talk["seconds"]
     expect(second).to_have_attribute("data-state", "ringing")
     second.locator("[data-action=accept]").click()
 

@@ -2,6 +2,7 @@
 holidays with iCalendar import, targets, auto raise and custom audio. Alice (Acme owner) saves them and sees field
 errors on bad input; Bob (responder) cannot change them."""
 import datetime as dt
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -49,6 +50,25 @@ def test_page_shows_the_advanced_sections(as_alice, number):
     for slug in ("targets", "support-hours", "holidays", "incident-behaviour", "audio"):
         assert f'id="{slug}"' in page
     assert 'enctype="multipart/form-data"' in page
+
+
+def test_support_hours_are_typed_in_24_hour_form_on_the_page_and_in_the_admin(client, as_alice, number, sam):
+    """A type="time" input follows the browser's locale (AM/PM in en-US): support hours take HH:MM text, as the
+    schedules do."""
+    SupportHoursRange.objects.create(routing_number=number, weekday=0, start=dt.time(9), end=dt.time(17, 30))
+    page = as_alice.get(reverse("web:number", args=[number.pk])).content.decode()
+    admin_client = type(client)()
+    admin_client.force_login(sam)
+    admin = admin_client.get(reverse("admin:callrouting_routingnumber_change", args=[number.pk])).content.decode()
+    for html in (page, admin):
+        assert 'type="time"' not in html
+        assert re.search(r'<input type="text" name="(support_)?ranges-0-end" value="17:30"[^>]*pattern="\(\[01\]', html)
+    response = as_alice.post(reverse("web:number-support-hours", args=[number.pk]), {
+        "hours-support_hours_enabled": "on", "hours-timezone": "Europe/Berlin",
+        "ranges-TOTAL_FORMS": "1", "ranges-INITIAL_FORMS": "0",
+        "ranges-0-weekday": 1, "ranges-0-start": "5:30 PM", "ranges-0-end": "18:00"})
+    assert response.status_code == 400
+    assert section(response, "support-hours")["formset"].forms[0].errors["start"] == ["Enter a valid time."]
 
 
 def test_owner_saves_support_hours_and_sees_overlap_errors(as_alice, number):

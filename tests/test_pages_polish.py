@@ -24,6 +24,13 @@ def test_the_navigation_link_of_the_requested_section_is_current(path, current):
     assert ('aria-current="page"' in rendered) is current
 
 
+@pytest.mark.parametrize("path, current", [("/people/", True), ("/people/3/", True), ("/me/", True), ("/numbers/", False)])
+def test_people_is_current_on_an_owners_own_page_too(path, current):
+    html = Template('{% load pages %}<a href="/people/"{% nav_current "/people/" "/me/" %}>')
+    rendered = html.render(Context({"request": RequestFactory().get(path)}))
+    assert ('aria-current="page"' in rendered) is current
+
+
 def test_the_favicon_is_served_at_the_root(client, db):
     response = client.get("/favicon.ico")
     assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"

@@ -290,6 +290,25 @@ def test_a_deactivated_person_is_not_on_call_nor_in_the_previews(client, acme, a
     assert api_as(alice).get(f"/api/escalation-policies/{policy.pk}/on-call/").json() == []
 
 
+def test_a_deactivated_person_is_offered_for_no_new_row_but_keeps_their_place(client, acme, alice, bob, carol):
+    schedule = on_call_schedule(acme, bob, carol)
+    layer = schedule.layers.get()
+    people.set_active(bob, False, changed_by=alice)
+    as_user(client, alice)
+    offered = client.get(reverse("web:schedule", args=[schedule.pk])).context["override_form"].fields["user"].queryset
+    assert bob not in offered and {alice, carol} <= set(offered)
+    members = client.get(reverse("web:layer", args=[schedule.pk, layer.pk])).context["members"]
+    bobs_row, carols_row, new_row = members.forms[:3]  # the saved members, then the empty rows to add one
+    assert not new_row.instance.pk
+    assert bob in bobs_row.fields["user"].queryset and bob not in carols_row.fields["user"].queryset
+    assert bob not in new_row.fields["user"].queryset
+    refused = client.post(reverse("web:override-new", args=[schedule.pk]), {
+        "override-user": bob.pk, "override-start_0": "2031-03-04", "override-start_1": "09:00",
+        "override-end_0": "2031-03-05", "override-end_1": "09:00"})
+    assert refused.status_code == 400 and "user" in refused.context["override_form"].errors
+    assert not schedule.overrides.exists()
+
+
 def test_a_deactivated_override_falls_through_to_the_rotation(acme, alice, bob):
     schedule = on_call_schedule(acme, alice)
     now = timezone.now()
@@ -349,3 +368,14 @@ def test_a_key_pressed_by_a_deactivated_person_changes_nothing(acme, alice, bob,
     assert response.status_code == 200 and "no longer available" in response.json()[0]["text"]
     incident.refresh_from_db()
     assert incident.status == incident.Status.PENDING and incident.assigned_to is None
+
+
+def test_deleting_a_contact_method_names_its_rules_in_good_english(client, alice, bob):
+    phone = bob.contact_methods.get(kind=ContactMethod.Kind.PHONE)
+    assert phone.notification_rules.count() == 1
+    as_user(client, alice)
+    page = client.get(reverse("web:contact-method-delete", args=[bob.pk, phone.pk])).content.decode()
+    assert "Its notification rule is deleted with it." in page and "(s)" not in page
+    NotificationRule.objects.create(user=bob, channel="sms", contact_method=phone, delay_minutes=5)
+    page = client.get(reverse("web:contact-method-delete", args=[bob.pk, phone.pk])).content.decode()
+    assert "Its 2 notification rules are deleted with it." in page

@@ -7,11 +7,12 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def nav_current(context, prefix):
-    """' aria-current="page"' on the navigation link whose PREFIX starts the requested path ("/" only on "/")."""
+def nav_current(context, *prefixes):
+    """' aria-current="page"' on the navigation link one of whose PREFIXES starts the requested path ("/" only on
+    "/"): People also stands for an owner's own page, /me/, which their navigation has no link of its own for."""
     request = context.get("request")
     path = request.path if request else ""
-    current = path == prefix if prefix == "/" else path.startswith(prefix)
+    current = any(path == prefix if prefix == "/" else path.startswith(prefix) for prefix in prefixes)
     return mark_safe(' aria-current="page"') if current else ""
 
 

@@ -2,9 +2,10 @@
 several rows reuse escalation/forms.py. Every dropdown offers only the account's own people, schedules and
 policies, so an id of another account is a field error ("Select a valid choice"), never a leak."""
 from django import forms
+from django.db.models import Q
 from django.forms.models import inlineformset_factory
 
-from escalation.forms import InlineFormSet, LayerMemberFormSet, RuleUserFormSet
+from escalation.forms import DATE, DATETIME, TIME, InlineFormSet, LayerMemberFormSet, RuleUserFormSet
 from escalation.models import (
     ContactMethod,
     EscalationPolicy,
@@ -26,14 +27,6 @@ from ..models import Call, RoutingNumber, RoutingOption
 from ..tenancy import scoped, unique_errors
 from .lookup import LookupChoiceField, TimezoneField
 
-DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-# Times are typed in 24-hour form whatever the browser's locale (a type="time" input follows the locale and may
-# show AM/PM): a text input that takes HH:MM.
-TIME_ATTRS = {"pattern": "([01][0-9]|2[0-3]):[0-5][0-9]", "inputmode": "numeric", "placeholder": "HH:MM",
-              "size": 5, "maxlength": 5, "title": "24-hour time, e.g. 09:00 or 17:30", "class": "time24"}
-TIME = forms.TimeInput(attrs=TIME_ATTRS, format="%H:%M")
-DATETIME = forms.SplitDateTimeWidget(date_attrs={"type": "date"}, time_attrs=TIME_ATTRS, date_format="%Y-%m-%d",
-                                     time_format="%H:%M")
 SHORT_TEXT = forms.Textarea(attrs={"rows": 3})
 
 
@@ -54,6 +47,11 @@ class AccountForm(forms.ModelForm):
                     scoped(model, account), required=chosen.required, label=chosen.label, help_text=chosen.help_text,
                     initial=chosen.initial,
                 )
+        if "user" in self.fields:
+            # A deactivated person is never on call nor dialled: not offered for a new row (a row that already
+            # names them keeps its choice, so the rest of its formset still saves).
+            current = getattr(self.instance, "user_id", None)
+            self.fields["user"].queryset = self.fields["user"].queryset.filter(Q(is_active=True) | Q(pk=current))
 
     def _post_clean(self):
         super()._post_clean()

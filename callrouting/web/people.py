@@ -12,6 +12,7 @@ from django.db.models import Prefetch
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.translation import ngettext
 
 from escalation import people
 from escalation.models import ContactMethod, NotificationRule, User
@@ -219,7 +220,9 @@ def contact_method_delete(request, user_pk, contact_method_pk):
     rules = method.notification_rules.count()
     return confirm_delete(
         request, method, back_url=url, done_url=url, what=f"contact method {method}",
-        consequences=[f"Its {rules} notification rule(s) are deleted with it."] if rules else [],
+        consequences=[ngettext("Its notification rule is deleted with it.",
+                               "Its %(count)d notification rules are deleted with it.", rules) % {"count": rules}]
+        if rules else [],
     )
 
 
