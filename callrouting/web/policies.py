@@ -24,7 +24,7 @@ def _policy(request, policy_pk):
 def policy_list(request):
     if refused := not_allowed(request, "GET"):
         return refused
-    page = paginate(request, scoped(EscalationPolicy, request.account).annotate(rule_count=Count("rules")))
+    page = paginate(request, scoped(EscalationPolicy, request.account).annotate(rule_count=Count("rules")).order_by("name", "pk"))
     on_call = policies_on_call([policy.pk for policy in page], timezone.now())
     rows = [(policy, on_call[policy.pk]) for policy in page]
     return render(request, "web/policies/list.html", {"rows": rows, "page": page, "query": query_without_page(request)})

@@ -28,7 +28,7 @@ def _schedule(request, schedule_pk):
 def schedule_list(request):
     if refused := not_allowed(request, "GET"):
         return refused
-    page = paginate(request, scoped(OnCallSchedule, request.account))
+    page = paginate(request, scoped(OnCallSchedule, request.account).order_by("name", "pk"))
     on_call = schedules_on_call([schedule.pk for schedule in page], timezone.now())
     rows = [(schedule, on_call[schedule.pk]) for schedule in page]
     return render(request, "web/schedules/list.html", {"rows": rows, "page": page, "query": query_without_page(request)})
