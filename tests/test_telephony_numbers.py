@@ -145,5 +145,5 @@ def test_link_action_reports_what_vonage_refused(client, sam, acme, vonage_api):
 
     linked = client.post("/admin/callrouting/routingnumber/", {"action": "link_to_vonage", "_selected_action": [number.pk]},
                          follow=True)
-    assert "Linked 1 number(s) to the Vonage application." in linked.content.decode()
+    assert "Linked 1 number to the Vonage application." in linked.content.decode()
     assert [fields["msisdn"] for fields in vonage_api.numbers_updated()] == ["4930901832"]
