@@ -67,7 +67,9 @@ class PhoneNetwork:
         if second_region:
             self.second_server = HttpsServer(self._dispatcher(SECONDARY), ca=self.server.ca, host=host,
                                              name="vonage-emulator-region-2")
-            self.second_base_url, self.second_host = self.second_server.base_url, self.second_server.host
+            # A host name of its own, as a second data centre has (the certificate names localhost too).
+            self.second_host = f"localhost:{self.second_server.port}"
+            self.second_base_url = f"https://{self.second_host}"
             self.network.region_urls[SECONDARY] = self.second_base_url
         self.control_token = control_token
 
