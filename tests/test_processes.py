@@ -145,7 +145,7 @@ def _database_exists(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGTERM])
 def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
     """SIGKILL: the children die with the benchmark. SIGTERM: it stops them itself and drops its database too."""
     if not _postgres_answers():
