@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET
 from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
-from .. import advanced_sections, configuration, phrases
+from .. import configuration, phrases
+from . import sections as advanced_sections
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms

@@ -6,8 +6,8 @@ the web package, so the page imports this module and not the other way round.
 """
 from django.db import transaction
 
-from . import advanced_forms
-from .models import NumberAudio
+from .. import number_forms
+from ..models import NumberAudio
 
 
 class AdvancedSection:
@@ -33,8 +33,8 @@ class SupportHoursSection(AdvancedSection):
 
     def build(self, request, number, data=None, files=None):
         return {
-            "form": advanced_forms.SupportHoursForm(data, instance=number, prefix=advanced_forms.SUPPORT_HOURS_PREFIX),
-            "formset": advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges"),
+            "form": number_forms.SupportHoursForm(data, instance=number, prefix=number_forms.SUPPORT_HOURS_PREFIX),
+            "formset": number_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges"),
         }
 
 
@@ -44,8 +44,8 @@ class HolidaysSection(AdvancedSection):
     def build(self, request, number, data=None, files=None):
         uploaded = files is not None and files.get("ical-calendar")
         return {
-            "formset": advanced_forms.HolidaysFormSet(data, instance=number, prefix="holidays"),
-            "import_form": advanced_forms.HolidayImportForm(
+            "formset": number_forms.HolidaysFormSet(data, instance=number, prefix="holidays"),
+            "import_form": number_forms.HolidayImportForm(
                 data if uploaded else None, files if uploaded else None, prefix="ical", number=number
             ),
         }
@@ -65,21 +65,21 @@ class TargetsSection(AdvancedSection):
     slug, title, template = "targets", "Where calls go", "callrouting/sections/_targets.html"
 
     def build(self, request, number, data=None, files=None):
-        return {"form": advanced_forms.TargetsForm(data, instance=number, prefix="targets")}
+        return {"form": number_forms.TargetsForm(data, instance=number, prefix="targets")}
 
 
 class IncidentBehaviourSection(AdvancedSection):
     slug, title, template = "incident-behaviour", "Incident behaviour", "callrouting/sections/_incident_behaviour.html"
 
     def build(self, request, number, data=None, files=None):
-        return {"form": advanced_forms.AutoRaiseForm(data, instance=number, prefix="behaviour")}
+        return {"form": number_forms.AutoRaiseForm(data, instance=number, prefix="behaviour")}
 
 
 class AudioSection(AdvancedSection):
     slug, title, template = "audio", "Custom audio", "callrouting/sections/_audio.html"
 
     def build(self, request, number, data=None, files=None):
-        return {"form": advanced_forms.NumberAudioForm(data, files, number=number, prefix="audio"),
+        return {"form": number_forms.NumberAudioForm(data, files, number=number, prefix="audio"),
                 "kinds": NumberAudio.Kind}
 
 
