@@ -1,9 +1,7 @@
 """Routing number pages: the list, and one page per number built from independent sections.
 
-Each section (general settings, routing options, voicemail, alert actions) has its own form, posts to its own
-URL and is saved on its own; a failing section is shown with its errors while the others show what is saved.
-New settings (support hours, custom audio, incident behaviour) are added as further Section subclasses in
-SECTIONS, with a template; the page, the URLs and the tests pick them up from that list.
+Each section (callrouting/web/sections.py) has its own form, posts to its own URL and is saved on its own; a
+failing section is shown with its errors while the others show what is saved.
 """
 import copy
 
@@ -21,77 +19,12 @@ from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
 from .. import configuration, phrases
-from . import sections as advanced_sections
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
 from .access import account_view, require_admin
 from .common import confirm_delete, not_allowed
-
-
-class Section:
-    """One independently saved part of a number's page."""
-
-    slug = ""
-    title = ""
-    template = ""
-
-    def build(self, request, number, data=None, files=None):
-        """The template context of the section: its form or formset, bound to DATA when given."""
-        raise NotImplementedError
-
-    def is_valid(self, context):
-        return all(item.is_valid() for item in self.editables(context))
-
-    def save(self, request, number, context):
-        for item in self.editables(context):
-            item.save()
-
-    def editables(self, context):
-        return [context[key] for key in ("form", "formset") if key in context]
-
-
-class GeneralSection(Section):
-    slug, title, template = "general", "General", "web/numbers/_general.html"
-
-    def build(self, request, number, data=None, files=None):
-        return {"form": forms.NumberGeneralForm(data, files, instance=number, prefix="general", account=request.account)}
-
-
-class OptionsSection(Section):
-    slug, title, template = "options", "Routing options", "web/numbers/_options.html"
-
-    def build(self, request, number, data=None, files=None):
-        formset = forms.OptionFormSet(data, files, instance=number, prefix="options", form_kwargs={"account": request.account})
-        return {"formset": formset}
-
-    def save(self, request, number, context):
-        with transaction.atomic():
-            context["formset"].save()
-            configuration.renumber_options(number)
-
-
-class VoicemailSection(Section):
-    slug, title, template = "voicemail", "Voicemail", "web/numbers/_voicemail.html"
-
-    def build(self, request, number, data=None, files=None):
-        form = forms.VoicemailForm(data, files, instance=number, prefix="voicemail", account=request.account)
-        default_prompt = phrases.phrase(number.language, "voicemail_prompt")
-        return {"form": form, "default_prompt": default_prompt}
-
-
-class AlertActionsSection(Section):
-    slug, title, template = "actions", "Alert actions", "web/numbers/_actions.html"
-
-    def build(self, request, number, data=None, files=None):
-        formset = forms.AlertActionFormSet(
-            data, files, instance=number.alert_source, prefix="actions", form_kwargs={"account": request.account}
-        )
-        return {"formset": formset}
-
-
-SECTIONS = [GeneralSection(), OptionsSection(), VoicemailSection(), *advanced_sections.SECTIONS, AlertActionsSection()]
-SECTIONS_BY_SLUG = {section.slug: section for section in SECTIONS}
+from .sections import SECTIONS, SECTIONS_BY_SLUG
 
 
 def _number(request, number_pk):
