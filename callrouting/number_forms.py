@@ -8,6 +8,7 @@ the iCalendar parser (callrouting.hours) and the audio checks (callrouting.audio
 """
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import prefetch_related_objects
 from django.forms.models import inlineformset_factory
 
 from escalation.forms import DATE, TIME, InlineFormSet
@@ -120,9 +121,18 @@ class OptionChoiceMixin:
 
     def limit_options(self):
         options = RoutingOption.objects.filter(routing_number=self.instance) if self.instance.pk else RoutingOption.objects.none()
+        listed = []
+        if self.instance.pk:
+            # Shown from the number's options, read once for all these fields (not at all where the page has them
+            # already); a submitted choice is still checked against the queryset.
+            prefetch_related_objects([self.instance], "options")
+            listed = list(self.instance.options.all())
         for name in self.option_fields:
             if name in self.fields:
-                self.fields[name].queryset = options
+                field = self.fields[name]
+                field.queryset = options
+                empty = [] if field.empty_label is None else [("", field.empty_label)]
+                field.widget.choices = empty + [(field.prepare_value(option), field.label_from_instance(option)) for option in listed]
 
 
 class TargetsForm(OptionChoiceMixin, forms.ModelForm):

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.messages import constants
 from django.contrib.messages.storage.base import Message
 from django.db import transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,13 +28,18 @@ from .common import confirm_delete, not_allowed
 from .sections import SECTIONS, SECTIONS_BY_SLUG
 
 
+# A number's options with their policies, read once for the page: its preview, who is on call and the targets.
+OPTIONS_WITH_POLICIES = Prefetch("options", queryset=RoutingOption.objects.select_related("escalation_policy"))
+
+
 def _number(request, number_pk):
     return get_scoped_or_404(RoutingNumber.objects.select_related("alert_source"), request.account, pk=number_pk)
 
 
 def on_call_now(number, at):
     """[(option, [users])] for NUMBER's options in menu order: whom each option would call at AT, in order."""
-    options = list(number.options.select_related("escalation_policy"))
+    prefetch_related_objects([number], OPTIONS_WITH_POLICIES)  # no query where the page has them already
+    options = list(number.options.all())
     users = policies_on_call({option.escalation_policy_id for option in options}, at)
     return [(option, users[option.escalation_policy_id]) for option in options]
 
@@ -67,6 +73,7 @@ def _split_messages(request):
 
 def _render_number(request, number, bound=None, status=200):
     """The number's page; BOUND = (section, context) of a section that failed validation."""
+    prefetch_related_objects([number], OPTIONS_WITH_POLICIES)
     page_messages, section_messages = _split_messages(request)
     sections = []
     for section in SECTIONS:
