@@ -84,18 +84,10 @@ def _render_number(request, number, bound=None, status=200):
         else:
             context = section.build(request, copy.copy(number))
         sections.append({"section": section, "url": _section_url(number, section.slug), "notes": notes, **context})
-    now = timezone.now()
     return render(
         request,
         "web/numbers/detail.html",
-        {
-            "number": number,
-            "sections": sections,
-            "preview": number.preview_greeting(),
-            "on_call": on_call_now(number, now),
-            "now": now,
-            "page_messages": page_messages,
-        },
+        {"number": number, "sections": sections, "preview": number.preview_greeting(), "page_messages": page_messages},
         status=status,
     )
 
@@ -104,6 +96,18 @@ def _render_number(request, number, bound=None, status=200):
 def number_detail(request, number_pk):
     number = _number(request, number_pk)
     return not_allowed(request, "GET") or _render_number(request, number)
+
+
+@account_view
+def number_on_call(request, number_pk):
+    """Whom each of the number's options would call now: the card of the number's page (?fragment=1, which the
+    page's script loads after the page) or a page of its own (the card's link without the script)."""
+    number = _number(request, number_pk)
+    if refused := not_allowed(request, "GET"):
+        return refused
+    now = timezone.now()
+    template = "web/numbers/_on_call.html" if request.GET.get("fragment") else "web/numbers/on_call.html"
+    return render(request, template, {"number": number, "on_call": on_call_now(number, now), "now": now})
 
 
 @account_view
