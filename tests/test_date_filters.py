@@ -115,10 +115,14 @@ def test_a_filtered_list_makes_the_queries_of_the_whole_list(client, alice, rows
     (Incident, "created_at", "incident_account_newest_idx"), (Call, "started_at", "call_account_newest_idx"),
 ])
 def test_postgresql_serves_the_range_from_the_accounts_index(acme, rows, model, field, index):
-    """With sequential scans ruled out (the tables here are tiny), the range is a condition of the index scan,
-    not a filter applied to every row of the account."""
+    """The range is a condition of the scan of the account's index, not a filter applied to every row of the
+    account. The tables here are tiny and their statistics whatever earlier tests left, so the planner is told
+    to avoid what it would pick for a handful of rows (a sequential scan, a bitmap scan or a sort of another
+    index's rows): what remains is the index in the list's order, which a __date lookup would use too, but with
+    the dates as a Filter."""
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            cursor.execute(f"SET LOCAL {setting} = off")
     queryset = within_days(model.objects.filter(account=acme), field, dt.date(2026, 3, 1), dt.date(2026, 11, 30))
     plan = queryset.order_by(f"-{field}", "-id")[:50].explain()
     conditions = [line for line in plan.splitlines() if "Index Cond" in line]
