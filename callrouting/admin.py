@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from escalation.admin import SupportStaffOnly
 
-from . import advanced, advanced_forms, hours
+from . import holidays, hours, number_forms
 from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Voicemail
 
 
@@ -19,8 +19,8 @@ class RoutingOptionInline(admin.TabularInline):
 
 class SupportHoursRangeInline(admin.TabularInline):
     model = SupportHoursRange
-    form = advanced_forms.SupportHoursRangeForm
-    formset = advanced_forms.SupportHoursRangeFormSet
+    form = number_forms.SupportHoursRangeForm
+    formset = number_forms.SupportHoursRangeFormSet
     extra = 0
     verbose_name_plural = "support hours (weekly ranges; end 00:00 = midnight)"
 
@@ -37,7 +37,7 @@ def audio_player(audio):
     return format_html('<audio controls preload="none" src="{}"></audio>', audio.get_absolute_url())
 
 
-class NumberAudioAdminForm(advanced_forms.AudioUploadForm):
+class NumberAudioAdminForm(number_forms.AudioUploadForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["upload"].required = False  # an empty extra row is skipped; a new kind needs a file (clean)
@@ -82,7 +82,7 @@ class RoutingNumberAdminForm(forms.ModelForm):
         self.holiday_entries = []
         if upload:
             try:
-                self.holiday_entries = advanced.read_holiday_calendar(upload, self.instance)
+                self.holiday_entries = holidays.read_holiday_calendar(upload, self.instance)
             except hours.CalendarError as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return upload
@@ -129,9 +129,7 @@ class RoutingNumberAdmin(SupportStaffOnly, admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         entries = getattr(form, "holiday_entries", None)
         if entries:
-            from .advanced import import_holidays
-
-            added, updated, _ = import_holidays(form.instance, entries)
+            added, updated, _ = holidays.import_holidays(form.instance, entries)
             self.message_user(request, f"Imported holidays: {added} added, {updated} renamed.", messages.SUCCESS)
 
     @admin.display(description="Callers hear")

@@ -507,6 +507,8 @@ class Call(models.Model):
             models.Index(fields=["account", "-started_at", "-id"], name="call_account_newest_idx"),
             # The dashboard's live calls: a few rows among an account's many ended ones.
             models.Index(fields=["account", "-started_at", "-id"], name="call_account_live_idx", condition=~Q(state="ended")),
+            # An incident's calls, newest first, a page at a time (a caller may call back many times).
+            models.Index(fields=["incident", "-started_at", "-id"], name="call_incident_newest_idx"),
             models.Index(fields=["routing_due_at"], name="call_routing_due_idx", condition=Q(routing_due_at__isnull=False)),
             models.Index(fields=["voicemail_due_at"], name="call_voicemail_due_idx", condition=Q(voicemail_due_at__isnull=False)),
             models.Index(fields=["raise_due_at"], name="call_raise_due_idx", condition=Q(raise_due_at__isnull=False)),

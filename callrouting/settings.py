@@ -154,6 +154,7 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
+FORM_RENDERER = "callrouting.form_renderer.PlainWidgetRenderer"  # the commonest widgets without a template
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from callrouting import advanced, audio, configuration
+from callrouting import audio, configuration, custom_audio
 from callrouting.models import AgentLeg, Call, Holiday, NumberAudio, SupportHoursRange, Voicemail
 from escalation.models import LayerRestriction, ScheduleOverride
 from incidents.models import IncidentEvent
@@ -68,7 +68,7 @@ def world(account, admin, responder, *, phone_number=None):
     # A mailbox greeting: stored like an upload, without changing what the number's callers hear first.
     upload = io.BytesIO(wav_bytes())
     upload.name = "mailbox.wav"
-    number_audio = advanced.store_audio(number, NumberAudio.Kind.MAILBOX_GREETING, audio.prepare(upload, "mailbox_greeting"))
+    number_audio = custom_audio.store_audio(number, NumberAudio.Kind.MAILBOX_GREETING, audio.prepare(upload, "mailbox_greeting"))
     contact_method = admin.contact_methods.first()
     api_token, _ = configuration.create_api_token(admin, f"{account.name} deploy script")
     notification_rule = admin.notification_rules.first()

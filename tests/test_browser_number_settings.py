@@ -133,3 +133,11 @@ def test_options_are_reordered_with_arrows_and_show_no_position_numbers(page, nu
     page.wait_for_url(f"**/numbers/{number.pk}/#options")
     assert list(number.options.order_by("position").values_list("label", flat=True)) == ["Billing", "Outage"]
     expect(page.locator(f"button[form=move-{billing.pk}][value=up]")).to_be_disabled()
+
+
+def test_who_would_be_called_is_filled_in_after_the_page(page, number_page):  # noqa: F811
+    card = page.locator("#on-call")
+    expect(card.locator(".oncall-option")).to_have_count(2)
+    expect(card.locator(".oncall-option").first).to_contain_text("Outage")
+    expect(card.locator("ol.people li").first).to_have_text("Alice")
+    expect(card.locator("[data-loading]")).to_have_count(0)

@@ -11,7 +11,7 @@ import miniaudio
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from callrouting import advanced_forms, audio
+from callrouting import audio, number_forms
 from callrouting.models import NumberAudio
 from tests.callrouting_factories import (  # noqa: F401 - fixtures
     RoutingNumberFactory,
@@ -80,7 +80,7 @@ def number(acme, alice, bob, media):
 
 
 def save_audio(number, kind, name, content):
-    form = advanced_forms.AudioUploadForm({"kind": kind}, {"upload": upload(name, content)}, number=number)
+    form = number_forms.AudioUploadForm({"kind": kind}, {"upload": upload(name, content)}, number=number)
     assert form.is_valid(), form.errors
     return form.save()
 
@@ -163,7 +163,7 @@ def test_damaged_or_wrong_files_get_clear_errors(name, content, message):
 
 
 def test_upload_form_reports_the_error_on_the_file_field(number):
-    form = advanced_forms.AudioUploadForm({"kind": "greeting"}, {"upload": upload("notes.wav", b"just some notes\n")}, number=number)
+    form = number_forms.AudioUploadForm({"kind": "greeting"}, {"upload": upload("notes.wav", b"just some notes\n")}, number=number)
     assert not form.is_valid()
     assert form.errors["upload"] == ["“notes.wav” is not an MP3 or WAV file: its content is text although its name ends in .wav."]
     assert not NumberAudio.objects.exists()
@@ -244,7 +244,7 @@ def test_admin_shows_an_audio_player(client, sam, number):
 def test_removing_a_recording_deletes_its_file(client, number, django_capture_on_commit_callbacks):
     import os
 
-    from callrouting.advanced import remove_audio
+    from callrouting.custom_audio import remove_audio
 
     stored = save_audio(number, "greeting", "welcome.wav", wav_bytes())
     path, url = stored.file.path, stored.get_absolute_url()

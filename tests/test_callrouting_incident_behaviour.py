@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from callrouting import advanced_forms
+from callrouting import number_forms
 from callrouting.apps import ensure_sweep_schedule
 from callrouting.models import AgentLeg, Call, Holiday, Target
 from callrouting.tasks import sweep
@@ -55,7 +55,7 @@ def leave_message(phone, vonage_api, ncco, text="The VPN is down."):
 
 @pytest.mark.parametrize("keep_open, expected", [(False, Incident.Status.RESOLVED), (True, Incident.Status.ACCEPTED)])
 def test_accepted_call_ending_resolves_unless_kept_open(phone, number, alice, keep_open, expected):
-    form = advanced_forms.IncidentBehaviourForm({"keep_incident_open": keep_open or ""}, instance=number)
+    form = number_forms.IncidentBehaviourForm({"keep_incident_open": keep_open or ""}, instance=number)
     assert form.is_valid(), form.errors
     form.save()
     response, uuid = phone.dial(number.phone_number)

@@ -1,4 +1,4 @@
-"""The advanced sections of a number's settings page (callrouting/advanced_sections.py): support hours with ranges,
+"""The advanced sections of a number's settings page (callrouting/web/sections.py): support hours with ranges,
 holidays with iCalendar import, targets, auto raise and custom audio. Alice (Acme owner) saves them and sees field
 errors on bad input; Bob (responder) cannot change them."""
 import datetime as dt

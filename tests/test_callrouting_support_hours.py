@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from callrouting import advanced_forms, hours
+from callrouting import hours, number_forms
 from callrouting.models import Call, CallingStyle, Holiday, SupportHoursRange, Target
 from incidents.models import Incident
 from tests.callrouting_factories import (  # noqa: F401 - fixtures
@@ -177,7 +177,7 @@ def test_voicemail_target_needs_voicemail(number):
     with pytest.raises(ValidationError) as error:
         number.full_clean()
     assert "out_of_hours_target" in error.value.message_dict
-    form = advanced_forms.TargetsForm({"in_hours_target": "menu", "in_hours_calling": "option",
+    form = number_forms.TargetsForm({"in_hours_target": "menu", "in_hours_calling": "option",
                                        "out_of_hours_target": "voicemail", "out_of_hours_calling": "option"}, instance=number)
     assert not form.is_valid() and "turn voicemail on" in form.errors["out_of_hours_target"][0]
 
@@ -188,7 +188,7 @@ def test_only_this_numbers_options_can_be_targets(number, globex):
     with pytest.raises(ValidationError) as error:
         number.full_clean()
     assert error.value.message_dict["in_hours_option"] == ["Choose one of this number's routing options."]
-    form = advanced_forms.TargetsForm({"in_hours_target": "option", "in_hours_option": other.pk, "in_hours_calling": "option",
+    form = number_forms.TargetsForm({"in_hours_target": "option", "in_hours_option": other.pk, "in_hours_calling": "option",
                                        "out_of_hours_target": "menu", "out_of_hours_calling": "option"}, instance=fresh(number))
     assert not form.is_valid() and "in_hours_option" in form.errors
     assert list(form.fields["in_hours_option"].queryset) == [number.outage, number.billing]
@@ -213,11 +213,11 @@ def test_ranges_formset_refuses_overlaps_among_submitted_rows(number):
     data = {"ranges-TOTAL_FORMS": "2", "ranges-INITIAL_FORMS": "0",
             "ranges-0-weekday": "5", "ranges-0-start": "08:00", "ranges-0-end": "12:00",
             "ranges-1-weekday": "5", "ranges-1-start": "11:00", "ranges-1-end": "13:00"}
-    formset = advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges", queryset=SupportHoursRange.objects.none())
+    formset = number_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges", queryset=SupportHoursRange.objects.none())
     assert not formset.is_valid()
     assert formset.forms[1].errors["start"] == ["Overlaps 08:00-12:00 on the same day."]
     data["ranges-1-start"] = "12:00"
-    formset = advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges", queryset=SupportHoursRange.objects.none())
+    formset = number_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges", queryset=SupportHoursRange.objects.none())
     assert formset.is_valid(), formset.errors
     formset.save()
     assert SupportHoursRange.objects.filter(weekday=5).count() == 2
@@ -266,12 +266,12 @@ def test_ical_import_reads_all_day_multi_day_timed_and_recurring_events(number):
         (dt.date(2028, 5, 1), "Labour Day"),
     ]
     Holiday.objects.create(routing_number=number, date=dt.date(2026, 12, 25), name="Xmas")
-    form = advanced_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", ICS, "text/calendar")})
+    form = number_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", ICS, "text/calendar")})
     assert form.is_valid(), form.errors
     assert form.save(number) == (5, 1, 0)
     assert Holiday.objects.get(date=dt.date(2026, 12, 25)).name == "Christmas"
     # Importing again changes nothing.
-    form = advanced_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", ICS)})
+    form = number_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", ICS)})
     assert form.is_valid() and form.save(number) == (0, 0, 0)
     assert not fresh(number).in_support_hours(berlin(2026, 12, 3, 15, 0))  # a holiday all day
 
@@ -290,7 +290,7 @@ def test_ical_import_reads_all_day_multi_day_timed_and_recurring_events(number):
     ids=["empty", "text", "no-events", "no-start", "bad-date", "too-long"],
 )
 def test_ical_import_errors_are_clear(number, content, message):
-    form = advanced_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", content)})
+    form = number_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", content)})
     assert not form.is_valid()
     assert message in form.errors["calendar"][0], form.errors
     assert not Holiday.objects.exists()

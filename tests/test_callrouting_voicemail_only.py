@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from callrouting import advanced_forms
+from callrouting import number_forms
 from callrouting.models import Call, Voicemail
 from callrouting.tasks import sweep
 from incidents.models import Incident, IncidentEvent
@@ -123,7 +123,7 @@ def test_voicemail_only_needs_voicemail(number):
     with pytest.raises(ValidationError) as error:
         number.full_clean()
     assert error.value.message_dict["voicemail_only"] == ["Voicemail-only mode records every call: turn voicemail on."]
-    form = advanced_forms.VoicemailOnlyForm({"voicemail_only": "on"}, instance=number)
+    form = number_forms.VoicemailOnlyForm({"voicemail_only": "on"}, instance=number)
     assert not form.is_valid() and "voicemail_only" in form.errors
 
 

@@ -85,3 +85,40 @@ def test_the_api_pages_by_cursor(client, seeded, url, rows, time_field):
         next_url = body["next"]
     assert seen == newest_first(getattr(seeded.account, rows), time_field)
     assert len(counts) > 2 and len(set(counts)) == 1, counts
+
+
+def test_an_incidents_calls_page_by_position(client, seeded):
+    """An incident that a caller called about 45 times shows its calls 20 at a time, newest first, each call once,
+    every page with the queries of an incident of one call."""
+    from callrouting.models import Call
+    from callrouting.web.incidents import CALLS_PER_PAGE
+
+    client.force_login(seeded.owner)
+    incident, other = seeded.account.incidents.order_by("pk")[:2]
+    calls = Call.objects.filter(account=seeded.account)
+    Call.objects.filter(pk__in=calls.order_by("pk").values("pk")[:45]).update(incident=incident)
+    Call.objects.filter(pk__in=calls.order_by("pk").values("pk")[45:46]).update(incident=other)
+    # Five calls started in the same microsecond: the id decides their order.
+    Call.objects.filter(pk__in=calls.filter(incident=incident).order_by("pk").values("pk")[10:15]).update(
+        started_at=timezone.now() - dt.timedelta(days=2)
+    )
+    with CaptureQueriesContext(connection) as one_call:
+        assert len(client.get(f"/incidents/{other.pk}/").context["calls"]) == 1
+
+    seen, counts, query = [], [], {}
+    while True:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"/incidents/{incident.pk}/", query)
+        counts.append(len(captured))
+        page = response.context["calls"]
+        assert len(page) <= CALLS_PER_PAGE
+        seen.extend(call.pk for call in page)
+        if not page.has_older:
+            break
+        assert f"calls_before={page.older_than}" in response.content.decode()
+        query = {"calls_before": page.older_than}
+    assert seen == newest_first(Call.objects.filter(incident=incident), "started_at")
+    assert len(counts) == 3 and counts[0] == len(one_call), (counts, len(one_call))
+    assert counts[2] == counts[1] == counts[0] + 1, counts
+    back = client.get(f"/incidents/{incident.pk}/", {"calls_after": seen[-5]}).context["calls"]
+    assert [call.pk for call in back] == seen[20:40]

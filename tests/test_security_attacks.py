@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from callrouting import advanced, configuration, hours, log_privacy
+from callrouting import configuration, holidays, hours, log_privacy
 from callrouting.models import Holiday
 from escalation.models import ApiToken, ContactMethod, NotificationRule, User
 from incidents import outbound
@@ -331,13 +331,13 @@ def test_the_hostile_file_is_refused_in_the_admin(client, sam, acme):
 
 def test_an_oversized_calendar_is_refused_without_reading_it(acme):
     class Upload:
-        size = advanced.MAX_CALENDAR_BYTES + 1
+        size = holidays.MAX_CALENDAR_BYTES + 1
 
         def read(self, *args):  # pragma: no cover - reading it is the failure
             raise AssertionError("read")
 
     with pytest.raises(hours.CalendarError, match="larger than"):
-        advanced.read_holiday_calendar(Upload())
+        holidays.read_holiday_calendar(Upload())
 
 
 # --- Request sizes for anonymous requests on every kind of path ----------------------------------------------------------

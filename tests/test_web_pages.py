@@ -105,10 +105,17 @@ def test_number_page_shows_preview_and_who_would_be_called(as_alice, acme_world,
     page = as_alice.get(reverse("web:number", args=[acme_world.number.pk])).content.decode()
     assert "Welcome to Acme. Press 1 or say Outage for Outage. Press 2 or say Billing for Billing." in page
     assert "Who would be called right now" in page
+    # The card is loaded after the page (static/js/number-on-call.js); without the script its link shows it.
+    on_call_url = reverse("web:number-on-call", args=[acme_world.number.pk])
+    assert f'data-src="{on_call_url}?fragment=1"' in page and f'href="{on_call_url}"' in page
     # Option 1's policy: alice (rule user) first, then whoever is on call on the schedule.
     now_users = acme_world.policy.users_at(timezone.now())
     assert now_users[0] == alice
-    assert "<li>Alice</li>" in page
+    card = as_alice.get(on_call_url, {"fragment": "1"}).content.decode()
+    assert "<li>Alice</li>" in card and "Outage" in card and "<html" not in card
+    own_page = as_alice.get(on_call_url).content.decode()
+    assert "<li>Alice</li>" in own_page and "<html" in own_page
+    assert as_alice.post(on_call_url).status_code == 405
     for section in ("general", "options", "voicemail", "actions"):
         assert f'id="{section}"' in page
 

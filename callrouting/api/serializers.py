@@ -33,7 +33,7 @@ from escalation.models import (
 from incidents import outbound
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
-from .. import advanced, audio, configuration, hours
+from .. import audio, configuration, custom_audio, holidays, hours
 from ..models import AgentLeg, Call, CallingStyle, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Target, Voicemail
 from ..tenancy import ACCOUNT_PATHS, scoped, unique_errors
 
@@ -304,7 +304,7 @@ class HolidayImportSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         try:
-            self.entries = advanced.read_holiday_calendar(attrs["file"], self.context.get("number"), replace=attrs["replace"])
+            self.entries = holidays.read_holiday_calendar(attrs["file"], self.context.get("number"), replace=attrs["replace"])
         except hours.CalendarError as exc:
             raise serializers.ValidationError({"file": [str(exc)]}) from exc
         return attrs
@@ -333,7 +333,7 @@ class NumberAudioSerializer(AccountSerializer):
 
     def validate(self, attrs):
         # No model validation: the file is checked by callrouting.audio, and a second recording of a kind
-        # replaces the first (advanced.store_audio) instead of breaking the (number, kind) constraint.
+        # replaces the first (custom_audio.store_audio) instead of breaking the (number, kind) constraint.
         try:
             attrs["prepared"] = audio.prepare(attrs["file"], attrs["kind"])
         except audio.AudioError as exc:
@@ -341,7 +341,7 @@ class NumberAudioSerializer(AccountSerializer):
         return attrs
 
     def create(self, validated_data):
-        return advanced.store_audio(validated_data["routing_number"], validated_data["kind"], validated_data["prepared"])
+        return custom_audio.store_audio(validated_data["routing_number"], validated_data["kind"], validated_data["prepared"])
 
 
 class VoicemailSettingsSerializer(AccountSerializer):

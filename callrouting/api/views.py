@@ -37,7 +37,7 @@ from incidents import services as incident_services
 from incidents.models import AlertAction, AlertSource, Incident
 from incidents.notifications import TestTooSoon, TransportError, send_test_notification
 
-from .. import advanced, configuration
+from .. import configuration, custom_audio, holidays
 from ..models import Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 from ..tenancy import scoped
 from . import serializers
@@ -312,7 +312,7 @@ class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.Retriev
             data=request.data, context={**self.get_serializer_context(), "number": number}
         )
         serializer.is_valid(raise_exception=True)
-        added, updated, removed = advanced.import_holidays(
+        added, updated, removed = holidays.import_holidays(
             number, serializer.entries, replace=serializer.validated_data["replace"]
         )
         return Response({"added": added, "updated": updated, "removed": removed})
@@ -383,7 +383,7 @@ class NumberAudioViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveM
     filterset_fields = ["routing_number", "kind"]
 
     def perform_destroy(self, instance):
-        advanced.remove_audio(instance)
+        custom_audio.remove_audio(instance)
 
 
 # --- Escalation policies and on-call schedules ----------------------------------------------------------------

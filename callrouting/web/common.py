@@ -57,11 +57,12 @@ class KeysetPage:
         return self.rows[-1].pk
 
 
-def keyset_paginate(request, queryset, time_field, size=PAGE_SIZE):
+def keyset_paginate(request, queryset, time_field, size=PAGE_SIZE, *, prefix=""):
     """The page of QUERYSET (ordered by TIME_FIELD and id, newest first) that ?before=<id> or ?after=<id> ask
-    for; the first page without either, or when that row is not in QUERYSET (deleted, or filtered out)."""
+    for; the first page without either, or when that row is not in QUERYSET (deleted, or filtered out).
+    PREFIX names the parameters of a second list on the same page (?calls_before=<id>)."""
     newest_first = queryset.order_by(f"-{time_field}", "-id")
-    for param, older in (("before", True), ("after", False)):
+    for param, older in ((f"{prefix}before", True), (f"{prefix}after", False)):
         value = request.GET.get(param, "")
         anchor = queryset.filter(pk=value).values_list(time_field, flat=True).first() if value.isdigit() else None
         if anchor is None:

@@ -1,9 +1,12 @@
 """Forms of the settings pages. Validation is the models' (ModelForm runs full_clean); the formsets spanning
 several rows reuse escalation/forms.py. Every dropdown offers only the account's own people, schedules and
 policies, so an id of another account is a field error ("Select a valid choice"), never a leak."""
+import datetime as dt
+
 from django import forms
 from django.db.models import Q
 from django.forms.models import inlineformset_factory
+from django.utils import timezone
 
 from escalation.forms import DATE, DATETIME, TIME, InlineFormSet, LayerMemberFormSet, RuleUserFormSet
 from escalation.models import (
@@ -218,6 +221,29 @@ class OverrideForm(AccountForm):
 # --- Filters --------------------------------------------------------------------------------------------------
 
 
+def local_day_start(day):
+    """The instant at which DAY begins in the current time zone (the account's, on the pages), or None where that
+    lies beyond the calendar (year 1 east of UTC, 9999-12-31 west of it). Midnight inside a daylight-saving gap is
+    read as the day's first instant."""
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+    try:
+        start.astimezone(dt.timezone.utc)
+    except OverflowError:
+        return None
+    return start
+
+
+def within_days(queryset, field, first=None, last=None):
+    """QUERYSET narrowed to the rows whose FIELD (a time) falls on the local days FIRST to LAST, both included
+    (either may be None): a half-open range of instants, which the (account, FIELD descending, id descending)
+    index serves; a __date lookup would convert every row's time to a date instead."""
+    if first is not None and (start := local_day_start(first)) is not None:
+        queryset = queryset.filter(**{f"{field}__gte": start})
+    if last is not None and last < dt.date.max and (end := local_day_start(last + dt.timedelta(days=1))) is not None:
+        queryset = queryset.filter(**{f"{field}__lt": end})
+    return queryset
+
+
 class IncidentFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any state"), ("open", "Open"), *Incident.Status.choices], required=False)
     number = forms.ModelChoiceField(queryset=RoutingNumber.objects.none(), required=False, empty_label="Any number")
@@ -238,11 +264,7 @@ class IncidentFilterForm(forms.Form):
             incidents = incidents.filter(status=status)
         if data.get("number"):
             incidents = incidents.filter(alert_source__routing_number=data["number"])
-        if data.get("date_from"):
-            incidents = incidents.filter(created_at__date__gte=data["date_from"])
-        if data.get("date_to"):
-            incidents = incidents.filter(created_at__date__lte=data["date_to"])
-        return incidents
+        return within_days(incidents, "created_at", data.get("date_from"), data.get("date_to"))
 
 
 class CallFilterForm(forms.Form):
@@ -265,11 +287,7 @@ class CallFilterForm(forms.Form):
             calls = calls.exclude(state=Call.State.ENDED)
         elif data.get("outcome"):
             calls = calls.filter(outcome=data["outcome"])
-        if data.get("date_from"):
-            calls = calls.filter(started_at__date__gte=data["date_from"])
-        if data.get("date_to"):
-            calls = calls.filter(started_at__date__lte=data["date_to"])
-        return calls
+        return within_days(calls, "started_at", data.get("date_from"), data.get("date_to"))
 
 
 def is_valid_all(*forms_and_formsets):

@@ -4,7 +4,6 @@ Accepting and resolving go through incidents.services, the only place that chang
 responders may do both, as account admins may.
 """
 from django.contrib import messages
-from django.db.models import Prefetch
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
@@ -16,6 +15,9 @@ from ..tenancy import get_scoped_or_404, scoped
 from .access import account_view
 from .common import keyset_paginate, not_allowed, query_without_page
 from .forms import IncidentFilterForm
+
+
+CALLS_PER_PAGE = 20
 
 
 def _incident(request, incident_pk):
@@ -44,15 +46,16 @@ def incident_detail(request, incident_pk):
     incident = _incident(request, incident_pk)
     if refused := not_allowed(request, "GET"):
         return refused
-    calls = (
-        Call.objects.filter(incident=incident, account=request.account)
-        .select_related("routing_number", "option", "voicemail")
-        .prefetch_related(Prefetch("legs"))
-    )
+    calls = Call.objects.filter(incident=incident, account=request.account).select_related("option", "voicemail")
     return render(
         request,
         "web/incidents/detail.html",
-        {"incident": incident, "events": incident.events.select_related("user"), "calls": calls},
+        {
+            "incident": incident,
+            "events": incident.events.select_related("user"),
+            # A caller who keeps calling back adds a call each time: the newest page, older ones by position.
+            "calls": keyset_paginate(request, calls, "started_at", CALLS_PER_PAGE, prefix="calls_"),
+        },
     )
 
 

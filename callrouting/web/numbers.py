@@ -1,9 +1,7 @@
 """Routing number pages: the list, and one page per number built from independent sections.
 
-Each section (general settings, routing options, voicemail, alert actions) has its own form, posts to its own
-URL and is saved on its own; a failing section is shown with its errors while the others show what is saved.
-New settings (support hours, custom audio, incident behaviour) are added as further Section subclasses in
-SECTIONS, with a template; the page, the URLs and the tests pick them up from that list.
+Each section (callrouting/web/sections.py) has its own form, posts to its own URL and is saved on its own; a
+failing section is shown with its errors while the others show what is saved.
 """
 import copy
 
@@ -11,6 +9,7 @@ from django.contrib import messages
 from django.contrib.messages import constants
 from django.contrib.messages.storage.base import Message
 from django.db import transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,77 +19,17 @@ from django.views.decorators.http import require_GET
 from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
-from .. import advanced_sections, configuration, phrases
+from .. import configuration, phrases
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
 from .access import account_view, require_admin
 from .common import confirm_delete, not_allowed
+from .sections import SECTIONS, SECTIONS_BY_SLUG
 
 
-class Section:
-    """One independently saved part of a number's page."""
-
-    slug = ""
-    title = ""
-    template = ""
-
-    def build(self, request, number, data=None, files=None):
-        """The template context of the section: its form or formset, bound to DATA when given."""
-        raise NotImplementedError
-
-    def is_valid(self, context):
-        return all(item.is_valid() for item in self.editables(context))
-
-    def save(self, request, number, context):
-        for item in self.editables(context):
-            item.save()
-
-    def editables(self, context):
-        return [context[key] for key in ("form", "formset") if key in context]
-
-
-class GeneralSection(Section):
-    slug, title, template = "general", "General", "web/numbers/_general.html"
-
-    def build(self, request, number, data=None, files=None):
-        return {"form": forms.NumberGeneralForm(data, files, instance=number, prefix="general", account=request.account)}
-
-
-class OptionsSection(Section):
-    slug, title, template = "options", "Routing options", "web/numbers/_options.html"
-
-    def build(self, request, number, data=None, files=None):
-        formset = forms.OptionFormSet(data, files, instance=number, prefix="options", form_kwargs={"account": request.account})
-        return {"formset": formset}
-
-    def save(self, request, number, context):
-        with transaction.atomic():
-            context["formset"].save()
-            configuration.renumber_options(number)
-
-
-class VoicemailSection(Section):
-    slug, title, template = "voicemail", "Voicemail", "web/numbers/_voicemail.html"
-
-    def build(self, request, number, data=None, files=None):
-        form = forms.VoicemailForm(data, files, instance=number, prefix="voicemail", account=request.account)
-        default_prompt = phrases.phrase(number.language, "voicemail_prompt")
-        return {"form": form, "default_prompt": default_prompt}
-
-
-class AlertActionsSection(Section):
-    slug, title, template = "actions", "Alert actions", "web/numbers/_actions.html"
-
-    def build(self, request, number, data=None, files=None):
-        formset = forms.AlertActionFormSet(
-            data, files, instance=number.alert_source, prefix="actions", form_kwargs={"account": request.account}
-        )
-        return {"formset": formset}
-
-
-SECTIONS = [GeneralSection(), OptionsSection(), VoicemailSection(), *advanced_sections.SECTIONS, AlertActionsSection()]
-SECTIONS_BY_SLUG = {section.slug: section for section in SECTIONS}
+# A number's options with their policies, read once for the page: its preview, who is on call and the targets.
+OPTIONS_WITH_POLICIES = Prefetch("options", queryset=RoutingOption.objects.select_related("escalation_policy"))
 
 
 def _number(request, number_pk):
@@ -99,7 +38,8 @@ def _number(request, number_pk):
 
 def on_call_now(number, at):
     """[(option, [users])] for NUMBER's options in menu order: whom each option would call at AT, in order."""
-    options = list(number.options.select_related("escalation_policy"))
+    prefetch_related_objects([number], OPTIONS_WITH_POLICIES)  # no query where the page has them already
+    options = list(number.options.all())
     users = policies_on_call({option.escalation_policy_id for option in options}, at)
     return [(option, users[option.escalation_policy_id]) for option in options]
 
@@ -133,6 +73,7 @@ def _split_messages(request):
 
 def _render_number(request, number, bound=None, status=200):
     """The number's page; BOUND = (section, context) of a section that failed validation."""
+    prefetch_related_objects([number], OPTIONS_WITH_POLICIES)
     page_messages, section_messages = _split_messages(request)
     sections = []
     for section in SECTIONS:
@@ -143,18 +84,10 @@ def _render_number(request, number, bound=None, status=200):
         else:
             context = section.build(request, copy.copy(number))
         sections.append({"section": section, "url": _section_url(number, section.slug), "notes": notes, **context})
-    now = timezone.now()
     return render(
         request,
         "web/numbers/detail.html",
-        {
-            "number": number,
-            "sections": sections,
-            "preview": number.preview_greeting(),
-            "on_call": on_call_now(number, now),
-            "now": now,
-            "page_messages": page_messages,
-        },
+        {"number": number, "sections": sections, "preview": number.preview_greeting(), "page_messages": page_messages},
         status=status,
     )
 
@@ -163,6 +96,18 @@ def _render_number(request, number, bound=None, status=200):
 def number_detail(request, number_pk):
     number = _number(request, number_pk)
     return not_allowed(request, "GET") or _render_number(request, number)
+
+
+@account_view
+def number_on_call(request, number_pk):
+    """Whom each of the number's options would call now: the card of the number's page (?fragment=1, which the
+    page's script loads after the page) or a page of its own (the card's link without the script)."""
+    number = _number(request, number_pk)
+    if refused := not_allowed(request, "GET"):
+        return refused
+    now = timezone.now()
+    template = "web/numbers/_on_call.html" if request.GET.get("fragment") else "web/numbers/on_call.html"
+    return render(request, template, {"number": number, "on_call": on_call_now(number, now), "now": now})
 
 
 @account_view

@@ -18,6 +18,7 @@ urlpatterns = [
     path("numbers/", numbers.number_list, name="numbers"),
     path("numbers/<int:number_pk>/", numbers.number_detail, name="number"),
     path("numbers/<int:number_pk>/preview/", numbers.number_preview, name="number-preview"),
+    path("numbers/<int:number_pk>/on-call/", numbers.number_on_call, name="number-on-call"),
     *[
         path(f"numbers/<int:number_pk>/{section.slug}/", numbers.number_section, {"section": section.slug},
              name=f"number-{section.slug}")

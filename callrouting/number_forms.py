@@ -1,4 +1,5 @@
-"""Forms of a number's advanced settings, for the settings pages (callrouting/web) and the admin.
+"""Forms of a routing number's settings beyond the general ones, for the settings pages (callrouting/web) and the
+admin.
 
 Each form edits one independently saved part: support hours (with the weekly ranges formset), holidays (formset
 and iCalendar import), targets, voicemail-only mode, incident behaviour, and custom audio uploads. Validation is
@@ -7,11 +8,12 @@ the iCalendar parser (callrouting.hours) and the audio checks (callrouting.audio
 """
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import prefetch_related_objects
 from django.forms.models import inlineformset_factory
 
 from escalation.forms import DATE, TIME, InlineFormSet
 
-from . import advanced, audio, hours
+from . import audio, custom_audio, holidays, hours
 from .web.lookup import LookupInput, TimezoneField
 from .models import Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
 
@@ -102,14 +104,14 @@ class HolidayImportForm(forms.Form):
         if upload := cleaned.get("calendar"):
             try:
                 replace = cleaned.get("replace", False)
-                self.entries = advanced.read_holiday_calendar(upload, self.number, replace=replace)
+                self.entries = holidays.read_holiday_calendar(upload, self.number, replace=replace)
             except hours.CalendarError as exc:
                 self.add_error("calendar", str(exc))
         return cleaned
 
     def save(self, number):
         """Import into NUMBER; returns (added, updated, removed)."""
-        return advanced.import_holidays(number, self.entries, replace=self.cleaned_data.get("replace", False))
+        return holidays.import_holidays(number, self.entries, replace=self.cleaned_data.get("replace", False))
 
 
 class OptionChoiceMixin:
@@ -119,9 +121,18 @@ class OptionChoiceMixin:
 
     def limit_options(self):
         options = RoutingOption.objects.filter(routing_number=self.instance) if self.instance.pk else RoutingOption.objects.none()
+        listed = []
+        if self.instance.pk:
+            # Shown from the number's options, read once for all these fields (not at all where the page has them
+            # already); a submitted choice is still checked against the queryset.
+            prefetch_related_objects([self.instance], "options")
+            listed = list(self.instance.options.all())
         for name in self.option_fields:
             if name in self.fields:
-                self.fields[name].queryset = options
+                field = self.fields[name]
+                field.queryset = options
+                empty = [] if field.empty_label is None else [("", field.empty_label)]
+                field.widget.choices = empty + [(field.prepare_value(option), field.label_from_instance(option)) for option in listed]
 
 
 class TargetsForm(OptionChoiceMixin, forms.ModelForm):
@@ -200,13 +211,13 @@ class AudioUploadForm(forms.ModelForm):
         return data
 
     def validate_unique(self):
-        # A second upload of a kind replaces the first (advanced.store_audio): not a uniqueness error.
+        # A second upload of a kind replaces the first (custom_audio.store_audio): not a uniqueness error.
         pass
 
     def save(self, commit=True):
         if self.prepared is None:
             return self.instance
-        return advanced.store_audio(self.number, self.cleaned_data.get("kind") or self.instance.kind, self.prepared)
+        return custom_audio.store_audio(self.number, self.cleaned_data.get("kind") or self.instance.kind, self.prepared)
 
 
 class NumberAudioForm(forms.Form):
@@ -248,9 +259,9 @@ class NumberAudioForm(forms.Form):
         changed = []
         for kind in NumberAudio.Kind.values:
             if kind in self.prepared:
-                advanced.store_audio(self.number, kind, self.prepared[kind])
+                custom_audio.store_audio(self.number, kind, self.prepared[kind])
                 changed.append(kind)
             elif self.cleaned_data.get(f"remove_{kind}") and kind in self.current:
-                advanced.remove_audio(self.current[kind])
+                custom_audio.remove_audio(self.current[kind])
                 changed.append(kind)
         return changed

@@ -1,15 +1,14 @@
-"""Verbs that change a number's advanced settings: holidays imported from iCalendar, custom audio stored.
+"""Verbs that change a number's holidays: an iCalendar file read (with the limits) and its dates imported.
 
-Validation happens before (advanced_forms, callrouting.audio, callrouting.hours); these only make the change,
-atomically. Used by the settings pages, the admin and the tests.
+The file's contents are parsed by callrouting.hours; these only check the limits and make the change, atomically.
+Used by the settings pages (callrouting.number_forms), the REST API, the admin and the tests.
 """
 import logging
 
-from django.core.files.base import ContentFile
 from django.db import transaction
 
 from . import hours
-from .models import Holiday, NumberAudio, new_token
+from .models import Holiday
 
 log = logging.getLogger(__name__)
 
@@ -53,34 +52,3 @@ def import_holidays(number, entries, *, replace=False):
     Holiday.objects.bulk_create(new)
     log.info("number=%s action=import_holidays added=%d updated=%d removed=%d", number.pk, len(new), updated, removed)
     return len(new), updated, removed
-
-
-@transaction.atomic
-def store_audio(number, kind, prepared):
-    """Store PREPARED (a callrouting.audio.PreparedAudio) as NUMBER's KIND recording, replacing the previous one
-    (its file is deleted once the change is committed). A new recording always gets a new token (URL)."""
-    audio = NumberAudio.objects.select_for_update().filter(routing_number=number, kind=kind).first()
-    old_file = audio.file.name if audio is not None and audio.file else None
-    if audio is None:
-        audio = NumberAudio(routing_number=number, kind=kind)
-    audio.routing_number = number
-    audio.format = prepared.format
-    audio.duration = prepared.duration
-    audio.original_name = prepared.original_name
-    audio.details = prepared.details[:200]
-    audio.token = new_token()
-    audio.file.save(f"{kind}.{prepared.format}", ContentFile(prepared.content), save=False)
-    audio.save()
-    if old_file:
-        storage = audio.file.storage
-        transaction.on_commit(lambda: storage.delete(old_file))
-    log.info("number=%s action=store_audio kind=%s format=%s seconds=%.1f", number.pk, kind, audio.format, audio.duration)
-    return audio
-
-
-@transaction.atomic
-def remove_audio(audio):
-    """Delete a custom recording: callers hear the spoken text (or the default hold music) again. The file goes
-    with the row (models.delete_audio_file), also when the admin or a cascade deletes it."""
-    log.info("number=%s action=remove_audio kind=%s", audio.routing_number_id, audio.kind)
-    audio.delete()
