@@ -276,3 +276,38 @@ def test_call_log(bob_api, acme_world):
     assert call["voicemail"]["recording_url"].endswith(f"/calls/{acme_world.call.pk}/voicemail.mp3")
     assert bob_api.get("/api/calls/", {"started_after": "not-a-date"}).status_code == 400
     assert bob_api.delete(f"/api/calls/{acme_world.call.pk}/").status_code == 405
+
+
+def test_deactivated_people_are_not_added_but_may_stay(alice_api, acme_world, alice, bob):
+    """As in the web forms: nobody deactivated is newly put on a rota, a rule or an override; one already there
+    stays when the rest of the row is edited."""
+    w = acme_world
+    layer = {"schedule": w.schedule.pk, "level": 7, "shift_length": 1, "shift_unit": "days",
+             "start_date": "2026-01-05", "handoff_time": "09:00", "members": [alice.pk, bob.pk]}
+    made = alice_api.post("/api/rotation-layers/", layer, format="json")
+    assert made.status_code == 201, made.json()
+    rule = alice_api.post("/api/escalation-rules/", {"policy": w.policy.pk, "position": 5, "users": [bob.pk]},
+                          format="json")
+    assert rule.status_code == 201, rule.json()
+    bob.is_active = False
+    bob.save(update_fields=["is_active"])
+
+    layer_url = f"/api/rotation-layers/{made.json()['id']}/"
+    kept = alice_api.patch(layer_url, {"members": [bob.pk, alice.pk], "name": "Renamed"}, format="json")
+    assert kept.status_code == 200, kept.json()
+    again = alice_api.post("/api/rotation-layers/", {**layer, "level": 8}, format="json")
+    assert again.status_code == 400 and list(again.json()) == ["members"]
+    assert "Deactivated" in again.json()["members"][0]
+
+    rule_url = f"/api/escalation-rules/{rule.json()['id']}/"
+    assert alice_api.patch(rule_url, {"escalation_timeout_minutes": 9}, format="json").status_code == 200
+    new_rule = alice_api.post("/api/escalation-rules/", {"policy": w.policy.pk, "position": 6,
+                                                         "users": [alice.pk, bob.pk]}, format="json")
+    assert new_rule.status_code == 400 and list(new_rule.json()) == ["users"]
+
+    start = timezone.now() + dt.timedelta(days=40)
+    override = {"schedule": w.schedule.pk, "user": bob.pk, "start": start.isoformat(),
+                "end": (start + dt.timedelta(hours=2)).isoformat()}
+    refused = alice_api.post("/api/schedule-overrides/", override, format="json")
+    assert refused.status_code == 400 and list(refused.json()) == ["user"]
+    assert not ScheduleOverride.objects.filter(user=bob, start=start).exists()

@@ -85,6 +85,7 @@ class AccountSerializer(serializers.ModelSerializer):
         except DjangoValidationError as exc:
             raise serializers.ValidationError(_field_errors(exc)) from exc
         errors = unique_errors(instance)
+        errors.update(self._deactivated_people(attrs))
         for field in instance._meta.concrete_fields:
             if field.unique and not field.primary_key and field.name not in errors:
                 value = getattr(instance, field.attname)
@@ -98,6 +99,35 @@ class AccountSerializer(serializers.ModelSerializer):
             if name not in self.extra_write_fields:
                 attrs[name] = getattr(instance, name)
         return attrs
+
+
+    def _deactivated_people(self, attrs):
+        """Errors for deactivated users newly named in ATTRS (as the web forms: a deactivated person already in a
+        rota, rule or override may stay there, but nobody is added who can no longer be reached or log in)."""
+        errors = {}
+        for name, value in attrs.items():
+            field = self.fields.get(name)
+            target = getattr(field, "child_relation", field)
+            if getattr(getattr(target, "queryset", None), "model", None) is not User:
+                continue
+            chosen = value if isinstance(value, (list, tuple)) else [value]
+            current = set(self._current_user_ids(name))
+            names = [str(user) for user in chosen if user is not None and not user.is_active and user.pk not in current]
+            if names:
+                errors[name] = f"Deactivated, choose an active person instead: {', '.join(names)}."
+        return errors
+
+    def _current_user_ids(self, name):
+        if self.instance is None:
+            return []
+        value = getattr(self.instance, name, None)
+        if isinstance(value, User):
+            return [value.pk]
+        if name == "members":
+            return [member.user_id for member in self.instance.members.all()]
+        if hasattr(value, "values_list"):
+            return list(value.values_list("pk", flat=True))
+        return [value] if isinstance(value, int) else []
 
 
 def _field_errors(exc):
