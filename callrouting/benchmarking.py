@@ -550,7 +550,7 @@ def measure_query_counts(fixtures, base_url):
     from django.test.utils import CaptureQueriesContext
     from django_q.models import OrmQ
 
-    from callrouting import services
+    from callrouting.calls import services
     from callrouting.models import Call
 
     client = Client()

@@ -29,7 +29,7 @@ from incidents import actions
 from incidents.models import AlertAction, IncidentEvent
 from incidents.sweeper import locked
 
-from . import services
+from .calls import services
 from .models import Call, Voicemail
 
 log = logging.getLogger(__name__)

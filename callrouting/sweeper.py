@@ -15,7 +15,7 @@ callrouting.tasks.sweep (the same pattern as incidents.sweeper; django-q2 has no
   (an ended call and an escalated incident, once per Vonage uuid) now that the database answers again.
 
 Each due row is locked with SELECT ... FOR UPDATE SKIP LOCKED (where the database has it) and handled in its own
-transaction by a verb of callrouting.services that re-checks the due time under the lock, so two sweepers never
+transaction by a verb of callrouting.calls that re-checks the due time under the lock, so two sweepers never
 act on the same row and a failing row does not hold up the others.
 """
 import logging
@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from incidents.sweeper import locked
 
-from . import recordings, services, spool
+from . import recordings, spool
+from .calls import services
 from .models import Call
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """django-q2 tasks of the call flow: the only code that talks to Vonage for it.
 
-Tasks take ids, re-read the rows (callrouting.services decides under the call's row lock) and return early when
+Tasks take ids, re-read the rows (callrouting.calls decides under the call's row lock) and return early when
 the world has moved on. Retries are bounded: a request that places a call is tried at most 1 + MAX_RETRIES
 times, then the leg counts as failed and the next agent is called. Every attempt first waits for its slot of
 Vonage's create-call rate (incidents.pacing).
@@ -11,7 +11,8 @@ import time
 from incidents.pacing import wait_for_call_slot, wait_for_modify_slot
 from incidents.telephony import TelephonyError, get_telephony
 
-from . import flow, recordings, services
+from . import recordings
+from .calls import flow, services
 from .models import Call, Voicemail
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from incidents.webhooks import vonage_webhook
 
-from . import flow, phrases, recordings, services, spool
+from . import phrases, recordings, spool
+from .calls import flow, services
 from .models import NumberAudio
 
 log = logging.getLogger(__name__)

@@ -72,7 +72,7 @@ def test_repeated_menu_input_routes_once(phone, number):
 
 
 def test_routing_a_call_that_moved_on_leaves_no_incident_behind(phone, number, django_capture_on_commit_callbacks):
-    from callrouting import services
+    from callrouting.calls import services
 
     response, uuid = phone.dial(number.phone_number)
     stale = the_call(uuid)  # read while the caller is still in the menu
@@ -167,7 +167,7 @@ def test_two_accepts_at_once_connect_exactly_one(phone, number, bob, carol):
 def test_concurrent_accepts_connect_exactly_one(acme, bob, carol, vonage_client, inline_tasks, vonage_api):
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises writers on one connection in tests; the race needs PostgreSQL")
-    from callrouting import services
+    from callrouting.calls import services
 
     number = RoutingNumberFactory(account=acme)
     RoutingOptionFactory(routing_number=number, digit=1, label="Billing", escalation_policy=policy_of(acme, bob, carol), simultaneous=True)

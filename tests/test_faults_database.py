@@ -16,7 +16,8 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from callrouting import services, spool
+from callrouting import spool
+from callrouting.calls import services
 from callrouting.models import Call
 from incidents.models import Incident
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory, inline_tasks, policy_of  # noqa: F401

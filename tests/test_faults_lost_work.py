@@ -17,7 +17,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from callrouting import services
+from callrouting.calls import services
 from callrouting import tasks as callrouting_tasks
 from callrouting.models import AgentLeg, Call
 from callrouting.tasks import sweep

@@ -385,7 +385,7 @@ def test_a_download_held_by_another_sweeper_is_skipped_then_handed_out_once(numb
 
     from django.db import connections, transaction
 
-    from callrouting import services
+    from callrouting.calls import services
 
     enqueued = []
     monkeypatch.setattr(services, "_enqueue", lambda func, *args: enqueued.append((func, *args)))

@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from callrouting import services
+from callrouting.calls import services
 from callrouting.models import AgentLeg, Call
 from incidents import pacing
 from incidents.models import Notification, VonageErrorEvent

@@ -38,8 +38,9 @@ from incidents.telephony import get_telephony
 from incidents.voice import notification_fallback_ncco
 from incidents.webhooks import MalformedWebhook
 
-from . import flow, phrases, recordings
-from .models import AgentLeg, Call, CallingStyle, CallTarget, RoutingNumber, Voicemail
+from .. import phrases, recordings
+from . import flow
+from ..models import AgentLeg, Call, CallingStyle, CallTarget, RoutingNumber, Voicemail
 
 log = logging.getLogger(__name__)
 
