@@ -108,7 +108,9 @@ def transfer_caller(call_id, destination, due=None):
         log.info("call_id=%s action=transfer_skipped destination=%s", call_id, destination)
         return
     number = call.routing_number
-    if destination == "voicemail":
+    if destination == "flow":
+        ncco = call.transfer_ncco
+    elif destination == "voicemail":
         ncco = flow.voicemail_ncco(number, call)
     else:
         ncco = flow.nobody_available_ncco(number.language)

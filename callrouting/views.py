@@ -69,7 +69,7 @@ def answer(request, payload):
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down()
 def call_input(request, payload, token):
-    return JsonResponse(webhooks.handle_menu_input(token, payload), safe=False)
+    return JsonResponse(webhooks.handle_menu_input(token, payload, seq=request.GET.get("seq")), safe=False)
 
 
 @webhook_methods

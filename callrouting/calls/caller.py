@@ -103,6 +103,8 @@ def end_call(call, outcome, *, cancel_legs=False, escalate="", resolve=False):
 TRANSFER_STATES = {
     "voicemail": {"state": S.VOICEMAIL},
     "nobody_available": {"state": S.ENDED, "outcome": Call.Outcome.NO_AGENT},
+    # A flow's "nobody answered" branch: wherever it led (Call.transfer_ncco), unless the caller hung up.
+    "flow": {"transfer_ncco__isnull": False},
 }
 
 
@@ -112,7 +114,7 @@ def claim_caller_transfer(call_id, destination, due=None):
     Returns the call (with its routing number) when this task is the one to transfer the caller; None when the
     transfer was done, taken on by another task, reissued by the sweeper, or the caller is gone.
     """
-    calls = Call.objects.filter(pk=call_id, **TRANSFER_STATES[destination])
+    calls = Call.objects.filter(pk=call_id, **TRANSFER_STATES[destination]).exclude(outcome=Call.Outcome.ABANDONED)
     calls = calls.filter(transfer_due_at=due) if due is not None else calls.filter(transfer_due_at__isnull=False)
     # While the transfer is under way the due time is this task's lease: the sweeper sends the caller again
     # only if the task dies.
@@ -123,7 +125,7 @@ def claim_caller_transfer(call_id, destination, due=None):
 
 def caller_transferred(call_id):
     """The caller's transfer is over (done, or given up and the caller hung up): nothing more is due."""
-    Call.objects.filter(pk=call_id, transfer_due_at__isnull=False).update(transfer_due_at=None)
+    Call.objects.filter(pk=call_id, transfer_due_at__isnull=False).update(transfer_due_at=None, transfer_ncco=None)
 
 
 @transaction.atomic
@@ -133,15 +135,18 @@ def reissue_caller_transfer(call_id, now):
     call = Call.objects.select_for_update(of=("self",)).filter(pk=call_id, transfer_due_at__lte=now).first()
     if call is None:
         return False
-    destination = next(
-        (name for name, fields in TRANSFER_STATES.items() if all(getattr(call, k) == v for k, v in fields.items())), None
-    )
+    if call.transfer_ncco is not None and call.outcome != Call.Outcome.ABANDONED:
+        destination = "flow"
+    else:
+        destination = next((name for name, fields in TRANSFER_STATES.items()
+                            if name != "flow" and all(getattr(call, k) == v for k, v in fields.items())), None)
     if destination is None:  # the call moved on without clearing it (the caller hung up meanwhile)
         caller_transferred(call.pk)
         return False
     due = now + dispatch.TASK_GRACE
     Call.objects.filter(pk=call.pk).update(transfer_due_at=due)
     journal.log_decision(call, "transfer_again", destination=destination)
-    journal.timeline(call, f"The caller was not moved to {destination.replace('_', ' ')} in time: trying again.")
+    where = "the next step of the call flow" if destination == "flow" else destination.replace("_", " ")
+    journal.timeline(call, f"The caller was not moved to {where} in time: trying again.")
     dispatch.enqueue("transfer_caller", call.pk, destination, due)
     return True

@@ -340,7 +340,8 @@ def on_caller_gone(call, *, message_left=False):
     the greeting) left no message: escalated at once. One whose recording had started ends as a voicemail whose
     record webhook is still to come (Vonage sends it after the hang-up; Call.recording_due_at flags it if never)."""
     if call.state == S.MENU:
-        return Step(effects=(EndCall(Call.Outcome.ABANDONED),))
+        # A flow's incident node may have made the incident before a menu: the team hears of the caller now.
+        return Step(effects=(EndCall(Call.Outcome.ABANDONED, escalate="the caller hung up" if call.incident_id else ""),))
     if call.state == S.ROUTING:
         return Step(
             effects=(EndCall(Call.Outcome.ABANDONED, cancel_legs=True, escalate="the caller hung up while agents were called"),)

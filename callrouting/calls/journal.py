@@ -19,4 +19,5 @@ def timeline(call, message, *, kind=IncidentEvent.Kind.CALL, user=None, **data):
 
 
 def agent_name(leg):
-    return str(leg.user) if leg.user_id else leg.phone_number
+    """The agent of LEG as the timeline names them: the user, or an external number's label."""
+    return str(leg.user) if leg.user_id else (leg.label or leg.phone_number)

@@ -23,13 +23,24 @@ L = AgentLeg.Status
 ROUTING_GRACE = dt.timedelta(seconds=60)
 
 
-def routing_due(number, now=None):
-    """When the sweeper should look at a routed call of NUMBER that no agent-leg event moved on."""
-    return (now or timezone.now()) + dt.timedelta(seconds=number.ringing_timeout) + ROUTING_GRACE
+def ring_seconds(call, number):
+    """How long each agent's phone rings for CALL: its route node's ring timeout, else the number's."""
+    return call.ring_timeout or number.ringing_timeout
+
+
+def routing_due(call, number, now=None):
+    """When the sweeper should look at routed CALL (of NUMBER) that no agent-leg event moved on."""
+    return (now or timezone.now()) + dt.timedelta(seconds=ring_seconds(call, number)) + ROUTING_GRACE
 
 
 def bump_routing_due(call, number):
-    Call.objects.filter(pk=call.pk, state=S.ROUTING).update(routing_due_at=routing_due(number))
+    Call.objects.filter(pk=call.pk, state=S.ROUTING).update(routing_due_at=routing_due(call, number))
+
+
+def call_about(call):
+    """What the agent's whisper says the call is about: the route node's name (with a PIN's label), or the
+    routing option of a call routed by the number's settings."""
+    return call.about or (call.option.label if call.option_id else "")
 
 
 def dial_request(leg_id):
@@ -39,13 +50,12 @@ def dial_request(leg_id):
     if leg is None or leg.status != L.DIALLING or leg.call.state != S.ROUTING or leg.vonage_uuid:
         return None
     call, number = leg.call, leg.call.routing_number
-    label = call.option.label if call.option_id else ""
     return {
         "to": leg.phone_number,
         "from_": number.phone_number,
         "event_url": flow.absolute_url("callrouting:leg-event", token=leg.token),
-        "ncco": flow.agent_whisper_ncco(number, label, call.caller, leg),
-        "ringing_timer": number.ringing_timeout,
+        "ncco": flow.agent_whisper_ncco(number, call_about(call), call.caller, leg),
+        "ringing_timer": ring_seconds(call, number),
         "machine_detection": "hangup",
     }
 
@@ -169,7 +179,8 @@ def connect_agent_leg(call, leg):
     call.state, call.connected_leg, leg.status = S.CONNECTED, leg, L.ACCEPTED
     journal.log_decision(call, "connect", agent=leg.user_id, leg=leg.pk)
     journal.timeline(call, f"{journal.agent_name(leg)} accepted the call and is connected to the caller.", user=leg.user)
-    if call.incident_id and leg.user_id:
+    # An external number is nobody of the account: the incident stays for its people to accept.
+    if call.incident_id and leg.user_id and call.accept_when_answered:
         accept_incident(call.incident_id, leg.user, via="phone")
     cancel_agent_legs(call, reason=f"{journal.agent_name(leg)} took the call", keep_leg_id=leg.pk)
     return True

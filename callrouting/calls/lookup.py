@@ -29,7 +29,8 @@ def find_number(to):
         except ValidationError:
             return None
     number = (
-        RoutingNumber.objects.select_related("alert_source").prefetch_related("audio_files").filter(phone_number=e164).first()
+        # With its flow, so a call on the published version needs no other query for the number.
+        RoutingNumber.objects.select_related("alert_source", "flow").filter(phone_number=e164).first()
     )
     if number is not None:
         if len(_LANGUAGES) >= _LANGUAGES_MAX:

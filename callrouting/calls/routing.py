@@ -12,6 +12,7 @@ from incidents.models import IncidentEvent
 from . import dispatch, flow, journal
 from .caller import end_call
 from .legs import ROUTING_GRACE, bump_routing_due, hang_up_legs, routing_due, set_leg_status
+from .steps import route_round_over
 from .voicemail import VOICEMAIL_GRACE
 from ..models import AgentLeg, Call
 
@@ -75,7 +76,10 @@ def claim_next_legs(call_id):
     step = flow.next_dial(call, statuses, call.routing_number.voicemail_enabled)
     for effect in step.effects:
         if isinstance(effect, flow.NobodyLeft):
-            send_to_nobody_left(call.pk)
+            if call.flow_version_id:
+                route_round_over(call)  # the route node's next round or its "nobody answered" branch
+            else:
+                send_to_nobody_left(call.pk)
             return []
         if isinstance(effect, flow.DialNext):
             queued = call.legs.filter(status=L.QUEUED).order_by("position")
@@ -136,7 +140,7 @@ def move_on_stuck_call(call_id, now):
     if call is None:
         return False
     number = call.routing_number
-    Call.objects.filter(pk=call.pk).update(routing_due_at=routing_due(number))
+    Call.objects.filter(pk=call.pk).update(routing_due_at=routing_due(call, number))
     waited = number.ringing_timeout + int(ROUTING_GRACE.total_seconds())
     active = list(call.legs.select_related("user").filter(status__in=flow.LEG_ACTIVE))
     journal.log_decision(call, "stuck", active_legs=len(active), waited=waited)

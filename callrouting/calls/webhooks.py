@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, prefetch_related_objects
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,12 +15,14 @@ from incidents.telephony import get_telephony
 from incidents.voice import notification_fallback_ncco
 from incidents.webhooks import MalformedWebhook
 
-from . import dispatch, flow, journal, lookup
+from . import dispatch, flow, journal, lookup, steps
 from .caller import caller_transferred, end_call, route_call
-from .legs import adopt_leg_call, connect_agent_leg, hang_up_legs, set_leg_status
+from .legs import adopt_leg_call, call_about, connect_agent_leg, hang_up_legs, set_leg_status
 from .transcripts import transcript_text
 from .voicemail import attach_transcript, begin_voicemail_recording, record_voicemail, start_voicemail, voicemail_for
 from .. import phrases
+from ..flows import engine
+from ..flows.cache import load_version
 from ..models import AgentLeg, Call, CallTarget, Voicemail
 
 log = logging.getLogger(__name__)
@@ -30,14 +32,8 @@ L = AgentLeg.Status
 
 
 CALLER_GONE_STATUSES = {"completed", "disconnected", "failed", "rejected", "cancelled", "timeout", "busy", "unanswered"}
-
-
 TOKEN_IN_URL = re.compile(r"/vonage/(call|leg)/([A-Za-z0-9_-]{16,64})/")
-
-
 NOTIFICATION_INPUT_URL = re.compile(r"/incidents/voice/([A-Za-z0-9_-]{16,64})/input")
-
-
 FLATTENED_ORIGINAL_REQUEST = re.compile(r"original_request(?:\.(\w+)|\[(\w+)\])")
 
 
@@ -69,7 +65,10 @@ def _create_call(**fields):
 
 
 def handle_answer(payload):
-    """The answer webhook: the NCCO for a new inbound call (never an error for an unknown number)."""
+    """The answer webhook: the NCCO for a new inbound call (never an error for an unknown number).
+
+    A number with a published flow runs it (_flow_answer); one without (its flow not compiled yet) runs the
+    state machine of its settings."""
     uuid = payload.get("uuid")
     if not isinstance(uuid, str) or not uuid:
         raise MalformedWebhook("answer webhook without a uuid")
@@ -77,6 +76,10 @@ def handle_answer(payload):
     if number is None:
         log.info("call=%s action=unknown_number to=%s", uuid, payload.get("to"))
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "unknown_number")
+    version_id = steps.published_version_id(number)
+    if version_id is not None:
+        return _flow_answer(payload, uuid, number, version_id)
+    prefetch_related_objects([number], "audio_files")
     options = lookup.options_of(number)
     target = number.target_at(timezone.now())
     call, created = _create_call(
@@ -97,6 +100,38 @@ def handle_answer(payload):
     journal.log_decision(call, "answer" if created else "answer_again", number=number.phone_number, options=len(options),
          target=target.kind, hours={None: "none", True: "in", False: "out"}[target.in_support_hours])
     return _apply(call, flow.on_answer(number, options, call, target), number=number, options=options)
+
+
+def _flow_answer(payload, uuid, number, version_id):
+    """A new call on NUMBER's published flow VERSION_ID: the engine decides from the start node, and the call is
+    inserted with where it is in one query (the number with its flow, the version once per process, the insert:
+    at most three for a flow that starts with messages and a menu). A repeated answer webhook hears where the
+    stored call is, on the version it started on."""
+    doc = load_version(version_id).data
+    call = Call(
+        vonage_uuid=uuid[:64], account_id=number.account_id, routing_number=number,
+        caller=lookup.caller_number(payload.get("from")), called_number=number.phone_number,
+        conversation_uuid=str(payload.get("conversation_uuid") or "")[:64], region_url=_region_url(payload),
+        flow_version_id=version_id,
+    )
+    step = engine.start(doc, steps.context(call, number))
+    call.node, call.node_state = step.state.node, step.state.as_json()
+    try:
+        with transaction.atomic():
+            call.save(force_insert=True)
+    except IntegrityError:
+        call = Call.objects.get(vonage_uuid=call.vonage_uuid)
+        call.routing_number = number
+        journal.log_decision(call, "answer_again", number=number.phone_number, node=call.node)
+        return steps.current_ncco(call, number)
+    journal.log_decision(call, "answer", number=number.phone_number, version=version_id, node=call.node)
+    if step.effects:
+        with transaction.atomic():
+            # Serialised with the caller's hang-up event, which may already be on its way.
+            call = Call.objects.select_for_update(of=("self",)).get(pk=call.pk)
+            call.routing_number = number
+            steps.apply(call, number, step)
+    return step.ncco
 
 
 def _region_url(payload):
@@ -133,18 +168,46 @@ def _dtmf(payload):
     return "", False
 
 
-def handle_menu_input(token, payload):
-    """The caller's menu input webhook (a key or speech): the next NCCO."""
+def handle_menu_input(token, payload, seq=None):
+    """The caller's input webhook (a key, speech or a PIN) at a menu or PIN node: the next NCCO. SEQ (from the
+    input URL) names the prompt the input answers."""
     call = _call_by_token(token)
     if call is None:
         log.info("action=input_unknown_call")
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
+    if call.flow_version_id:
+        return _flow_input(call, payload, seq)
     number = call.routing_number
     options = lookup.options_of(number)
     digits, _ = _dtmf(payload)
     speech = _speech_texts(payload)
     step = flow.on_menu_input(number, options, call, digits=digits, speech_texts=speech)
     return _apply(call, step, number=number, options=options)
+
+
+def _prompt_seq(seq):
+    """The prompt number of an input URL; None for a URL without one, -1 (stale) for one that is not a number."""
+    if seq is None or seq == "":
+        return None
+    return int(seq) if str(seq).isdigit() and len(str(seq)) < 10 else -1
+
+
+def _flow_input(call, payload, seq):
+    """An input at a menu or PIN node of CALL's flow (the version the call started on), under the call's lock."""
+    digits, _ = _dtmf(payload)
+    speech = _speech_texts(payload)
+    with transaction.atomic():
+        call = Call.objects.select_for_update(of=("self",)).select_related("routing_number__alert_source").get(pk=call.pk)
+        number = call.routing_number
+        doc, state = steps.document(call), steps.state_of(call)
+        ctx = steps.context(call, number)
+        step = engine.on_input(doc, state, ctx, digits, speech, seq=_prompt_seq(seq))
+        journal.log_decision(call, "input", node=state.node, key=digits[:1] or "none", speech=len(speech),
+                             moved=step.changed)
+        if step.changed:
+            steps.save_position(call, step)
+            steps.apply(call, number, step)
+        return step.ncco or engine.current_ncco(doc, step.state, ctx)
 
 
 def handle_call_event(payload):
@@ -254,7 +317,7 @@ def handle_leg_input(token, payload):
         if call is None:
             return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
         number = call.routing_number
-        label = call.option.label if call.option_id else ""
+        label = call_about(call)
         step = flow.on_agent_input(number, call, leg, label, digits=digits, timed_out=timed_out)
         journal.log_decision(call, "agent_key", agent=leg.user_id, leg=leg.pk, key=digits[:1] or "none")
         for effect in step.effects:
@@ -350,6 +413,8 @@ def handle_fallback(payload):
             return handle_answer(payload)
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
     number = call.routing_number
+    if call.flow_version_id:
+        return _flow_fallback(call, number, url)
     if call.state == S.VOICEMAIL and urlsplit(url).path == reverse("callrouting:call-recording-started", args=[call.token]):
         # The notify before the recording failed: record without it (asking again could fail the same way, and
         # the caller would hear the greeting over and over).
@@ -368,6 +433,22 @@ def handle_fallback(payload):
     return flow.talk_ncco(number.language, "error_goodbye")
 
 
+def _flow_fallback(call, number, url):
+    """The fallback for a call on a flow: the apology and where the caller is (the prompt again at a menu or PIN
+    node, hold music while agents are called); in the mailbox the mailbox again, or when the notify before the
+    recording failed, the recording without it."""
+    ncco = steps.current_ncco(call, number)
+    language = next((action["language"] for action in ncco if action.get("language")), number.language)
+    if call.state == S.VOICEMAIL:
+        if urlsplit(url).path == reverse("callrouting:call-recording-started", args=[call.token]):
+            begin_voicemail_recording(call)
+            return ncco[next(i for i, action in enumerate(ncco) if action["action"] == "record"):]
+        return ncco
+    if call.state == S.ENDED:
+        return flow.talk_ncco(language, "error_goodbye")
+    return flow.talk_ncco(language, "error") + ncco
+
+
 def _agent_fallback(**leg):
     """What the agent of the leg found by LEG (token= or vonage_uuid=) hears when their key press could not be
     answered; None when there is no such leg."""
@@ -375,6 +456,6 @@ def _agent_fallback(**leg):
     if leg is None:
         return None
     call = leg.call
-    label = call.option.label if call.option_id else ""
+    label = call_about(call)
     journal.log_decision(call, "agent_fallback", agent=leg.user_id, leg=leg.pk, leg_status=leg.status)
     return flow.on_agent_fallback(call.routing_number, call, leg, label).ncco
