@@ -10,6 +10,7 @@ from . import docs, views
 router = DefaultRouter()
 router.register("numbers", views.RoutingNumberViewSet, basename="routingnumber")
 router.register("routing-options", views.RoutingOptionViewSet, basename="routingoption")
+router.register("calendars", views.SupportCalendarViewSet, basename="supportcalendar")
 router.register("support-hours-ranges", views.SupportHoursRangeViewSet, basename="supporthoursrange")
 router.register("holidays", views.HolidayViewSet, basename="holiday")
 router.register("audio", views.NumberAudioViewSet, basename="numberaudio")
