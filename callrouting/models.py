@@ -173,6 +173,9 @@ class RoutingNumber(models.Model):
         def add(message, *fields):
             errors.setdefault(self._error_field(*fields), []).append(message)
 
+        if self.greeting_only and not (self.greeting or "").strip() and not self._has_greeting_audio():
+            add("“Greeting only” plays just the greeting: write a greeting or upload a greeting recording.",
+                "greeting", "greeting_only")
         if self.voicemail_only and not self.voicemail_enabled:
             add("Voicemail-only mode records every call: turn voicemail on.", "voicemail_only", "voicemail_enabled")
         for when, label in (("in_hours", "during"), ("out_of_hours", "outside")):
@@ -186,6 +189,11 @@ class RoutingNumber(models.Model):
                 add("Choose one of this number's routing options.", f"{when}_option")
         if errors:
             raise ValidationError(errors)
+
+    def _has_greeting_audio(self):
+        if self.pk is None:
+            return False
+        return NumberAudio.objects.filter(routing_number=self, kind=NumberAudio.Kind.GREETING).exclude(file="").exists()
 
     def save(self, *args, **kwargs):
         """Save, creating the alert source with the number or renaming it with the number."""
