@@ -5,7 +5,6 @@ them, voicemail-only mode, auto raise, and custom audio (greeting, hold music, m
 """
 import datetime as dt
 import secrets
-import zoneinfo
 from dataclasses import dataclass
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -136,6 +135,12 @@ class RoutingNumber(models.Model):
         "calling style outside support hours", max_length=12, choices=CallingStyle.choices, default=CallingStyle.OPTION
     )
 
+    # The calendar the simple-mode settings edit and compile into the flow's hours node (flows.compiler).
+    support_calendar = models.ForeignKey(
+        "callrouting.SupportCalendar", on_delete=models.SET_NULL, null=True, blank=True, related_name="numbers",
+        help_text="The support hours (weekly ranges and holidays) of this number's settings.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -212,7 +217,7 @@ class RoutingNumber(models.Model):
 
     # --- Support hours --------------------------------------------------------------------------------------
 
-    def support_calendar(self, around=None):
+    def hours_calendar(self, around=None):
         """The number's support hours as an hours.SupportCalendar (two queries, then cached on the instance).
 
         Holidays are loaded from a day before AROUND (default: now) to past the longest search ahead.
@@ -231,19 +236,16 @@ class RoutingNumber(models.Model):
 
     @property
     def tzinfo(self):
-        try:
-            return zoneinfo.ZoneInfo(self.timezone or "UTC")
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            return dt.timezone.utc
+        return hours.zone(self.timezone)
 
     def in_support_hours(self, at):
         """True when AT (an aware datetime) is inside the weekly ranges and not on a holiday (local dates)."""
-        return self.support_calendar(at).in_hours(at)
+        return self.hours_calendar(at).in_hours(at)
 
     def next_support_hours_start(self, after):
         """The first moment at or after AFTER at which support hours begin (holidays skipped, DST-correct), or
         None when there is none within hours.SEARCH_DAYS days."""
-        return self.support_calendar(after).next_start(after)
+        return self.hours_calendar(after).next_start(after)
 
     def target_at(self, at):
         """The CallTarget for a call arriving at AT: the menu without support hours, else the in-hours or the
@@ -276,6 +278,9 @@ class SupportHoursRange(models.Model):
     Weekday = hours.Weekday
 
     routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="support_ranges")
+    calendar = models.ForeignKey(
+        "callrouting.SupportCalendar", on_delete=models.CASCADE, null=True, blank=True, related_name="ranges"
+    )
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start = models.TimeField()
     end = models.TimeField(help_text="00:00 is midnight at the end of the day.")
@@ -321,6 +326,9 @@ class Holiday(models.Model):
     MAX_PER_NUMBER = 1000
 
     routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="holidays")
+    calendar = models.ForeignKey(
+        "callrouting.SupportCalendar", on_delete=models.CASCADE, null=True, blank=True, related_name="holidays"
+    )
     date = models.DateField()
     name = models.CharField(max_length=200, blank=True)
 
@@ -637,3 +645,7 @@ class PlacedTestCall(models.Model):
 
     def __str__(self):
         return f"Test call {self.vonage_uuid} to {self.routing_number}"
+
+
+# The call-flow models live in their own package; importing them here registers them with the app.
+from .flows.models import CallFlow, FlowVersion, SupportCalendar  # noqa: E402,F401
