@@ -28,8 +28,6 @@ from ..flows.world import DatabaseWorld
 from ..models import AgentLeg, Call, NumberAudio
 
 S = Call.State
-# The Call.State of a caller waiting at a node of each kind.
-WAITING_STATE = {"menu": S.MENU, "pin": S.MENU, "route": S.ROUTING, "voicemail": S.VOICEMAIL}
 # The compiler's route node for routing option <digit> (flows.compiler): the call log still names the option.
 OPTION_NODE_PREFIX = "option-"
 
@@ -89,8 +87,8 @@ def state_of(call):
 
 
 def kind_of(doc, node_id):
-    node = engine._flow(doc).node(node_id) or {}
-    return node.get("kind", "")
+    """The kind of node NODE_ID of document DOC (a dict), "" for none."""
+    return ((doc.get("nodes") or {}).get(node_id) or {}).get("kind", "")
 
 
 def current_ncco(call, number):
