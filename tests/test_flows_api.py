@@ -13,7 +13,7 @@ from callrouting.flows import actions, compiler
 from callrouting.flows.models import CallFlow, FlowVersion, SupportCalendar
 from callrouting.models import NumberAudio, RoutingNumber
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory, policy_of
-from tests.test_api_resources import api_as
+from tests.test_api_resources import alice_api, bob_api  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ def number(acme, alice, bob):
                          escalation_policy=policy_of(acme, bob, name="Billing"))
     number.refresh_from_db()
     return number
-
-
-@pytest.fixture
-def alice_api(alice):
-    return api_as(alice)
-
-
-@pytest.fixture
-def bob_api(bob):
-    return api_as(bob)
 
 
 def flow_url(number, action=""):
