@@ -213,7 +213,10 @@ def settings_change(user=None):
     finally:
         _local.pending = None
     for number in numbers:
-        number.refresh_from_db()
+        try:
+            number.refresh_from_db()
+        except type(number).DoesNotExist:
+            continue  # deleted in the same block: no flow left to change
         sync_simple_flow(number, user)
 
 
