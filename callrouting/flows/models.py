@@ -47,14 +47,19 @@ class SupportCalendar(models.Model):
         day = (around or django_timezone.now()).astimezone(self.tzinfo).date()
         if cached is not None and cached.covers(day):
             return cached
+        self._hours_calendar = self.load_hours(around)
+        return self._hours_calendar
+
+    def load_hours(self, around=None):
+        """hours_calendar() without the cache: the ranges and the holidays around AROUND (two queries)."""
+        day = (around or django_timezone.now()).astimezone(self.tzinfo).date()
         first, last = day - dt.timedelta(days=2), day + dt.timedelta(days=hours.SEARCH_DAYS + 2)
         if self.pk is None:
             ranges, holidays = [], set()
         else:
             ranges = [(r.weekday, r.start, r.end) for r in self.ranges.all()]
             holidays = set(self.holidays.filter(date__gte=first, date__lte=last).values_list("date", flat=True))
-        self._hours_calendar = hours.SupportCalendar(self.tzinfo, ranges, holidays, first=first, last=last)
-        return self._hours_calendar
+        return hours.SupportCalendar(self.tzinfo, ranges, holidays, first=first, last=last)
 
     def forget_loaded(self):
         """Drop the rows loaded by hours_calendar() (after the ranges or holidays changed)."""

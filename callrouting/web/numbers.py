@@ -14,15 +14,16 @@ from django.contrib.messages.storage.base import Message
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from incidents.models import AlertAction
 
 from .. import advanced_sections, configuration, phrases
+from ..flows import actions as flow_actions
 from ..flows import compiler, dryrun
-from ..flows.models import CallFlow
+from ..flows.compiler import is_simple
 from ..flows.world import DatabaseWorld
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
@@ -105,12 +106,9 @@ def preview_document(number, settings=None):
     changes), or its published flow when that goes beyond simple mode (the settings no longer describe it)."""
     if settings is not None:
         return compiler.compile_settings(settings)
-    try:
-        flow = number.flow
-    except CallFlow.DoesNotExist:
-        flow = None
-    published = flow.published.document if flow is not None and flow.published_id else None
-    if published is not None and not compiler.is_simple(published):
+    flow = flow_actions.flow_of(number)
+    published = flow.published.document if flow.published_id else None
+    if published is not None and not is_simple(published):
         return published
     return compiler.compile_number(number)
 
@@ -187,6 +185,7 @@ def _render_number(request, number, bound=None, status=200):
         "web/numbers/detail.html",
         {
             "number": number,
+            "flow": flow_state(number),
             "sections": sections,
             "preview": preview,
             "on_call": on_call,
@@ -195,6 +194,22 @@ def _render_number(request, number, bound=None, status=200):
         },
         status=status,
     )
+
+
+def flow_url(number):
+    """The number's flow editor (web:flow-editor); while there is none, the flow's JSON in the REST API."""
+    try:
+        return reverse("web:flow-editor", args=[number.pk])
+    except NoReverseMatch:
+        return reverse("api:callflow-detail", args=[number.flow.pk])
+
+
+def flow_state(number):
+    """{"simple": bool, "url": the flow's page, "version": the published FlowVersion or None} for the page's
+    banner: a flow the settings below cannot describe (not simple) is edited in the flow editor."""
+    flow = flow_actions.flow_of(number)
+    version = flow.published
+    return {"simple": version is None or is_simple(version.document), "url": flow_url(number), "version": version}
 
 
 @account_view
@@ -215,7 +230,8 @@ def number_section(request, number_pk, section):
     context = handler.build(request, copy.copy(number), request.POST, request.FILES)
     if not handler.is_valid(context):
         return _render_number(request, number, bound=(handler, context), status=400)
-    handler.save(request, number, context)
+    with flow_actions.settings_change(request.user):
+        handler.save(request, number, context)
     messages.success(request, f"{handler.title} saved.", extra_tags=SECTION_TAG + section)
     return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
 
@@ -249,7 +265,7 @@ def option_delete(request, number_pk, option_pk):
     url = reverse("web:number", args=[number.pk]) + "#options"
 
     def delete():
-        with transaction.atomic():
+        with transaction.atomic(), flow_actions.settings_change(request.user):
             option.delete()
             configuration.renumber_options(number)
 
@@ -266,7 +282,8 @@ def option_move(request, number_pk, option_pk):
     if refused := not_allowed(request, "POST"):
         return refused
     require_admin(request)
-    configuration.move_option(option, request.POST.get("direction", ""))
+    with flow_actions.settings_change(request.user):
+        configuration.move_option(option, request.POST.get("direction", ""))
     return redirect(reverse("web:number", args=[number.pk]) + "#options")
 
 
