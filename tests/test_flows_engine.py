@@ -519,3 +519,13 @@ def test_who_would_be_called_and_the_routes_a_call_can_reach_now():
     night = fd.world()
     night.calendars = {7: "out_of_hours"}
     assert [(r["node"], r["style"]) for r in routes_now(doc, fd.AT, night)] == [("night", "all at once")]
+
+
+def test_the_engine_and_the_dry_run_import_nothing_of_django():
+    import subprocess
+    import sys
+
+    code = ("import sys, callrouting.flows.engine, callrouting.flows.dryrun; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
