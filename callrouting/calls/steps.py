@@ -272,7 +272,7 @@ def begin_voicemail(call, number, effect, *, raise_at=None):
     if raise_at:
         local = raise_at.astimezone(number.tzinfo)
         journal.timeline(call, f"Auto raise: low priority until support hours start ({local:%a %Y-%m-%d %H:%M} "
-                               f"{number.timezone}), then high priority and escalated.")
+                         f"{number.timezone}), then high priority and escalated.")
     journal.log_decision(call, "voicemail", node=effect.node_id, incident=call.incident_id,
                          raise_at=raise_at.isoformat() if raise_at else None)
     return True
@@ -295,8 +295,8 @@ def route_round_over(call):
     if not step.changed:
         return False
     save_position(call, step)
-    journal.timeline(call, "Nobody took the call" + (
-        f": next round of “{call.about}”." if step.state.node == state.node and not step.state.ended else "."))
+    next_round = step.state.node == state.node and not step.state.ended
+    journal.timeline(call, f"Nobody took the call: next round of “{call.about}”." if next_round else "Nobody took the call.")
     apply(call, number, step)
     new_kind = kind_of(doc, step.state.node)
     if new_kind in ("menu", "pin") and not step.state.ended:
