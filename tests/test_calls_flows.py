@@ -351,3 +351,21 @@ def test_a_caller_who_hangs_up_before_the_transfer_is_not_moved(phone, number, a
     assert vonage_api.modifications(call.vonage_uuid) == []
     call.refresh_from_db()
     assert call.outcome == Call.Outcome.NO_AGENT and call.transfer_due_at is None
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["in_hours", "out_of_hours"])
+def test_an_hours_node_branches_on_its_calendar(phone, acme, number, alice, inside, settings, tmp_path):
+    from callrouting.models import SupportCalendar, SupportHoursRange
+
+    settings.MEDIA_ROOT = tmp_path
+    calendar = SupportCalendar.objects.create(account=acme, name="Office", timezone="Europe/Berlin")
+    if inside:  # every day, all day
+        SupportHoursRange.objects.bulk_create(
+            [SupportHoursRange(calendar=calendar, weekday=day, start=dt.time(0), end=dt.time(0)) for day in range(7)])
+    publish(number, fd.document(
+        "hours", hours=fd.hours("outage", "vm", calendar=calendar.pk), outage=fd.route([user(alice)]), vm=fd.voicemail()))
+    response, uuid = phone.dial(number.phone_number)
+    call = the_call(uuid)
+    assert call.in_support_hours is inside
+    assert call.state == (Call.State.ROUTING if inside else Call.State.VOICEMAIL)
+    assert dialled(phone) == (["4915110000001"] if inside else [])
