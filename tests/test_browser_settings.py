@@ -140,7 +140,7 @@ def test_admin_configures_advanced_settings_and_uploads_a_greeting(live_server, 
     number.refresh_from_db()
     assert (number.support_hours_enabled, number.timezone, number.voicemail_enabled) == (True, "Europe/Berlin", True)
     assert (number.in_hours_target, number.in_hours_option_id, number.out_of_hours_target) == ("option", sales.pk, "voicemail")
-    ranges = SupportHoursRange.objects.filter(routing_number=number)
+    ranges = SupportHoursRange.objects.filter(calendar__numbers=number)
     assert [str(r) for r in ranges] == ["Monday 09:00-17:00", "Tuesday 08:30-12:00"]
 
     # A greeting recording: uploaded, then played back from its public URL in the page's audio player.
@@ -156,8 +156,9 @@ def test_admin_configures_advanced_settings_and_uploads_a_greeting(live_server, 
     assert player.get_attribute("src") == recording.get_absolute_url()
     served = page.request.get(live_server.url + recording.get_absolute_url())
     assert served.status == 200 and served.headers["content-type"] == "audio/wav" and served.body()[:4] == b"RIFF"
-    # The spoken preview still shows the text (the recording replaces it on calls).
-    expect(preview).to_contain_text("Press 3 or say Sales for Sales.")
+    # The preview is a dry run of a call arriving now: in support hours the recording, then Sales's route; outside
+    # them the mailbox (its recording, then the beep).
+    expect(preview).to_have_text(re.compile(r"^audio: (welcome\.wav Connecting you, please hold\.|mailbox\.wav \(beep)"))
     screenshot(page, "number-advanced-settings")
 
 

@@ -4,6 +4,7 @@ Each section (callrouting/web/sections.py) has its own form, posts to its own UR
 failing section is shown with its errors while the others show what is saved.
 """
 import copy
+import dataclasses
 
 from django.contrib import messages
 from django.contrib.messages import constants
@@ -12,14 +13,17 @@ from django.db import transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
 from .. import configuration, phrases
+from ..flows import actions as flow_actions
+from ..flows import compiler, dryrun
+from ..flows.compiler import is_simple
+from ..flows.world import DatabaseWorld
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
@@ -36,12 +40,47 @@ def _number(request, number_pk):
     return get_scoped_or_404(RoutingNumber.objects.select_related("alert_source"), request.account, pk=number_pk)
 
 
-def on_call_now(number, at):
-    """[(option, [users])] for NUMBER's options in menu order: whom each option would call at AT, in order."""
-    prefetch_related_objects([number], OPTIONS_WITH_POLICIES)  # no query where the page has them already
-    options = list(number.options.all())
-    users = policies_on_call({option.escalation_policy_id for option in options}, at)
-    return [(option, users[option.escalation_policy_id]) for option in options]
+def preview_document(number, settings=None):
+    """The flow the number's preview dry-runs: its settings compiled (SETTINGS: NumberSettings with unsaved
+    changes), or its published flow when that goes beyond simple mode (the settings no longer describe it)."""
+    if settings is not None:
+        return compiler.compile_settings(settings)
+    flow = flow_actions.flow_of(number)
+    published = flow.published.document if flow.published_id else None
+    if published is not None and not is_simple(published):
+        return published
+    return compiler.compile_number(number)
+
+
+def _world(number):
+    names = {audio.pk: audio.original_name or audio.get_kind_display() for audio in number.audio_files.all()}
+    return DatabaseWorld(number.account_id, audio_names=names)
+
+
+def callers_hear(number, at, settings=None):
+    """What callers hear on a call arriving at AT: the dry run of the number's flow, the same engine code as live
+    calls (SETTINGS: unsaved changes of the settings page)."""
+    document = preview_document(number, settings)
+    return dryrun.callers_hear(document, at=at, world=_world(number), number_name=number.name)
+
+
+def who_would_be_called(number, at):
+    """A row per route a caller can reach at AT, its people in ringing order (users without a phone number left
+    out): the dry run of the number's flow, the same engine code as live calls."""
+    document = preview_document(number)
+    world = _world(number)
+    nodes = document.get("nodes", {})
+    rows = []
+    for row in dryrun.routes_now(document, at, world):
+        otherwise = nodes.get(row["otherwise"]) if row["otherwise"] else None
+        if otherwise is None:
+            fallback = "“nobody available”"
+        elif otherwise.get("kind") == "voicemail":
+            fallback = "voicemail"
+        else:
+            fallback = f"“{otherwise.get('name') or row['otherwise']}”"
+        rows.append({**row, "people": [target.label for target in row["dials"]], "fallback": fallback})
+    return rows
 
 
 @account_view
@@ -87,9 +126,31 @@ def _render_number(request, number, bound=None, status=200):
     return render(
         request,
         "web/numbers/detail.html",
-        {"number": number, "sections": sections, "preview": number.preview_greeting(), "page_messages": page_messages},
+        {
+            "number": number,
+            "flow": flow_state(number),
+            "sections": sections,
+            "preview": callers_hear(number, timezone.now()),
+            "page_messages": page_messages,
+        },
         status=status,
     )
+
+
+def flow_url(number):
+    """The number's flow editor (web:flow-editor); while there is none, the flow's JSON in the REST API."""
+    try:
+        return reverse("web:flow-editor", args=[number.pk])
+    except NoReverseMatch:
+        return reverse("api:callflow-detail", args=[number.flow.pk])
+
+
+def flow_state(number):
+    """{"simple": bool, "url": the flow's page, "version": the published FlowVersion or None} for the page's
+    banner: a flow the settings below cannot describe (not simple) is edited in the flow editor."""
+    flow = flow_actions.flow_of(number)
+    version = flow.published
+    return {"simple": version is None or is_simple(version.document), "url": flow_url(number), "version": version}
 
 
 @account_view
@@ -107,7 +168,7 @@ def number_on_call(request, number_pk):
         return refused
     now = timezone.now()
     template = "web/numbers/_on_call.html" if request.GET.get("fragment") else "web/numbers/on_call.html"
-    return render(request, template, {"number": number, "on_call": on_call_now(number, now), "now": now})
+    return render(request, template, {"number": number, "on_call": who_would_be_called(number, now), "now": now})
 
 
 @account_view
@@ -122,14 +183,16 @@ def number_section(request, number_pk, section):
     context = handler.build(request, copy.copy(number), request.POST, request.FILES)
     if not handler.is_valid(context):
         return _render_number(request, number, bound=(handler, context), status=400)
-    handler.save(request, number, context)
+    with flow_actions.settings_change(request.user):
+        handler.save(request, number, context)
     messages.success(request, f"{handler.title} saved.", extra_tags=SECTION_TAG + section)
     return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
 
 
 @account_view
 def number_preview(request, number_pk):
-    """JSON {"text": ...}: what callers would hear with the posted (unsaved) greeting settings and the saved menu."""
+    """JSON {"text": ...}: what callers would hear now with the posted (unsaved) greeting settings and the saved
+    rest (the dry run of the flow those settings compile to)."""
     number = _number(request, number_pk)
     if refused := not_allowed(request, "POST"):
         return refused
@@ -137,12 +200,14 @@ def number_preview(request, number_pk):
     form.is_valid()
     data = form.cleaned_data
     languages = dict(phrases.LANGUAGE_CHOICES)
-    draft = RoutingNumber(
-        greeting=data.get("greeting") or "",
+    settings = dataclasses.replace(
+        compiler.settings_of(number),
+        greeting=(data.get("greeting") or "").strip(),
         greeting_only=bool(data.get("greeting_only")),
         language=data.get("language") if data.get("language") in languages else number.language,
     )
-    return JsonResponse({"text": draft.greeting_text(list(number.options.all()))})
+    text = callers_hear(number, timezone.now(), settings)
+    return JsonResponse({"text": text})
 
 
 @account_view
@@ -153,7 +218,7 @@ def option_delete(request, number_pk, option_pk):
     url = reverse("web:number", args=[number.pk]) + "#options"
 
     def delete():
-        with transaction.atomic():
+        with transaction.atomic(), flow_actions.settings_change(request.user):
             option.delete()
             configuration.renumber_options(number)
 
@@ -170,7 +235,8 @@ def option_move(request, number_pk, option_pk):
     if refused := not_allowed(request, "POST"):
         return refused
     require_admin(request)
-    configuration.move_option(option, request.POST.get("direction", ""))
+    with flow_actions.settings_change(request.user):
+        configuration.move_option(option, request.POST.get("direction", ""))
     return redirect(reverse("web:number", args=[number.pk]) + "#options")
 
 

@@ -8,7 +8,7 @@ SECTIONS, with a template; the page, the URLs and the tests pick it up from that
 from django.db import transaction
 
 from .. import configuration, number_forms, phrases
-from ..models import NumberAudio
+from ..models import NumberAudio, SupportCalendar
 from . import forms
 
 
@@ -76,8 +76,14 @@ class SupportHoursSection(Section):
     def build(self, request, number, data=None, files=None):
         return {
             "form": number_forms.SupportHoursForm(data, instance=number, prefix=number_forms.SUPPORT_HOURS_PREFIX),
-            "formset": number_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges"),
+            "formset": number_forms.SupportHoursRangesFormSet(data, instance=calendar_of(number), prefix="ranges"),
+            "shared_with": shared_with(number),
         }
+
+    def save(self, request, number, context):
+        with transaction.atomic():
+            context["form"].save()
+            save_on_calendar(number, context["formset"])
 
 
 class HolidaysSection(Section):
@@ -85,10 +91,11 @@ class HolidaysSection(Section):
 
     def build(self, request, number, data=None, files=None):
         uploaded = files is not None and files.get("ical-calendar")
+        calendar = calendar_of(number)
         return {
-            "formset": number_forms.HolidaysFormSet(data, instance=number, prefix="holidays"),
+            "formset": number_forms.HolidaysFormSet(data, instance=calendar, prefix="holidays"),
             "import_form": number_forms.HolidayImportForm(
-                data if uploaded else None, files if uploaded else None, prefix="ical", number=number
+                data if uploaded else None, files if uploaded else None, prefix="ical", support_calendar=calendar
             ),
         }
 
@@ -98,9 +105,31 @@ class HolidaysSection(Section):
 
     def save(self, request, number, context):
         with transaction.atomic():
-            context["formset"].save()
+            save_on_calendar(number, context["formset"])
             if context["import_form"].is_bound:
-                context["import_form"].save(number)
+                context["import_form"].save(number.own_calendar())
+
+
+def calendar_of(number):
+    """NUMBER's support calendar, or an unsaved one for it (created by the first save that needs it: showing the
+    page creates nothing)."""
+    if number.support_calendar_id is not None:
+        return number.support_calendar
+    return SupportCalendar(account_id=number.account_id, name=f"{number.name} support hours", timezone=number.timezone)
+
+
+def save_on_calendar(number, formset):
+    """Save FORMSET (of the number's calendar's rows) once the number has its calendar."""
+    if formset.instance.pk is None:
+        formset.instance = number.own_calendar()
+    formset.save()
+
+
+def shared_with(number):
+    """The other numbers whose support hours are this number's calendar (the page says a change applies to them)."""
+    if number.support_calendar_id is None:
+        return []
+    return list(number.support_calendar.numbers.exclude(pk=number.pk).values_list("name", flat=True))
 
 
 class IncidentBehaviourSection(Section):
