@@ -282,7 +282,7 @@ def test_a_deactivated_person_is_not_on_call_nor_in_the_previews(client, acme, a
     RoutingOptionFactory(routing_number=number, digit=1, label="Outage", escalation_policy=policy)
     as_user(client, alice)
     # The "who would be called" previews of the number and policy pages, the schedules' "on call now", the API.
-    assert [users for _, users in client.get(reverse("web:number-on-call", args=[number.pk])).context["on_call"]] == [[]]
+    assert [row["people"] for row in client.get(reverse("web:number-on-call", args=[number.pk])).context["on_call"]] == [[]]
     assert client.get(reverse("web:policy", args=[policy.pk])).context["on_call"] == []
     assert "Bob" not in client.get(reverse("web:schedules")).content.decode()
     from tests.test_api_resources import api_as
