@@ -6,8 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('callrouting', '0008_call_list_indexes'),
-        ('escalation', '0002_api_tokens'),
+        ('callrouting', '0013_call_flow_position'),
         ('incidents', '0007_incident_list_indexes'),
     ]
 
