@@ -60,7 +60,7 @@ def test_unreachable_and_missing_nodes_are_drawn_apart():
 
 def test_adding_on_an_occupied_branch_puts_the_new_node_in_between():
     original = two_level()
-    document, node_id = editing.add_node(original, ("main", "branches.1"), "pin")
+    document, node_id = editing.add_node(original, ("main", "branches[1].next"), "pin")
     assert node_id == "pin-1" and original == two_level()
     assert document["nodes"]["main"]["branches"][1]["next"] == "pin-1"
     assert document["nodes"]["pin-1"]["next"] == "billing" and document["nodes"]["pin-1"]["wrong"] is None
@@ -76,15 +76,15 @@ def test_adding_on_an_occupied_branch_puts_the_new_node_in_between():
 
 
 def test_moving_a_subtree_to_an_empty_branch():
-    document = editing.move_subtree(two_level(), "outage", ("main", "branches.0"), ("hours", "holiday"))
+    document = editing.move_subtree(two_level(), "outage", ("main", "branches[0].next"), ("hours", "holiday"))
     assert document["nodes"]["main"]["branches"][0]["next"] is None
     assert document["nodes"]["hours"]["holiday"] == "outage"
     with pytest.raises(EditError, match="empty branch"):
-        editing.move_subtree(two_level(), "outage", ("main", "branches.0"), ("hours", "in_hours"))
+        editing.move_subtree(two_level(), "outage", ("main", "branches[0].next"), ("hours", "in_hours"))
     with pytest.raises(EditError, match="its own branches"):
         editing.move_subtree(two_level(), "main", ("hours", "in_hours"), ("billing", "no_answer"))
     with pytest.raises(EditError, match="changed"):
-        editing.move_subtree(two_level(), "billing", ("main", "branches.0"), ("hours", "holiday"))
+        editing.move_subtree(two_level(), "billing", ("main", "branches[0].next"), ("hours", "holiday"))
 
 
 def test_copying_a_subtree_gives_new_ids_and_keeps_outside_links():
@@ -124,8 +124,8 @@ def test_deleting_a_subtree_empties_every_branch_into_it():
 
 
 def test_positions_round_trip_through_form_values():
-    for position in [START, ("main", "branches.1"), ("hours", "out_of_hours")]:
+    for position in [START, ("main", "branches[1].next"), ("hours", "out_of_hours")]:
         assert editing.parse_position(editing.position_value(position)) == position
-    for bad in ["", "main", "main:../x", "main:branches.x"]:
+    for bad in ["", "main", "main:../x", "main:branches.x", "main:branches[1]"]:
         with pytest.raises(EditError):
             editing.parse_position(bad)

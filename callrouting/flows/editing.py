@@ -6,7 +6,8 @@ node already drawn is a "go to <name>" link. The nodes drawn under a node are it
 and deleting that node carries with it.
 
 A *position* names one branch: (parent node id, slot), where slot is a field of the parent ("next",
-"no_input", "out_of_hours", ...) or "branches.<i>" for a menu's i-th key; the start of the flow is (None, "start").
+"no_input", "out_of_hours", ...) or "branches[<i>].next" for a menu's i-th key (the field paths of
+flows/document.py's branches and errors); the start of the flow is (None, "start").
 Every operation returns a new document and never changes the one it was given.
 """
 import copy
@@ -91,7 +92,7 @@ def slots(node):
     if node.get("kind") == "menu":
         for i, branch in enumerate(node.get("branches") or []):
             label = " ".join(part for part in (str(branch.get("key") or "?"), branch.get("keyword") or "") if part)
-            found.append((f"branches.{i}", label, branch.get("next")))
+            found.append((f"branches[{i}].next", label, branch.get("next")))
     for slot, label in SLOTS.get(node.get("kind"), []):
         found.append((slot, label, node.get(slot)))
     return found
@@ -116,8 +117,8 @@ def _set_target(document, position, target):
     parent, slot = position
     if parent is None:
         document["start"] = target
-    elif slot.startswith("branches."):
-        document["nodes"][parent]["branches"][int(slot.split(".", 1)[1])]["next"] = target
+    elif slot.startswith("branches["):
+        document["nodes"][parent]["branches"][int(slot[len("branches["):slot.index("]")])]["next"] = target
     else:
         document["nodes"][parent][slot] = target
 
@@ -125,7 +126,7 @@ def _set_target(document, position, target):
 def parse_position(value):
     """A position from its form value "<parent>:<slot>" (":start" for the start)."""
     parent, _, slot = (value or "").partition(":")
-    if not slot or not re.fullmatch(r"[a-z_]+(\.\d{1,3})?", slot):
+    if not slot or not re.fullmatch(r"[a-z_]+|branches\[\d{1,3}\]\.next", slot):
         raise EditError("Choose a branch.")
     return (parent or None, slot)
 
