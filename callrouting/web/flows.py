@@ -17,6 +17,7 @@ from django.utils import timezone
 from incidents.models import AlertSource
 
 from ..flows import actions, document as flow_document, dryrun, editing, starters
+from ..flows.world import AccountWorld
 from ..flows.models import CallFlow, FlowVersion, SupportCalendar
 from ..models import NumberAudio, RoutingNumber
 from ..tenancy import get_scoped_or_404, scoped
@@ -125,7 +126,7 @@ def _who_would_be_called(request, number, data, tree, at):
     routes = [node_id for node_id, card in tree.cards.items() if card.kind == "route"]
     if not routes:
         return {}
-    world = dryrun.world_for(number, at=at)
+    world = AccountWorld(number.account).load([data], at)
     return {node_id: dryrun.who_would_be_called(data, node_id, at, world) for node_id in routes}
 
 
@@ -312,6 +313,51 @@ def flow_restore(request, number_pk):
 # --- Dry run -------------------------------------------------------------------------------------------------
 
 
+# What the admin types -> the dry run's scripted inputs (flows.dryrun): keys as they are.
+SCRIPT_WORDS = {"nobody": "nobody_answers", "nobody answers": "nobody_answers", "no answer": "nobody_answers",
+                "answer": "answers", "answers": "answers", "answered": "answers", "silence": "silence",
+                "no input": "silence", "nothing": "silence"}
+
+
+def script_input(text):
+    text = " ".join(text.split())
+    lowered = text.lower()
+    if lowered in SCRIPT_WORDS:
+        return SCRIPT_WORDS[lowered]
+    for prefix in ("say", "pin"):
+        if lowered.startswith(prefix + " ") or lowered.startswith(prefix + ":"):
+            return f"{prefix}:{text[len(prefix) + 1:].strip()}"
+    return text.replace(" ", "")
+
+
+EVENT_NAMES = {"call": "The call comes in", "nobody_answers": "Nobody answers", "answers": "An agent answers",
+               "silence": "The caller does nothing"}
+
+
+def _steps(run, data):
+    """The dry run as the page shows it: one row per node visited, named as in the editor."""
+    nodes = data.get("nodes") or {}
+    rows, previous = [], None
+    for step in run.steps:
+        event = step["event"]
+        if event == previous:
+            event = ""
+        else:
+            previous = event
+            event = EVENT_NAMES.get(event) or (f"The caller says “{event[4:]}”" if event.startswith("say:") else
+                                               f"The caller enters PIN {event[4:]}" if event.startswith("pin:") else
+                                               f"The caller presses {event}")
+        node = nodes.get(step["node"]) or {}
+        rows.append({
+            "node": step["node"], "name": node.get("name") or step["node"], "kind": step["kind"],
+            "kind_label": "ignored: nothing happens" if step["kind"] == "ignored" else editing.KINDS.get(step["kind"], step["kind"]),
+            "event": event, "hears": " ".join(step["hears"]), "branch": step.get("branch", ""),
+            "dialled": [label for round_ in step["dials"] for label in round_],
+        })
+    ending = "The call ends." if run.ended else f"The call waits at “{(nodes.get(run.state.node) or {}).get('name', run.state.node)}”."
+    return {"steps": rows, "outcome": ending}
+
+
 class DryRunForm(forms.Form):
     version = forms.ChoiceField(label="Flow", required=False)
     when = forms.DateTimeField(
@@ -323,8 +369,8 @@ class DryRunForm(forms.Form):
                              help_text="Empty: an anonymous caller.")
     inputs = forms.CharField(
         required=False, max_length=500, label="What the caller does",
-        help_text="In order, separated by commas: keys (1, 23#), words (say billing), a PIN (1234), "
-                  "“nobody” (nobody answers a route), “answer” (an agent answers).",
+        help_text="In order, separated by commas: keys (1), words (say billing), a PIN (pin 1234), "
+                  "“silence”, “nobody” (nobody answers a route), “answer” (an agent answers).",
     )
 
     def __init__(self, data=None, *, versions):
@@ -353,10 +399,12 @@ def flow_dry_run(request, number_pk):
         at = form.cleaned_data["when"] or timezone.now()
         if timezone.is_naive(at):
             at = timezone.make_aware(at)
-        inputs = [item.strip() for item in form.cleaned_data["inputs"].split(",") if item.strip()]
-        world = dryrun.world_for(number, at=at)
-        result = dryrun.dry_run(data, at=at, caller=form.cleaned_data["caller"].strip(), inputs=inputs, world=world)
-    lit = [step.node for step in result.steps] if result else []
+        inputs = [script_input(item) for item in form.cleaned_data["inputs"].split(",") if item.strip()]
+        world = AccountWorld(number.account).load([data], at)
+        run = dryrun.dry_run(data, at=at, caller=form.cleaned_data["caller"].strip(), inputs=inputs, world=world,
+                             number_name=number.name)
+        result = _steps(run, data)
+    lit = [step["node"] for step in result["steps"] if step["kind"] != "ignored"] if result else []
     context = _editor_context(request, number, flow, data=data, lit=lit)
     context.update({"form": form, "result": result, "label": label, "versions": versions, "editable": False})
     return render(request, "web/flows/dry_run.html", context)
