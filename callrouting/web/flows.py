@@ -41,8 +41,17 @@ def _number(request, number_pk):
 
 def _flow(number):
     """NUMBER's CallFlow with its published version: one query (a number without one gets it from its settings)."""
-    flow = CallFlow.objects.select_related("published", "published__published_by").filter(number=number).first()
-    return flow or actions.flow_for(number)
+    flow = CallFlow.objects.select_related("published", "published__published_by", "updated_by").filter(number=number).first()
+    return flow or actions.flow_of(number)
+
+
+def _draft(number, flow):
+    """The draft document; a flow never edited starts from the published version, or from nothing."""
+    if flow.draft:
+        return flow.draft
+    if flow.published_id:
+        return flow.published.document
+    return editing.empty_document(number.language)
 
 
 def _choices(request, number):
@@ -77,7 +86,8 @@ def _errors(number, data):
 def _editor_context(request, number, flow, *, data=None, bound=None, conflict=False, lit=(), at=None):
     """The editor's template context for the document DATA (default: the draft); BOUND = (node id, bound form) of
     a configure form that failed; LIT = node ids of a dry run's path."""
-    data = flow.draft if data is None else data
+    draft = _draft(number, flow)
+    data = draft if data is None else data
     tree = editing.build_tree(data)
     by_node, general = _errors(number, data)
     choices = _choices(request, number)
@@ -110,7 +120,7 @@ def _editor_context(request, number, flow, *, data=None, bound=None, conflict=Fa
         "error_count": sum(map(len, by_node.values())) + len(general),
         "forms": forms_by_node, "labels": labels, "calling": calling, "empty_positions": empty,
         "kinds": list(editing.KINDS.items()), "templates": starters.TEMPLATES, "conflict": conflict,
-        "lit": set(lit), "editable": request.can_edit and data is flow.draft,
+        "lit": set(lit), "editable": request.can_edit and data is draft,
         "now": timezone.now(),
     }
 
@@ -188,7 +198,7 @@ def _editor_url(number, node_id=None):
 
 def _apply(request, number, flow, operation):
     """(new document, node id to show, message), or ("invalid", node id, bound form)."""
-    post, data = request.POST, flow.draft
+    post, data = request.POST, _draft(number, flow)
     if operation == "add":
         kind = post.get("kind", "")
         if kind not in editing.KINDS:
@@ -236,11 +246,12 @@ def flow_delete(request, number_pk):
     flow = _flow(number)
     node_id = request.GET.get("node", "")
     try:
-        removed, cut = editing.deletion(flow.draft, node_id)
+        draft = _draft(number, flow)
+        removed, cut = editing.deletion(draft, node_id)
     except editing.EditError as exc:
         messages.error(request, str(exc))
         return redirect(_editor_url(number))
-    nodes = flow.draft["nodes"]
+    nodes = draft["nodes"]
     return render(request, "web/flows/delete.html", {
         "number": number, "flow": flow, "node_id": node_id, "node": nodes[node_id],
         "removed": [nodes[n].get("name") or n for n in removed], "cut": [label for _, label in cut],
@@ -264,12 +275,12 @@ def flow_publish(request, number_pk):
     if revision != flow.draft_revision:
         context = _editor_context(request, number, flow, conflict=True)
         return render(request, "web/flows/editor.html", context, status=409)
-    by_node, general = _errors(number, flow.draft)
-    if by_node or general:
-        count = sum(map(len, by_node.values())) + len(general)
+    try:
+        version = actions.publish(flow, user=request.user)
+    except actions.InvalidFlow as exc:
+        count = len(exc.errors)
         messages.error(request, f"Not published: the draft has {count} problem{'s' if count != 1 else ''} to fix first (marked below).")
         return redirect(_editor_url(number))
-    version = actions.publish(flow, user=request.user)
     messages.success(request, f"Published version {version.number}: callers get it from now on.")
     return redirect(reverse("web:flow-versions", args=[number.pk]))
 
@@ -301,7 +312,7 @@ def flow_restore(request, number_pk):
     try:
         if revision != flow.draft_revision:
             raise Conflict
-        actions.restore(flow, version, revision=revision, user=request.user)
+        actions.restore(flow, version, user=request.user)
     except (Conflict, actions.StaleDraft):
         messages.error(request, "The draft changed since you opened this page: nothing was restored. Check the "
                                 "draft, then restore again if you still want to.")
@@ -388,7 +399,7 @@ def flow_dry_run(request, number_pk):
     flow = _flow(number)
     versions = list(FlowVersion.objects.filter(flow=flow).order_by("-number")[:50])
     form = DryRunForm(request.GET or None, versions=versions)
-    result, data, label = None, flow.draft, "the draft"
+    result, data, label = None, _draft(number, flow), "the draft"
     if form.is_bound and form.is_valid():
         chosen = form.cleaned_data["version"] or "draft"
         if chosen != "draft":
