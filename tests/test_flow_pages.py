@@ -33,11 +33,11 @@ def policy(acme, bob):
 
 
 @pytest.fixture
-def calendar(acme):
+def calendar(acme, number):
     """Monday to Friday 09:00-17:00, Berlin."""
     calendar = SupportCalendar.objects.create(account=acme, name="Office hours", timezone="Europe/Berlin")
     for weekday in range(5):
-        SupportHoursRange.objects.create(calendar=calendar, weekday=weekday, start=dt.time(9), end=dt.time(17))
+        SupportHoursRange.objects.create(calendar=calendar, routing_number=number, weekday=weekday, start=dt.time(9), end=dt.time(17))
     return calendar
 
 
@@ -149,14 +149,20 @@ def test_move_copy_and_delete_subtrees(as_alice, number, policy):
     assert post(as_alice, number, "add", at="main:no_input", kind="hangup").status_code == 302
     # Move the outage route (with its voicemail) from key 1 to... key 1 is the only place: copy it to a new key.
     document = draft(number).draft
-    document["nodes"]["main"]["branches"].append({"key": "3", "keyword": "sales", "next": None})
+    document["nodes"]["main"]["branches"] += [{"key": "3", "keyword": "sales", "next": None},
+                                              {"key": "4", "keyword": "press", "next": None}]
     save(number, document)
     assert post(as_alice, number, "copy", node="outage", to="main:branches[2].next").status_code == 302
     copied = draft(number).draft
     copy_id = copied["nodes"]["main"]["branches"][2]["next"]
     assert copied["nodes"][copy_id]["name"] == "Outage team (copy)"
-    assert post(as_alice, number, "move", node="hangup-1", to="outage:no_answer").status_code == 302
-    assert draft(number).draft["nodes"]["outage"]["no_answer"] is None  # occupied by vm: refused, nothing moved
+    refused = post(as_alice, number, "move", node="hangup-1", to="outage:no_answer")
+    assert refused.status_code == 302  # the branch is taken by the voicemail: refused with a message, nothing moved
+    assert "Choose an empty branch" in as_alice.get(refused.url).content.decode()
+    assert draft(number).draft["nodes"]["outage"]["no_answer"] == "vm"
+    assert post(as_alice, number, "move", node="hangup-1", to="main:branches[3].next").status_code == 302
+    moved = draft(number).draft["nodes"]
+    assert moved["main"]["no_input"] is None and moved["main"]["branches"][3]["next"] == "hangup-1"
     # Delete: a confirmation page lists what goes, then the POST removes it.
     page = as_alice.get(url("flow-delete", number, node="outage")).content.decode()
     assert "Outage team" in page and "Voicemail" in page and "Main menu → 2 billing" in page
