@@ -232,7 +232,9 @@ def _apply(request, number, flow, operation):
     # delete: only from the confirmation page, which posts confirmed=yes
     if post.get("confirmed") != "yes":
         raise editing.EditError("Deleting needs a confirmation.")
-    return editing.delete_subtree(data, node_id), None, f"Deleted “{name}” and the nodes below it."
+    parent = editing.build_tree(data).cards[node_id].position
+    return (editing.delete_subtree(data, node_id), parent[0] if parent else None,
+            f"Deleted “{name}” and the nodes below it.")
 
 
 @account_view

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   var NARROW = 640;
-  var KEEP_DEPTH = 2;
+  var KEEP_DEPTH = 3;
 
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
@@ -24,11 +24,18 @@
     });
     document.querySelectorAll(".node.has-problems, .node.lit").forEach(openTo);
   }
-  if (location.hash.indexOf("#node-") === 0) {
+  // A "go to" link or a problem's link may point into a collapsed branch: open the way to it.
+  function showHash() {
+    if (location.hash.indexOf("#node-") !== 0) return;
     var target = document.getElementById(location.hash.slice(1));
     if (target) {
       openTo(target);
+      target.querySelectorAll(":scope > ul.branches > li > details.branch-body").forEach(function (details) {
+        details.open = true;
+      });
       target.scrollIntoView();
     }
   }
+  window.addEventListener("hashchange", showHash);
+  showHash();
 })();
