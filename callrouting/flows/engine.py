@@ -86,12 +86,14 @@ def on_input(document, state, ctx, digits="", speech=(), *, seq=None):
     return _chain(flow, call, ctx, state.node, result)
 
 
-def on_route_outcome(document, state, ctx, outcome, *, round=None):
-    """The route round ROUND ended: OUTCOME "answered" (an agent took the call: the flow ends with it) or
-    "nobody_answered" (the next round, or the "nobody answered" branch). Stale rounds change nothing."""
+def on_route_outcome(document, state, ctx, outcome, *, round=None, ring=None):
+    """A route's round ended: OUTCOME "answered" (an agent took the call: the flow ends with it) or
+    "nobody_answered" (the next round, or the "nobody answered" branch). RING (RouteTo.ring; or ROUND, its
+    ordinal, weaker: another route's round 1 has it too) names the round; a stale one changes nothing."""
     flow = _flow(document)
     kind = (flow.node(state.node) or {}).get("kind")
     if (state.ended or kind != "route" or outcome not in ROUTE_OUTCOMES
+            or (ring is not None and int(ring) != state.data.get("ring"))
             or (round is not None and int(round) != state.data.get("round"))):
         return Step(None, (), state)
     call = dataclasses.replace(state, seq=state.seq + 1)

@@ -136,8 +136,10 @@ class CreateIncident:
 @dataclass(frozen=True)
 class RouteTo:
     """Ring TARGETS (a snapshot, already in this round's order) while the caller holds: one after another
-    (sequential, random) or all at once (simultaneous), each RING_TIMEOUT seconds. ROUND counts from 1 to REPEAT;
-    the live call reports the round's end with engine.on_route_outcome(..., round=ROUND)."""
+    (sequential, random) or all at once (simultaneous), each RING_TIMEOUT seconds. ROUND counts from 1 to REPEAT.
+    RING identifies this round within the call (no other round of any route of the call has it): the live call
+    reports the round's end with engine.on_route_outcome(..., ring=RING), so a late report of an earlier round,
+    even of another route node, changes nothing."""
 
     node_id: str
     targets: tuple
@@ -147,6 +149,7 @@ class RouteTo:
     repeat: int
     about: str  # what the agent's whisper says the call is about (the route's name, with a PIN's label)
     hold_music: str = ""
+    ring: int = 0
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ def _route_to(flow, node_id, call, ctx, targets, round_number):
         int(node.get("repeat") or 1),
         _about(flow, node_id, call),
         ctx.urls.hold_music(node.get("hold_music")),
+        call.seq,
     )
 
 
@@ -89,7 +90,7 @@ def enter(flow, node_id, call, ctx, came_from):
         effects.append(LogLine(node_id, f"Nobody to call on “{flow.name_of(node_id)}”."))
         return _nobody_answered(flow, node_id, call, ctx, effects)
     effects.append(_route_to(flow, node_id, call, ctx, targets, 1))
-    data = {"round": 1, "targets": [[t.kind, t.user_id, t.phone, t.label] for t in targets]}
+    data = {"round": 1, "ring": call.seq, "targets": [[t.kind, t.user_id, t.phone, t.label] for t in targets]}
     return Wait(tuple(hold_ncco(flow, node_id, ctx, announce=True)), tuple(effects), data)
 
 
@@ -107,7 +108,7 @@ def on_route_outcome(flow, node_id, call, ctx, outcome):
     if round_number < int(node.get("repeat") or 1):
         targets = [DialTarget(*row) for row in data.get("targets") or ()]
         effect = _route_to(flow, node_id, call, ctx, targets, round_number + 1)
-        return Wait(None, (effect,), {**data, "round": round_number + 1})
+        return Wait(None, (effect,), {**data, "round": round_number + 1, "ring": call.seq})
     return _nobody_answered(flow, node_id, call, ctx)
 
 
