@@ -30,8 +30,7 @@ def number(acme):
     number = RoutingNumberFactory(account=acme, name="Acme support", greeting="Welcome to Acme.")
     calendar = SupportCalendar.objects.create(account=acme, name="Office hours", timezone="Europe/London")
     for weekday in range(5):
-        SupportHoursRange.objects.create(calendar=calendar, routing_number=number, weekday=weekday,
-                                         start=dt.time(9), end=dt.time(17))
+        SupportHoursRange.objects.create(calendar=calendar, weekday=weekday, start=dt.time(9), end=dt.time(17))
     return number
 
 

@@ -37,7 +37,7 @@ def calendar(acme, number):
     """Monday to Friday 09:00-17:00, Berlin."""
     calendar = SupportCalendar.objects.create(account=acme, name="Office hours", timezone="Europe/Berlin")
     for weekday in range(5):
-        SupportHoursRange.objects.create(calendar=calendar, routing_number=number, weekday=weekday, start=dt.time(9), end=dt.time(17))
+        SupportHoursRange.objects.create(calendar=calendar, weekday=weekday, start=dt.time(9), end=dt.time(17))
     return calendar
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from incidents.models import AlertSource
 
 from ..flows import actions, document as flow_document, dryrun, editing, starters
-from ..flows.world import AccountWorld
+from ..flows.world import DatabaseWorld, PreparedWorld
 from ..flows.models import CallFlow, FlowVersion, SupportCalendar
 from ..models import NumberAudio, RoutingNumber
 from ..tenancy import get_scoped_or_404, scoped
@@ -132,12 +132,16 @@ def _decorate(branch, tree):
 
 
 def _who_would_be_called(request, number, data, tree, at):
-    """{route node id: [DialTarget]} for every route node of DATA at AT, from the engine's own code."""
-    routes = [node_id for node_id, card in tree.cards.items() if card.kind == "route"]
+    """{route node id: [DialTarget]} for every route node of DATA at AT, from the engine's own code (nothing for a
+    document that cannot be read yet: its errors are shown instead)."""
+    parsed, _ = flow_document.parse(data)
+    if parsed is None:
+        return {}
+    routes = {node_id: node for node_id, node in parsed.data["nodes"].items() if node["kind"] == "route"}
     if not routes:
         return {}
-    world = AccountWorld(number.account).load([data], at)
-    return {node_id: dryrun.who_would_be_called(data, node_id, at, world) for node_id in routes}
+    world = PreparedWorld(DatabaseWorld(number.account_id), [node["targets"] for node in routes.values()], at)
+    return {node_id: dryrun.who_would_be_called(parsed.data, node_id, at, world) for node_id in routes}
 
 
 @account_view
@@ -413,10 +417,13 @@ def flow_dry_run(request, number_pk):
         if timezone.is_naive(at):
             at = timezone.make_aware(at)
         inputs = [script_input(item) for item in form.cleaned_data["inputs"].split(",") if item.strip()]
-        world = AccountWorld(number.account).load([data], at)
-        run = dryrun.dry_run(data, at=at, caller=form.cleaned_data["caller"].strip(), inputs=inputs, world=world,
-                             number_name=number.name)
-        result = _steps(run, data)
+        parsed, _ = flow_document.parse(data)
+        if parsed is None:
+            result = {"steps": [], "outcome": "", "unreadable": True}
+        else:
+            run = dryrun.dry_run(parsed.data, at=at, caller=form.cleaned_data["caller"].strip(), inputs=inputs,
+                                 world=DatabaseWorld(number.account_id), number_name=number.name)
+            result = _steps(run, parsed.data)
     lit = [step["node"] for step in result["steps"] if step["kind"] != "ignored"] if result else []
     context = _editor_context(request, number, flow, data=data, lit=lit)
     context.update({"form": form, "result": result, "label": label, "versions": versions, "editable": False})
