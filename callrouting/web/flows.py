@@ -297,7 +297,7 @@ def flow_versions(request, number_pk):
     if refused := not_allowed(request, "GET"):
         return refused
     flow = _flow(number)
-    versions = FlowVersion.objects.filter(flow=flow).select_related("published_by").order_by("-number")[:100]
+    versions = FlowVersion.objects.filter(flow=flow, test_call=False).select_related("published_by").order_by("-number")[:100]
     return render(request, "web/flows/versions.html", {"number": number, "flow": flow, "versions": versions})
 
 
@@ -308,7 +308,7 @@ def flow_restore(request, number_pk):
         return refused
     require_admin(request)
     flow = _flow(number)
-    version = FlowVersion.objects.filter(flow=flow, pk=request.POST.get("version") or 0).first()
+    version = FlowVersion.objects.filter(flow=flow, test_call=False, pk=request.POST.get("version") or 0).first()
     if version is None:
         raise Http404("No such version of this flow.")
     try:
@@ -403,7 +403,7 @@ def flow_dry_run(request, number_pk):
     if refused := not_allowed(request, "GET"):
         return refused
     flow = _flow(number)
-    versions = list(FlowVersion.objects.filter(flow=flow).order_by("-number")[:50])
+    versions = list(FlowVersion.objects.filter(flow=flow, test_call=False).order_by("-number")[:50])
     form = DryRunForm(request.GET or None, versions=versions)
     result, data, label = None, _draft(number, flow), "the draft"
     if form.is_bound and form.is_valid():
