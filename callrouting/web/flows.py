@@ -160,15 +160,11 @@ def flow_edit(request, number_pk):
     if refused := not_allowed(request, "POST"):
         return refused
     require_admin(request)
-    flow = _flow(number)
+    flow, revision = _flow(number), _revision(request)
     operation = request.POST.get("op", "")
     if operation not in OPERATIONS:
         messages.error(request, "Unknown change: reload the page and try again.")
         return redirect(_editor_url(number))
-    try:
-        revision = int(request.POST.get("revision", ""))
-    except ValueError:
-        revision = -1
     try:
         if revision != flow.draft_revision:
             raise Conflict
@@ -187,6 +183,14 @@ def flow_edit(request, number_pk):
         return redirect(_editor_url(number))
     messages.success(request, message)
     return redirect(_editor_url(number, focus))
+
+
+def _revision(request):
+    """The draft revision the posting page showed (-1 when missing: refused as stale)."""
+    try:
+        return int(request.POST.get("revision", ""))
+    except ValueError:
+        return -1
 
 
 def _save(flow, data, revision, user):
@@ -273,11 +277,7 @@ def flow_publish(request, number_pk):
     if refused := not_allowed(request, "POST"):
         return refused
     require_admin(request)
-    flow = _flow(number)
-    try:
-        revision = int(request.POST.get("revision", ""))
-    except ValueError:
-        revision = -1
+    flow, revision = _flow(number), _revision(request)
     if revision != flow.draft_revision:
         context = _editor_context(request, number, flow, conflict=True)
         return render(request, "web/flows/editor.html", context, status=409)
@@ -311,10 +311,7 @@ def flow_restore(request, number_pk):
     version = FlowVersion.objects.filter(flow=flow, test_call=False, pk=request.POST.get("version") or 0).first()
     if version is None:
         raise Http404("No such version of this flow.")
-    try:
-        revision = int(request.POST.get("revision", ""))
-    except ValueError:
-        revision = -1
+    revision = _revision(request)
     try:
         if revision != flow.draft_revision:
             raise Conflict
