@@ -217,3 +217,9 @@ def test_the_editor_at_390_px(live_server, page, number, alice, bob):  # noqa: F
     billing.locator(":scope > details > summary").click()
     add(page, "billing:no_answer", "Hang up")
     assert draft(number)["nodes"]["billing"]["no_answer"] == "hangup-1"
+    # The dry run fits the width too, and opens the collapsed branches on the call's path.
+    page.goto(f"{live_server.url}/numbers/{number.pk}/flow/dry-run/?inputs=1,1,nobody")
+    expect(page.locator("#node-europe.lit")).to_be_visible()
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    page.goto(f"{live_server.url}/numbers/{number.pk}/flow/versions/")
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390

@@ -14,6 +14,8 @@ import copy
 import re
 from dataclasses import dataclass, field
 
+from . import document as flow_document
+
 START = (None, "start")
 
 KINDS = {
@@ -26,19 +28,6 @@ KINDS = {
     "caller_list": "Caller list",
     "incident": "Create incident",
     "hangup": "Hang up",
-}
-
-# The branch fields of each kind, in the order the editor shows them, with their labels; a menu's keys come first.
-SLOTS = {
-    "message": [("next", "then")],
-    "menu": [("no_input", "no input")],
-    "hours": [("in_hours", "in hours"), ("out_of_hours", "out of hours"), ("holiday", "holiday")],
-    "route": [("no_answer", "nobody answered")],
-    "voicemail": [],
-    "pin": [("next", "correct PIN"), ("wrong", "wrong PIN")],
-    "caller_list": [("listed", "listed"), ("not_listed", "not listed")],
-    "incident": [("next", "then")],
-    "hangup": [],
 }
 
 # What an empty branch means where the document allows one (contract: "null where allowed = documented default").
@@ -88,14 +77,7 @@ def empty_document(language="en-GB"):
 
 def slots(node):
     """[(slot, label, target id or None)] of NODE's branches, in the order the editor shows them."""
-    found = []
-    if node.get("kind") == "menu":
-        for i, branch in enumerate(node.get("branches") or []):
-            label = " ".join(part for part in (str(branch.get("key") or "?"), branch.get("keyword") or "") if part)
-            found.append((f"branches[{i}].next", label, branch.get("next")))
-    for slot, label in SLOTS.get(node.get("kind"), []):
-        found.append((slot, label, node.get(slot)))
-    return found
+    return [(branch.field, branch.label, branch.target) for branch in flow_document.branches(node)]
 
 
 def get_target(document, position):
