@@ -58,26 +58,22 @@ def _choices(request, number):
     return flow_forms.Choices(
         account=request.account,
         audio=[(a.pk, f"{a.get_kind_display()}: {a.original_name or a.pk}") for a in NumberAudio.objects.filter(routing_number=number)],
-        calendars=[(c.pk, str(c)) for c in scoped_calendars(request.account)],
+        calendars=[(c.pk, str(c)) for c in scoped(SupportCalendar, request.account).order_by("name", "pk")],
         alert_sources=[(s.pk, str(s)) for s in scoped(AlertSource, request.account)],
     )
 
 
-def scoped_calendars(account):
-    return SupportCalendar.objects.filter(account=account).order_by("name", "pk")
-
-
-def _errors(number, data):
-    """({node id: [messages]}, [messages about the flow as a whole]) of the document DATA."""
-    lookup = flow_document.Lookup.load(number.account, number, data)
+def _check(number, data):
+    """(the parsed document or None, {node id: [messages]}, [messages about the flow as a whole]) of DATA."""
+    parsed, errors = flow_document.parse(data, flow_document.Lookup.load(number.account, number, data))
     by_node, general = {}, []
-    for error in flow_document.validate(data, lookup):
+    for error in errors:
         where = f"{error.field}: " if error.field and error.node_id else ""
         if error.node_id and error.node_id in (data.get("nodes") or {}):
             by_node.setdefault(error.node_id, []).append(f"{where}{error.message}")
         else:
             general.append(f"{error.field + ': ' if error.field else ''}{error.message}")
-    return by_node, general
+    return parsed, by_node, general
 
 
 # --- The editor ----------------------------------------------------------------------------------------------
@@ -89,7 +85,7 @@ def _editor_context(request, number, flow, *, data=None, bound=None, conflict=Fa
     draft = _draft(number, flow)
     data = draft if data is None else data
     tree = editing.build_tree(data)
-    by_node, general = _errors(number, data)
+    parsed, by_node, general = _check(number, data)
     choices = _choices(request, number)
     labels = flow_forms.target_labels(request.account, [data])
     forms_by_node = {}
@@ -98,7 +94,7 @@ def _editor_context(request, number, flow, *, data=None, bound=None, conflict=Fa
             forms_by_node[node_id] = bound[1]
         else:
             forms_by_node[node_id] = flow_forms.node_form(node_id, card.node, choices)
-    calling = _who_would_be_called(request, number, data, tree, at or timezone.now())
+    calling = _who_would_be_called(number, parsed, at or timezone.now())
     calendars = dict(choices.calendars)
     for node_id, card in tree.cards.items():
         card.problems = by_node.get(node_id, [])
@@ -118,7 +114,7 @@ def _editor_context(request, number, flow, *, data=None, bound=None, conflict=Fa
     return {
         "number": number, "flow": flow, "tree": tree, "errors": by_node, "general_errors": general,
         "error_count": sum(map(len, by_node.values())) + len(general),
-        "forms": forms_by_node, "labels": labels, "calling": calling, "empty_positions": empty,
+        "empty_positions": empty,
         "kinds": list(editing.KINDS.items()), "templates": starters.TEMPLATES, "conflict": conflict,
         "lit": set(lit), "editable": request.can_edit and data is draft,
         "now": timezone.now(),
@@ -131,10 +127,9 @@ def _decorate(branch, tree):
         branch.goto_name = tree.cards[branch.goto].name
 
 
-def _who_would_be_called(request, number, data, tree, at):
-    """{route node id: [DialTarget]} for every route node of DATA at AT, from the engine's own code (nothing for a
-    document that cannot be read yet: its errors are shown instead)."""
-    parsed, _ = flow_document.parse(data)
+def _who_would_be_called(number, parsed, at):
+    """{route node id: [DialTarget]} for every route node of PARSED (a FlowDocument) at AT, from the engine's own
+    code (nothing for a document that cannot be read yet: its errors are shown instead)."""
     if parsed is None:
         return {}
     routes = {node_id: node for node_id, node in parsed.data["nodes"].items() if node["kind"] == "route"}
@@ -402,13 +397,11 @@ def flow_dry_run(request, number_pk):
     flow = _flow(number)
     versions = list(FlowVersion.objects.filter(flow=flow, test_call=False).order_by("-number")[:50])
     form = DryRunForm(request.GET or None, versions=versions)
-    result, data, label = None, _draft(number, flow), "the draft"
+    result, data, label, at = None, _draft(number, flow), "the draft", None
     if form.is_bound and form.is_valid():
         chosen = form.cleaned_data["version"] or "draft"
-        if chosen != "draft":
-            version = next((v for v in versions if str(v.pk) == chosen), None)
-            if version is None:
-                raise Http404("No such version of this flow.")
+        if chosen != "draft":  # one of VERSIONS: the field offers only those
+            version = next(v for v in versions if str(v.pk) == chosen)
             data, label = version.document, f"version {version.number}"
         at = form.cleaned_data["when"] or timezone.now()
         if timezone.is_naive(at):
@@ -422,7 +415,7 @@ def flow_dry_run(request, number_pk):
                                  world=DatabaseWorld(number.account_id), number_name=number.name)
             result = _steps(run, parsed.data)
     lit = [step["node"] for step in result["steps"] if step["kind"] != "ignored"] if result else []
-    context = _editor_context(request, number, flow, data=data, lit=lit)
+    context = _editor_context(request, number, flow, data=data, lit=lit, at=at)
     context.update({"form": form, "result": result, "label": label, "versions": versions, "editable": False})
     return render(request, "web/flows/dry_run.html", context)
 
