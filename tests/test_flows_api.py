@@ -13,7 +13,7 @@ from callrouting.flows import actions, compiler
 from callrouting.flows.models import CallFlow, FlowVersion, SupportCalendar
 from callrouting.models import NumberAudio, RoutingNumber
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory, policy_of
-from tests.test_api_resources import api_as
+from tests.test_api_resources import alice_api, bob_api  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -25,16 +25,6 @@ def number(acme, alice, bob):
                          escalation_policy=policy_of(acme, bob, name="Billing"))
     number.refresh_from_db()
     return number
-
-
-@pytest.fixture
-def alice_api(alice):
-    return api_as(alice)
-
-
-@pytest.fixture
-def bob_api(bob):
-    return api_as(bob)
 
 
 def flow_url(number, action=""):
@@ -249,3 +239,31 @@ def test_a_calendar_is_shared_by_the_numbers_that_use_it(number, acme):
     second.save()
     assert SupportCalendar.objects.get(pk=calendar.pk).timezone == "America/New_York"
     assert RoutingNumber.objects.get(pk=number.pk).tzinfo.key == "America/New_York"
+
+
+def test_the_lookup_costs_the_same_whatever_the_flow_names(number, acme, alice, django_assert_max_num_queries):
+    from callrouting.flows.document import Lookup, validate
+
+    data = two_level(number)
+    for i in range(30):  # many routes naming many objects: still one query per kind of object
+        data["nodes"][f"extra-{i}"] = {"kind": "route", "targets": [
+            {"type": "policy", "id": 1000 + i}, {"type": "user", "id": alice.pk}, {"type": "schedule", "id": 2000 + i}],
+            "hold_music": 3000 + i}
+    with django_assert_max_num_queries(6):
+        lookup = Lookup.load(acme, number, data)
+    errors = validate(data, lookup)
+    messages = {e.message for e in errors}
+    assert f"The user {alice.pk} does not exist." not in messages
+    assert {"The escalation policy 1000 does not exist.", "The on-call schedule 2000 does not exist.",
+            "The audio file of this number 3000 does not exist."} <= messages
+
+
+def test_published_versions_are_loaded_once_per_process(number, django_assert_num_queries):
+    from callrouting.flows import cache
+
+    version_id = number.flow.published_id
+    with django_assert_num_queries(1):
+        first = cache.load_version(version_id)
+    with django_assert_num_queries(0):
+        assert cache.load_version(version_id) is first
+    assert first.start == "menu" and first.kind("option-1") == "route"
