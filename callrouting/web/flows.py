@@ -17,7 +17,7 @@ from django.utils import timezone
 from incidents.models import AlertSource
 
 from ..flows import actions, document as flow_document, dryrun, editing, starters
-from ..flows.world import DatabaseWorld, PreparedWorld
+from ..flows.world import DatabaseWorld
 from ..flows.models import CallFlow, FlowVersion, SupportCalendar
 from ..models import NumberAudio, RoutingNumber
 from ..tenancy import get_scoped_or_404, scoped
@@ -135,7 +135,8 @@ def _who_would_be_called(number, parsed, at):
     routes = {node_id: node for node_id, node in parsed.data["nodes"].items() if node["kind"] == "route"}
     if not routes:
         return {}
-    world = PreparedWorld(DatabaseWorld(number.account_id), [node["targets"] for node in routes.values()], at)
+    world = DatabaseWorld(number.account_id)
+    world.prefetch([target for node in routes.values() for target in node["targets"]], at)  # all routes at once
     return {node_id: dryrun.who_would_be_called(parsed.data, node_id, at, world) for node_id in routes}
 
 
