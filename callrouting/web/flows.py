@@ -412,8 +412,10 @@ def flow_dry_run(request, number_pk):
         if parsed is None:
             result = {"steps": [], "outcome": "", "unreadable": True}
         else:
+            audio = {a.pk: a.original_name or a.get_kind_display() for a in NumberAudio.objects.filter(routing_number=number)}
+            world = DatabaseWorld(number.account_id, audio_names=audio)
             run = dryrun.dry_run(parsed.data, at=at, caller=form.cleaned_data["caller"].strip(), inputs=inputs,
-                                 world=DatabaseWorld(number.account_id), number_name=number.name)
+                                 world=world, number_name=number.name)
             result = _steps(run, parsed.data)
     lit = [step["node"] for step in result["steps"] if step["kind"] != "ignored"] if result else []
     context = _editor_context(request, number, flow, data=data, lit=lit, at=at)
