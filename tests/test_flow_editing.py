@@ -129,3 +129,11 @@ def test_positions_round_trip_through_form_values():
     for bad in ["", "main", "main:../x", "main:branches.x", "main:branches[1]"]:
         with pytest.raises(EditError):
             editing.parse_position(bad)
+
+
+def test_a_draft_that_is_not_a_flow_still_draws():
+    """An API import may store anything as the draft: the editor draws what it can, validation says the rest."""
+    tree = editing.build_tree({"nodes": {"a": "not a node", "b": {"kind": "hangup"}}, "start": ["x"]})
+    assert tree.root.card is None and tree.order == ["b"]
+    assert [c.node_id for c in editing.build_tree({"nodes": {"b": {"kind": "hangup"}}}).unreachable] == ["b"]
+    assert editing.build_tree([]).order == [] and editing.build_tree({"nodes": []}).order == []

@@ -182,7 +182,9 @@ class Tree:
 
 def build_tree(document):
     """The document drawn as a tree (see the module's docstring)."""
-    nodes = document.get("nodes") or {}
+    # A draft imported through the API may hold anything: what is not a node is left out (validation names it).
+    nodes = document.get("nodes") if isinstance(document, dict) else None
+    nodes = {key: node for key, node in nodes.items() if isinstance(node, dict)} if isinstance(nodes, dict) else {}
     cards, order = {}, []
 
     def branch_for(position, label, target, depth, empty_means=""):
@@ -209,7 +211,8 @@ def build_tree(document):
             card.branches.append(branch_for((node_id, slot), label, target, depth + 1, means))
         return card
 
-    root = branch_for(START, "Start of the call", document.get("start"), 0)
+    start = document.get("start") if isinstance(document, dict) else None
+    root = branch_for(START, "Start of the call", start if isinstance(start, str) else None, 0)
     unreachable = []
     for node_id in nodes:
         if node_id not in cards:

@@ -47,7 +47,7 @@ def _flow(number):
 
 def _draft(number, flow):
     """The draft document; a flow never edited starts from the published version, or from nothing."""
-    if flow.draft:
+    if flow.draft and isinstance(flow.draft, dict):
         return flow.draft
     if flow.published_id:
         return flow.published.document
