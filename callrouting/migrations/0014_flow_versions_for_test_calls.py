@@ -7,8 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('callrouting', '0012_call_flow_position'),
-        ('callrouting', '0012_support_hours_on_calendars'),
+        ('callrouting', '0013_call_flow_position'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
