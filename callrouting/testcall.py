@@ -7,7 +7,8 @@ left running), and on the agent legs the product dialled for those calls. Accoun
 
 URLs (included under /test-call/ by callrouting/urls.py):
   GET  ""                         the page
-  POST "call/"                    {number} -> {"call": uuid}
+  POST "call/"                    {number, flow: "published"|"draft"} -> {"call": uuid, "caller": caller id}
+                                  (a call to the draft runs a snapshot of it: flows.draft_calls)
   GET  "calls/"                   the account's test calls still in progress
   POST "calls/<uuid>/hangup/"     hang up every leg of a test call (the caller and the agents)
   GET  "state/?call=<uuid>"       the legs (transcripts, what each waits for), the call log and the incident timeline
@@ -30,6 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 from callrouting.emulator.script import DEFAULT_CALLER_ID, EmulatorClient, EmulatorError
 from callrouting.web.access import account_view
 
+from .flows import actions as flow_actions, draft_calls
 from .models import AgentLeg, Call, PlacedTestCall, RoutingNumber
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,12 @@ def _emulator_failed(exc):
 @admin_view
 def page(request):
     numbers = RoutingNumber.objects.filter(account=request.account).order_by("name")
+    # The flow editor links here with ?number=<id>&flow=draft.
     return render(
         request,
         "callrouting/test_call.html",
-        {"numbers": numbers, "available": emulator_client() is not None, "caller_id": DEFAULT_CALLER_ID},
+        {"numbers": numbers, "available": emulator_client() is not None, "caller_id": DEFAULT_CALLER_ID,
+         "chosen_number": request.GET.get("number", ""), "chosen_flow": "draft" if request.GET.get("flow") == "draft" else "published"},
     )
 
 
@@ -95,15 +99,25 @@ def place_call(request):
     number = RoutingNumber.objects.filter(account=request.account, pk=request.POST.get("number") or 0).first()
     if number is None:
         raise Http404("No such routing number in your account.")
+    caller = DEFAULT_CALLER_ID
+    if request.POST.get("flow") == "draft":
+        try:
+            version = flow_actions.snapshot_for_test_call(flow_actions.flow_of(number), request.user)
+        except flow_actions.InvalidFlow as exc:
+            count = len(exc.errors)
+            return JsonResponse({"error": f"The draft has {count} problem{'s' if count != 1 else ''}: fix "
+                                          f"{'them' if count != 1 else 'it'} in the flow editor first."}, status=400)
+        caller = draft_calls.caller_id(version)
     try:
-        leg = client.place_call(to=number.phone_number, from_=DEFAULT_CALLER_ID)
+        leg = client.place_call(to=number.phone_number, from_=caller)
     except EmulatorError as exc:
         return _emulator_failed(exc)
     PlacedTestCall.objects.create(
         account=request.account, routing_number=number, placed_by=request.user, vonage_uuid=leg["uuid"]
     )
-    log.info("testcall action=call number=%s uuid=%s user=%s", number.phone_number, leg["uuid"], request.user.pk)
-    return JsonResponse({"call": leg["uuid"]}, status=201)
+    log.info("testcall action=call number=%s uuid=%s user=%s caller=%s", number.phone_number, leg["uuid"],
+             request.user.pk, caller)
+    return JsonResponse({"call": leg["uuid"], "caller": caller}, status=201)
 
 
 def _scope(request, call_uuid):

@@ -162,3 +162,44 @@ def test_the_page_has_no_inline_script_or_style_and_shows_no_call_before_one_is_
     assert all(" src=" in tag for tag in re.findall(r"<script[^>]*>", html))
     assert re.search(r'<div class="tc-phones" id="phones" hidden>', html)
     assert re.search(r'<section class="card tc-live" id="live-calls"[^>]* hidden>', html)
+
+
+# --- Calling the draft ------------------------------------------------------------------------------------------
+
+
+def test_a_test_call_to_the_draft_runs_a_snapshot_of_it(client, settings, alice, acme, acme_number, emulator):
+    """The draft becomes a test-call version (not published, not listed) and the call comes from the caller id
+    that names it; the answer webhook's lookup finds it only for this number and only on the local network."""
+    from callrouting.flows import actions, draft_calls
+    from callrouting.flows.models import FlowVersion
+
+    flow = actions.flow_of(acme_number)
+    published = flow.published_id
+    document = {"schema": 1, "language": "en-GB", "start": "bye",
+                "nodes": {"bye": {"kind": "hangup", "name": "Goodbye", "text": "Draft says goodbye."}}}
+    actions.save_draft(flow, {**document, "start": "nowhere"}, flow.draft_revision)
+    login(client, alice)
+    refused = client.post("/test-call/call/", {"number": acme_number.pk, "flow": "draft"})
+    assert refused.status_code == 400 and "fix it in the flow editor" in refused.json()["error"]
+    assert emulator.calls == []
+    flow.refresh_from_db()
+    actions.save_draft(flow, document, flow.draft_revision)
+    response = client.post("/test-call/call/", {"number": acme_number.pk, "flow": "draft"})
+    assert response.status_code == 201
+    version = FlowVersion.objects.get(flow=flow, test_call=True)
+    assert version.document["nodes"]["bye"]["text"] == "Draft says goodbye."
+    caller = response.json()["caller"]
+    assert emulator.calls == [("+4930111222", caller)] and caller == draft_calls.caller_id(version)
+    flow.refresh_from_db()
+    assert flow.published_id == published  # nothing was published
+    assert not client.get(f"/numbers/{acme_number.pk}/flow/versions/").content.decode().count("Draft says")
+    settings.EMULATOR_URL = "https://127.0.0.1:9/"
+    assert draft_calls.version_for(acme_number, caller.lstrip("+")) == version.pk
+    other = RoutingNumberFactory(account=acme, phone_number="+4930111333")
+    assert draft_calls.version_for(other, caller) is None
+    assert draft_calls.version_for(acme_number, "+4915112345678") is None
+    settings.EMULATOR_URL = ""
+    assert draft_calls.version_for(acme_number, caller) is None
+    # A published call still comes from the page's own caller id.
+    client.post("/test-call/call/", {"number": acme_number.pk})
+    assert emulator.calls[-1][1] == testcall.DEFAULT_CALLER_ID

@@ -127,7 +127,7 @@ class CallFlowViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
 
     def _version(self, flow, version_id):
         try:
-            return flow.versions.get(pk=int(version_id))
+            return flow.versions.filter(test_call=False).get(pk=int(version_id))
         except (FlowVersion.DoesNotExist, TypeError, ValueError):
             raise ValidationError({"version": ["No such version of this flow."]}) from None
 
@@ -178,7 +178,7 @@ class CallFlowViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
     def versions(self, request, pk=None):
         """Every published version, newest first (the documents: flow-versions/{id}/)."""
         flow = self.get_object()
-        return Response(FlowVersionSerializer(flow.versions.order_by("-number"), many=True).data)
+        return Response(FlowVersionSerializer(flow.versions.filter(test_call=False).order_by("-number"), many=True).data)
 
     @extend_schema(request=RestoreSerializer, responses={200: DraftAnswerSerializer})
     @action(detail=True, methods=["post"], serializer_class=RestoreSerializer)
@@ -250,4 +250,4 @@ class FlowVersionViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveM
     filterset_fields = ["flow"]
 
     def get_queryset(self):
-        return scoped(FlowVersion.objects.order_by("flow", "-number"), getattr(self.request.user, "account", None))
+        return scoped(FlowVersion.objects.filter(test_call=False).order_by("flow", "-number"), getattr(self.request.user, "account", None))

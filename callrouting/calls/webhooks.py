@@ -21,7 +21,7 @@ from .legs import adopt_leg_call, call_about, connect_agent_leg, hang_up_legs, s
 from .transcripts import transcript_text
 from .voicemail import attach_transcript, begin_voicemail_recording, record_voicemail, start_voicemail, voicemail_for
 from .. import phrases
-from ..flows import engine
+from ..flows import draft_calls, engine
 from ..flows.cache import load_version
 from ..models import AgentLeg, Call, CallTarget, Voicemail
 
@@ -76,7 +76,8 @@ def handle_answer(payload):
     if number is None:
         log.info("call=%s action=unknown_number to=%s", uuid, payload.get("to"))
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "unknown_number")
-    version_id = steps.published_version_id(number)
+    # A test call to the draft (the Test call page, local phone network only) names its snapshot in its caller id.
+    version_id = draft_calls.version_for(number, payload.get("from")) or steps.published_version_id(number)
     if version_id is not None:
         return _flow_answer(payload, uuid, number, version_id)
     prefetch_related_objects([number], "audio_files")

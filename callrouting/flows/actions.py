@@ -112,7 +112,7 @@ def publish(flow, user=None, *, data=None):
 
 
 def _publish(flow, data, user):
-    last = flow.versions.aggregate(last=Max("number"))["last"] or 0
+    last = flow.versions.filter(test_call=False).aggregate(last=Max("number"))["last"] or 0
     previous = flow.published.document if flow.published_id else None
     version = FlowVersion.objects.create(
         flow=flow, number=last + 1, document=data, published_by=user, summary=summary_of(previous, data)[:500],
@@ -120,6 +120,22 @@ def _publish(flow, data, user):
     CallFlow.objects.filter(pk=flow.pk).update(published=version)
     flow.published, flow.published_id = version, version.pk
     log.info("flow=%s action=publish version=%s number=%s", flow.pk, version.number, flow.number_id)
+    return version
+
+
+@transaction.atomic
+def snapshot_for_test_call(flow, user=None):
+    """FLOW's draft as a test-call FlowVersion (flows.draft_calls): what a test call to the draft runs, without
+    publishing it. Raises InvalidFlow while the draft has errors (a test call must not meet them either)."""
+    flow = CallFlow.objects.select_related("number").get(pk=flow.pk)
+    parsed, errors = doc.parse(flow.draft, doc.Lookup.load(flow.account_id, flow.number, flow.draft))
+    if parsed is None or errors:
+        raise InvalidFlow(errors or [doc.NodeError(None, None, "The document cannot be read.")])
+    version = FlowVersion.objects.create(
+        flow=flow, number=0, document=parsed.data, published_by=user, test_call=True,
+        summary=f"Test call of draft revision {flow.draft_revision}.",
+    )
+    log.info("flow=%s action=snapshot_for_test_call version=%s", flow.pk, version.pk)
     return version
 
 

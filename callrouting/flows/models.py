@@ -116,11 +116,15 @@ class FlowVersion(models.Model):
     )
     published_at = models.DateTimeField(default=django_timezone.now)
     summary = models.CharField(max_length=500, blank=True, help_text="What changed from the version before.")
+    # A snapshot of the draft that only test calls from the Test call page run (flows.draft_calls): never
+    # published, not numbered, not in the versions list; kept (immutable) because its calls point to it.
+    test_call = models.BooleanField(default=False)
 
     class Meta:
         app_label = "callrouting"
         ordering = ["flow", "-number"]
-        constraints = [models.UniqueConstraint(fields=["flow", "number"], name="unique_flow_version_number")]
+        constraints = [models.UniqueConstraint(fields=["flow", "number"], condition=models.Q(test_call=False),
+                                               name="unique_flow_version_number")]
 
     def __str__(self):
         return f"Version {self.number} of {self.flow}"

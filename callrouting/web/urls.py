@@ -4,7 +4,7 @@
 Every id in a path is named <model>_pk: the isolation tests fill them with another account's rows."""
 from django.urls import path
 
-from . import calls, incidents, lookup, numbers, people, policies, schedules, tokens
+from . import calls, flows, incidents, lookup, numbers, people, policies, schedules, tokens
 
 app_name = "web"
 
@@ -27,6 +27,14 @@ urlpatterns = [
     path("numbers/<int:number_pk>/options/<int:option_pk>/move/", numbers.option_move, name="option-move"),
     path("numbers/<int:number_pk>/options/<int:option_pk>/delete/", numbers.option_delete, name="option-delete"),
     path("numbers/<int:number_pk>/actions/<int:action_pk>/delete/", numbers.action_delete, name="action-delete"),
+    # A number's call flow: the editor (every change posts to flow-edit), publishing, versions, the dry run.
+    path("numbers/<int:number_pk>/flow/", flows.flow_editor, name="flow-editor"),
+    path("numbers/<int:number_pk>/flow/edit/", flows.flow_edit, name="flow-edit"),
+    path("numbers/<int:number_pk>/flow/delete/", flows.flow_delete, name="flow-delete"),
+    path("numbers/<int:number_pk>/flow/publish/", flows.flow_publish, name="flow-publish"),
+    path("numbers/<int:number_pk>/flow/versions/", flows.flow_versions, name="flow-versions"),
+    path("numbers/<int:number_pk>/flow/restore/", flows.flow_restore, name="flow-restore"),
+    path("numbers/<int:number_pk>/flow/dry-run/", flows.flow_dry_run, name="flow-dry-run"),
     # Incidents and the call log.
     path("incidents/", incidents.incident_list, name="incidents"),
     path("incidents/<int:incident_pk>/", incidents.incident_detail, name="incident"),

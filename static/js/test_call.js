@@ -421,7 +421,9 @@
     event.preventDefault();
     if ("speechSynthesis" in window) { window.speechSynthesis.cancel(); }
     $("call-button").disabled = true;
-    post(this.action, { number: $("number").value }).then(function (data) {
+    post(this.action, { number: $("number").value, flow: $("flow").value }).then(function (data) {
+      // A call to the draft comes from a caller id of its own (see callrouting/flows/draft_calls.py).
+      if (data.caller) { $("caller-from").textContent = data.caller; }
       watch(data.call);
     }, function () { $("call-button").disabled = false; });
   });
