@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('callrouting', '0013_call_flow_position'),
+        ('callrouting', '0014_flow_versions_for_test_calls'),
         ('incidents', '0007_incident_list_indexes'),
     ]
 
