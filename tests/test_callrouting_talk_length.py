@@ -56,6 +56,7 @@ def test_a_long_mailbox_greeting_is_spoken_whole(phone, long_number):
     RoutingNumber.objects.filter(pk=long_number.pk).update(
         voicemail_only=True, voicemail_greeting=LONG_GREETING + " " + LONG_GREETING
     )
+    RoutingNumber.objects.get(pk=long_number.pk).save()  # the next settings change publishes it into the flow
     response, uuid = phone.dial(long_number.phone_number)
     actions = response.json()
     spoken = talks(actions)

@@ -129,11 +129,13 @@ def test_the_page_and_its_preview_endpoint(client, alice, number):
     client.force_login(alice)
     page = client.get(reverse("web:number", args=[number.pk]))
     assert page.context["preview"] == MENU
-    assert "<li>Alice</li>" in page.content.decode() and "<li>Dan</li>" not in page.content.decode()
+    card = client.get(reverse("web:number-on-call", args=[number.pk]), {"fragment": 1}).content.decode()
+    assert "<li>Alice</li>" in card and "<li>Dan</li>" not in card
     url = reverse("web:number-preview", args=[number.pk])
     only = client.post(url, {"greeting": "Hi.", "greeting_only": "on", "language": "en-US"}).json()
     assert only["text"] == "Hi."
     number.voicemail_enabled = number.voicemail_only = True
     number.save()
     assert client.post(url, {"greeting": "Hi.", "language": "en-US"}).json()["text"].startswith("(beep")
-    assert "no call reaches a route right now (voicemail-only mode)" in client.get(reverse("web:number", args=[number.pk])).content.decode()
+    assert "no call reaches a route right now (voicemail-only mode)" in client.get(
+        reverse("web:number-on-call", args=[number.pk])).content.decode()

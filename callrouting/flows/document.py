@@ -27,7 +27,9 @@ from .. import phrases
 SCHEMA = 1
 NODE_ID = re.compile(r"^[a-z0-9_-]{1,40}$")
 MAX_NODES = 200
-MAX_TEXT = 1000
+# The settings forms cap a greeting at 1,000 characters; a flow holds more, so a greeting saved before that cap
+# (or a long message) still compiles and is spoken whole, in several talk actions.
+MAX_TEXT = 5000
 MAX_LABEL = 100
 KEYS = tuple("0123456789*#")
 ENTRY = re.compile(r"^(anonymous|\+[0-9]{1,15}\*?)$")
