@@ -9,7 +9,7 @@ when it cannot be read at all), and the errors. A `Lookup` of the ids that exist
 "escalation policy 12 does not exist"; without one those checks are skipped (the engine and the cache parse
 documents that were validated when they were published).
 
-The shape of a document is in the README ("Call flows") and ../FLOWS-CONTRACT; in short:
+The shape of a document is in the README ("Call flows"); in short:
 
     {"schema": 1, "language": "en-US", "start": "<node id>", "nodes": {"<node id>": {"kind": ..., ...}}}
 """
