@@ -7,7 +7,10 @@ from django.utils.html import format_html
 from escalation.admin import SupportStaffOnly
 
 from . import advanced, advanced_forms, hours
-from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Voicemail
+from .models import (
+    AgentLeg, Call, CallFlow, FlowVersion, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportCalendar,
+    SupportHoursRange, Voicemail,
+)
 
 
 class RoutingOptionInline(admin.TabularInline):
@@ -82,7 +85,8 @@ class RoutingNumberAdminForm(forms.ModelForm):
         self.holiday_entries = []
         if upload:
             try:
-                self.holiday_entries = advanced.read_holiday_calendar(upload, self.instance)
+                calendar = self.instance.support_calendar if self.instance.support_calendar_id else None
+                self.holiday_entries = advanced.read_holiday_calendar(upload, calendar)
             except hours.CalendarError as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return upload
@@ -102,7 +106,7 @@ class RoutingNumberAdmin(SupportStaffOnly, admin.ModelAdmin):
     list_filter = ["account", "language", "voicemail_enabled", "support_hours_enabled", "voicemail_only"]
     search_fields = ["name", "phone_number", "account__name"]
     list_select_related = ["account"]
-    inlines = [RoutingOptionInline, SupportHoursRangeInline, HolidayInline, NumberAudioInline]
+    inlines = [RoutingOptionInline, NumberAudioInline]
     readonly_fields = ["alert_source_link", "greeting_preview"]
     fieldsets = [
         (None, {"fields": ["account", "phone_number", "name", "language", "ringing_timeout"]}),
@@ -115,11 +119,12 @@ class RoutingNumberAdmin(SupportStaffOnly, admin.ModelAdmin):
         (
             "Support hours",
             {
-                "fields": ["support_hours_enabled", "timezone", "holiday_calendar",
+                "fields": ["support_hours_enabled", "support_calendar", "timezone", "holiday_calendar",
                            ("in_hours_target", "in_hours_option", "in_hours_calling"),
                            ("out_of_hours_target", "out_of_hours_option", "out_of_hours_calling")],
-                "description": "Weekly ranges and holidays are edited below. Without support hours every call hears "
-                               "the greeting and the menu.",
+                "description": "Weekly ranges and holidays belong to the support calendar (edit it under Support "
+                               "calendars; an import here goes into it). Without support hours every call hears the "
+                               "greeting and the menu.",
             },
         ),
         ("Incidents", {"fields": ["keep_incident_open", "auto_raise", "alert_source_link"]}),
@@ -131,8 +136,16 @@ class RoutingNumberAdmin(SupportStaffOnly, admin.ModelAdmin):
         if entries:
             from .advanced import import_holidays
 
-            added, updated, _ = import_holidays(form.instance, entries)
+            added, updated, _ = import_holidays(form.instance.own_calendar(), entries)
             self.message_user(request, f"Imported holidays: {added} added, {updated} renamed.", messages.SUCCESS)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "support_calendar":
+            # Only calendars of the number's account (shown once the number exists).
+            object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+            number = RoutingNumber.objects.filter(pk=object_id).first() if object_id else None
+            kwargs["queryset"] = SupportCalendar.objects.filter(account_id=number.account_id if number else None)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Callers hear")
     def greeting_preview(self, obj):
@@ -144,6 +157,15 @@ class RoutingNumberAdmin(SupportStaffOnly, admin.ModelAdmin):
             return "Created when the number is saved."
         url = reverse("admin:incidents_alertsource_change", args=[obj.alert_source_id])
         return format_html('<a href="{}">{}</a>', url, obj.alert_source)
+
+
+@admin.register(SupportCalendar)
+class SupportCalendarAdmin(SupportStaffOnly, admin.ModelAdmin):
+    list_display = ["name", "account", "timezone"]
+    list_filter = ["account"]
+    search_fields = ["name", "account__name"]
+    list_select_related = ["account"]
+    inlines = [SupportHoursRangeInline, HolidayInline]
 
 
 class ReadOnlyMixin:
@@ -190,3 +212,20 @@ class CallAdmin(SupportStaffOnly, ReadOnlyMixin, admin.ModelAdmin):
             return "-"
         url = reverse("admin:incidents_incident_change", args=[obj.incident_id])
         return format_html('<a href="{}">#{}</a>', url, obj.incident_id)
+
+
+class FlowVersionInline(ReadOnlyMixin, admin.TabularInline):
+    model = FlowVersion
+    extra = 0
+    fields = ["number", "published_at", "published_by", "summary"]
+    readonly_fields = fields
+
+
+@admin.register(CallFlow)
+class CallFlowAdmin(SupportStaffOnly, ReadOnlyMixin, admin.ModelAdmin):
+    """Flows are edited by the account (settings page, flow editor, API); support staff read them here."""
+
+    list_display = ["number", "account", "published", "draft_revision", "updated_at"]
+    list_filter = ["account"]
+    list_select_related = ["number", "account", "published"]
+    inlines = [FlowVersionInline]

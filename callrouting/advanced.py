@@ -16,42 +16,43 @@ log = logging.getLogger(__name__)
 MAX_CALENDAR_BYTES = 2 * 1024 * 1024
 
 
-def read_holiday_calendar(upload, number=None, *, replace=False):
-    """The [(date, name)] of the iCalendar UPLOAD (a file) for NUMBER's holidays (REPLACE: instead of its current
-    ones). Raises hours.CalendarError, with a message for the uploader, when the file is too large, cannot be used
-    (see hours.holidays_from_ical) or would give NUMBER more than Holiday.MAX_PER_NUMBER holidays."""
+def read_holiday_calendar(upload, calendar=None, *, replace=False):
+    """The [(date, name)] of the iCalendar UPLOAD (a file) for the holidays of CALENDAR, a SupportCalendar (REPLACE:
+    instead of its current ones). Raises hours.CalendarError, with a message for the uploader, when the file is too
+    large, cannot be used (see hours.holidays_from_ical) or would give CALENDAR more than Holiday.MAX_PER_CALENDAR
+    holidays."""
     if upload.size > MAX_CALENDAR_BYTES:
         raise hours.CalendarError(f"The file is larger than {MAX_CALENDAR_BYTES // 1024 // 1024} MB.")
     entries = hours.holidays_from_ical(upload.read())
     dates = {day for day, _ in entries}
-    if number is not None and number.pk and not replace:
-        dates.update(Holiday.objects.filter(routing_number=number).values_list("date", flat=True))
-    if len(dates) > Holiday.MAX_PER_NUMBER:
+    if calendar is not None and calendar.pk and not replace:
+        dates.update(Holiday.objects.filter(calendar=calendar).values_list("date", flat=True))
+    if len(dates) > Holiday.MAX_PER_CALENDAR:
         raise hours.CalendarError(
-            f"The number would have {len(dates)} holidays (at most {Holiday.MAX_PER_NUMBER}): import fewer dates "
+            f"The calendar would have {len(dates)} holidays (at most {Holiday.MAX_PER_CALENDAR}): import fewer dates "
             "or replace the existing holidays."
         )
     return entries
 
 
 @transaction.atomic
-def import_holidays(number, entries, *, replace=False):
-    """Add ENTRIES [(date, name)] as NUMBER's holidays (a date already there keeps its row and takes the new
+def import_holidays(calendar, entries, *, replace=False):
+    """Add ENTRIES [(date, name)] as the holidays of CALENDAR (a SupportCalendar) (a date already there keeps its row and takes the new
     name). REPLACE: remove the holidays not in ENTRIES first. Returns (added, updated, removed) counts."""
     entries = dict(entries)
     removed = 0
     if replace:
-        removed, _ = Holiday.objects.filter(routing_number=number).exclude(date__in=list(entries)).delete()
-    existing = {h.date: h for h in Holiday.objects.select_for_update().filter(routing_number=number, date__in=list(entries))}
+        removed, _ = Holiday.objects.filter(calendar=calendar).exclude(date__in=list(entries)).delete()
+    existing = {h.date: h for h in Holiday.objects.select_for_update().filter(calendar=calendar, date__in=list(entries))}
     updated = 0
     for day, name in entries.items():
         holiday = existing.get(day)
         if holiday is not None and name and holiday.name != name:
             Holiday.objects.filter(pk=holiday.pk).update(name=name[:200])
             updated += 1
-    new = [Holiday(routing_number=number, date=day, name=(name or "")[:200]) for day, name in entries.items() if day not in existing]
+    new = [Holiday(calendar=calendar, date=day, name=(name or "")[:200]) for day, name in entries.items() if day not in existing]
     Holiday.objects.bulk_create(new)
-    log.info("number=%s action=import_holidays added=%d updated=%d removed=%d", number.pk, len(new), updated, removed)
+    log.info("calendar=%s action=import_holidays added=%d updated=%d removed=%d", calendar.pk, len(new), updated, removed)
     return len(new), updated, removed
 
 

@@ -13,7 +13,7 @@ from escalation.forms import DATE, TIME, InlineFormSet
 
 from . import advanced, audio, hours
 from .web.lookup import LookupInput, TimezoneField
-from .models import Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
+from .models import Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportCalendar, SupportHoursRange
 
 AUDIO_ACCEPT = ".mp3,.wav,audio/mpeg,audio/wav,audio/x-wav"
 
@@ -68,7 +68,7 @@ class SupportHoursRangeFormSet(InlineFormSet):
 
 
 SupportHoursRangesFormSet = inlineformset_factory(
-    RoutingNumber, SupportHoursRange, form=SupportHoursRangeForm, formset=SupportHoursRangeFormSet, extra=1,
+    SupportCalendar, SupportHoursRange, form=SupportHoursRangeForm, formset=SupportHoursRangeFormSet, extra=1,
     can_delete=True,
 )
 
@@ -81,8 +81,8 @@ class HolidayForm(forms.ModelForm):
 
 
 HolidaysFormSet = inlineformset_factory(
-    RoutingNumber, Holiday, form=HolidayForm, formset=InlineFormSet, extra=1, can_delete=True,
-    max_num=Holiday.MAX_PER_NUMBER, validate_max=True,
+    SupportCalendar, Holiday, form=HolidayForm, formset=InlineFormSet, extra=1, can_delete=True,
+    max_num=Holiday.MAX_PER_CALENDAR, validate_max=True,
 )
 
 
@@ -93,23 +93,23 @@ class HolidayImportForm(forms.Form):
     replace = forms.BooleanField(required=False, label="Replace the existing holidays",
                                  help_text="Otherwise the file's dates are added to the existing ones.")
 
-    def __init__(self, *args, number=None, **kwargs):
+    def __init__(self, *args, support_calendar=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.number = number
+        self.support_calendar = support_calendar
 
     def clean(self):
         cleaned = super().clean()
         if upload := cleaned.get("calendar"):
             try:
                 replace = cleaned.get("replace", False)
-                self.entries = advanced.read_holiday_calendar(upload, self.number, replace=replace)
+                self.entries = advanced.read_holiday_calendar(upload, self.support_calendar, replace=replace)
             except hours.CalendarError as exc:
                 self.add_error("calendar", str(exc))
         return cleaned
 
-    def save(self, number):
-        """Import into NUMBER; returns (added, updated, removed)."""
-        return advanced.import_holidays(number, self.entries, replace=self.cleaned_data.get("replace", False))
+    def save(self, support_calendar):
+        """Import into SUPPORT_CALENDAR; returns (added, updated, removed)."""
+        return advanced.import_holidays(support_calendar, self.entries, replace=self.cleaned_data.get("replace", False))
 
 
 class OptionChoiceMixin:

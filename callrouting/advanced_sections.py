@@ -7,7 +7,7 @@ the web package, so the page imports this module and not the other way round.
 from django.db import transaction
 
 from . import advanced_forms
-from .models import NumberAudio
+from .models import NumberAudio, SupportCalendar
 
 
 class AdvancedSection:
@@ -28,14 +28,35 @@ class AdvancedSection:
                 item.save()
 
 
+def calendar_of(number):
+    """NUMBER's support calendar, or an unsaved one for it (created by the first save that needs it: showing the
+    page creates nothing)."""
+    if number.support_calendar_id is not None:
+        return number.support_calendar
+    return SupportCalendar(account_id=number.account_id, name=f"{number.name} support hours", timezone=number.timezone)
+
+
+def save_on_calendar(number, formset):
+    """Save FORMSET (of the number's calendar's rows) once the number has its calendar."""
+    if formset.instance.pk is None:
+        formset.instance = number.own_calendar()
+    formset.save()
+
+
 class SupportHoursSection(AdvancedSection):
     slug, title, template = "support-hours", "Support hours", "callrouting/sections/_support_hours.html"
 
     def build(self, request, number, data=None, files=None):
         return {
             "form": advanced_forms.SupportHoursForm(data, instance=number, prefix=advanced_forms.SUPPORT_HOURS_PREFIX),
-            "formset": advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges"),
+            "formset": advanced_forms.SupportHoursRangesFormSet(data, instance=calendar_of(number), prefix="ranges"),
+            "shared_with": shared_with(number),
         }
+
+    def save(self, request, number, context):
+        with transaction.atomic():
+            context["form"].save()
+            save_on_calendar(number, context["formset"])
 
 
 class HolidaysSection(AdvancedSection):
@@ -43,10 +64,11 @@ class HolidaysSection(AdvancedSection):
 
     def build(self, request, number, data=None, files=None):
         uploaded = files is not None and files.get("ical-calendar")
+        calendar = calendar_of(number)
         return {
-            "formset": advanced_forms.HolidaysFormSet(data, instance=number, prefix="holidays"),
+            "formset": advanced_forms.HolidaysFormSet(data, instance=calendar, prefix="holidays"),
             "import_form": advanced_forms.HolidayImportForm(
-                data if uploaded else None, files if uploaded else None, prefix="ical", number=number
+                data if uploaded else None, files if uploaded else None, prefix="ical", support_calendar=calendar
             ),
         }
 
@@ -56,9 +78,16 @@ class HolidaysSection(AdvancedSection):
 
     def save(self, request, number, context):
         with transaction.atomic():
-            context["formset"].save()
+            save_on_calendar(number, context["formset"])
             if context["import_form"].is_bound:
-                context["import_form"].save(number)
+                context["import_form"].save(number.own_calendar())
+
+
+def shared_with(number):
+    """The other numbers whose support hours are this number's calendar (the page says a change applies to them)."""
+    if number.support_calendar_id is None:
+        return []
+    return list(number.support_calendar.numbers.exclude(pk=number.pk).values_list("name", flat=True))
 
 
 class TargetsSection(AdvancedSection):

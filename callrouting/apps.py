@@ -18,6 +18,8 @@ class CallRoutingConfig(AppConfig):
 
         # Alert actions of a number's incidents carry the call's details under "extra" -> "call".
         register_payload_extension(call_payload)
+        # Simple mode: saved settings recompile the number's flow.
+        from .flows import signals  # noqa: F401
         post_migrate.connect(ensure_sweep_schedule, sender=self, dispatch_uid="callrouting.ensure_sweep_schedule")
 
 

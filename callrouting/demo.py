@@ -54,9 +54,10 @@ def load_demo_routing(account, *, support_hours=True):
     number.auto_raise = True
     number.full_clean()
     number.save()
-    number.support_ranges.all().delete()
+    calendar = number.own_calendar()
+    calendar.ranges.all().delete()
     SupportHoursRange.objects.bulk_create(
-        SupportHoursRange(routing_number=number, weekday=weekday, start=start, end=end) for weekday, start, end in DEMO_HOURS
+        SupportHoursRange(calendar=calendar, weekday=weekday, start=start, end=end) for weekday, start, end in DEMO_HOURS
     )
     options = [
         (1, "Outage", _policy(account, "Critical infrastructure"), False),

@@ -1,6 +1,6 @@
 """Support hours as plain data: weekly ranges in a time zone, holidays, and the questions asked of them.
 
-No database here: RoutingNumber.support_calendar() loads the rows once and hands them to SupportCalendar.
+No database here: SupportCalendar.hours_calendar() (callrouting.flows.models) loads the rows once and hands them to SupportCalendar.
 
 Semantics (documented for the settings pages too):
 - a range is WEEKDAY START-END in the number's time zone, START included, END excluded; END 00:00 means midnight
@@ -11,6 +11,7 @@ Semantics (documented for the settings pages too):
   starts at the end of the gap; a repeated hour in autumn is in hours both times when the range covers it.
 """
 import datetime as dt
+import zoneinfo
 
 from django.db import models
 
@@ -27,6 +28,14 @@ class Weekday(models.IntegerChoices):
     FRIDAY = 4, "Friday"
     SATURDAY = 5, "Saturday"
     SUNDAY = 6, "Sunday"
+
+
+def zone(name):
+    """The ZoneInfo NAME (UTC when it is empty or unknown: a stored zone Python no longer knows must not break calls)."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.timezone.utc
 
 
 def _seconds(value, *, end=False):
@@ -69,6 +78,12 @@ class SupportCalendar:
         if self.first is None or self.last is None:
             return True
         return self.first < day and day + dt.timedelta(days=SEARCH_DAYS) < self.last
+
+    def status(self, at):
+        """"holiday" when AT's local date is a holiday, else "in_hours" or "out_of_hours"."""
+        if at.astimezone(self.tz).date() in self.holidays:
+            return "holiday"
+        return "in_hours" if self.in_hours(at) else "out_of_hours"
 
     def in_hours(self, at):
         local = at.astimezone(self.tz)

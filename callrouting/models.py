@@ -5,7 +5,6 @@ them, voicemail-only mode, auto raise, and custom audio (greeting, hold music, m
 """
 import datetime as dt
 import secrets
-import zoneinfo
 from dataclasses import dataclass
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -136,6 +135,12 @@ class RoutingNumber(models.Model):
         "calling style outside support hours", max_length=12, choices=CallingStyle.choices, default=CallingStyle.OPTION
     )
 
+    # The calendar the simple-mode settings edit and compile into the flow's hours node (flows.compiler).
+    support_calendar = models.ForeignKey(
+        "callrouting.SupportCalendar", on_delete=models.SET_NULL, null=True, blank=True, related_name="numbers",
+        help_text="The support hours (weekly ranges and holidays) of this number's settings.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -168,6 +173,9 @@ class RoutingNumber(models.Model):
         def add(message, *fields):
             errors.setdefault(self._error_field(*fields), []).append(message)
 
+        if self.greeting_only and not (self.greeting or "").strip() and not self._has_greeting_audio():
+            add("“Greeting only” plays just the greeting: write a greeting or upload a greeting recording.",
+                "greeting", "greeting_only")
         if self.voicemail_only and not self.voicemail_enabled:
             add("Voicemail-only mode records every call: turn voicemail on.", "voicemail_only", "voicemail_enabled")
         for when, label in (("in_hours", "during"), ("out_of_hours", "outside")):
@@ -182,6 +190,11 @@ class RoutingNumber(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def _has_greeting_audio(self):
+        if self.pk is None:
+            return False
+        return NumberAudio.objects.filter(routing_number=self, kind=NumberAudio.Kind.GREETING).exclude(file="").exists()
+
     def save(self, *args, **kwargs):
         """Save, creating the alert source with the number or renaming it with the number."""
         if self.phone_number:
@@ -195,6 +208,15 @@ class RoutingNumber(models.Model):
             else:
                 AlertSource.objects.filter(pk=self.alert_source_id).exclude(name=self.name).update(name=self.name)
             super().save(*args, **kwargs)
+            # The settings page's time zone is the one of the number's calendar: a change here is made there too
+            # (for every number sharing that calendar).
+            if self.support_calendar_id is not None and self.timezone != getattr(self, "_loaded_timezone", None):
+                from .flows.models import SupportCalendar
+
+                SupportCalendar.objects.filter(pk=self.support_calendar_id).update(timezone=self.timezone)
+                if "support_calendar" in self._state.fields_cache and self.support_calendar is not None:
+                    self.support_calendar.timezone = self.timezone
+            self._loaded_timezone = self.timezone
 
     def greeting_text(self, options):
         """Exactly the text a caller hears first: the greeting, then the menu for OPTIONS (in order).
@@ -212,38 +234,57 @@ class RoutingNumber(models.Model):
 
     # --- Support hours --------------------------------------------------------------------------------------
 
-    def support_calendar(self, around=None):
-        """The number's support hours as an hours.SupportCalendar (two queries, then cached on the instance).
-
-        Holidays are loaded from a day before AROUND (default: now) to past the longest search ahead.
-        """
+    def hours_calendar(self, around=None):
+        """The number's support hours (its calendar's) as an hours.SupportCalendar: loaded once (three queries),
+        then cached on the instance while the holidays loaded cover AROUND (default: now). No calendar: no ranges,
+        so every moment is out of hours."""
         cached = getattr(self, "_support_calendar", None)
         day = (around or django_timezone.now()).astimezone(self.tzinfo).date()
         if cached is not None and cached.covers(day):
             return cached
-        ranges = [(r.weekday, r.start, r.end) for r in self.support_ranges.all()] if self.pk else []
-        first, last = day - dt.timedelta(days=2), day + dt.timedelta(days=hours.SEARCH_DAYS + 2)
-        holidays = (
-            set(self.holidays.filter(date__gte=first, date__lte=last).values_list("date", flat=True)) if self.pk else set()
-        )
-        self._support_calendar = hours.SupportCalendar(self.tzinfo, ranges, holidays, first=first, last=last)
+        calendar = self.support_calendar if self.support_calendar_id else None
+        if calendar is None:
+            self._support_calendar = hours.SupportCalendar(self.tzinfo, [], set())
+        else:
+            self._support_calendar = calendar.load_hours(around)
         return self._support_calendar
+
+    def own_calendar(self):
+        """The number's support calendar, created (named after the number, in its time zone) when it has none."""
+        if self.support_calendar_id is None:
+            from .flows.models import SupportCalendar
+
+            calendar = SupportCalendar.objects.create(
+                account_id=self.account_id, name=f"{self.name} support hours"[:200], timezone=self.timezone or "UTC"
+            )
+            RoutingNumber.objects.filter(pk=self.pk).update(support_calendar=calendar)
+            self.support_calendar = calendar
+            from .flows.actions import settings_changed
+
+            settings_changed(self)  # simple mode: the hours node names the new calendar
+        return self.support_calendar
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_timezone = instance.__dict__.get("timezone")
+        return instance
 
     @property
     def tzinfo(self):
-        try:
-            return zoneinfo.ZoneInfo(self.timezone or "UTC")
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            return dt.timezone.utc
+        """The time zone of the number's support hours: its calendar's (the number's own when it has none)."""
+        if self.support_calendar_id is not None:
+            return self.support_calendar.tzinfo
+        return hours.zone(self.timezone)
 
     def in_support_hours(self, at):
         """True when AT (an aware datetime) is inside the weekly ranges and not on a holiday (local dates)."""
-        return self.support_calendar(at).in_hours(at)
+        return self.hours_calendar(at).in_hours(at)
 
     def next_support_hours_start(self, after):
         """The first moment at or after AFTER at which support hours begin (holidays skipped, DST-correct), or
         None when there is none within hours.SEARCH_DAYS days."""
-        return self.support_calendar(after).next_start(after)
+        return self.hours_calendar(after).next_start(after)
 
     def target_at(self, at):
         """The CallTarget for a call arriving at AT: the menu without support hours, else the in-hours or the
@@ -269,19 +310,19 @@ class RoutingNumber(models.Model):
 
 
 class SupportHoursRange(models.Model):
-    """One weekly range of a number's support hours, in the number's time zone: WEEKDAY from START (included) to
+    """One weekly range of a support calendar, in the calendar's time zone: WEEKDAY from START (included) to
     END (excluded). END 00:00 means midnight at the end of the day (24:00); a range never crosses midnight, so
     support through the night is two ranges (Mon 22:00-00:00 and Tue 00:00-06:00)."""
 
     Weekday = hours.Weekday
 
-    routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="support_ranges")
+    calendar = models.ForeignKey("callrouting.SupportCalendar", on_delete=models.CASCADE, related_name="ranges")
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start = models.TimeField()
     end = models.TimeField(help_text="00:00 is midnight at the end of the day.")
 
     class Meta:
-        ordering = ["routing_number", "weekday", "start"]
+        ordering = ["calendar", "weekday", "start"]
         constraints = [
             models.CheckConstraint(condition=Q(weekday__gte=0, weekday__lte=6), name="support_range_weekday_0_6"),
         ]
@@ -299,9 +340,9 @@ class SupportHoursRange(models.Model):
                 raise ValidationError({field: "Use whole minutes (for example 09:00)."})
         if not hours.valid_range(self.start, self.end):
             raise ValidationError({"end": "The end must be after the start (00:00 for midnight at the end of the day)."})
-        if self.routing_number_id is None or self.weekday is None or getattr(self, "_siblings_checked_by_formset", False):
+        if self.calendar_id is None or self.weekday is None or getattr(self, "_siblings_checked_by_formset", False):
             return  # a formset compares the rows being edited with their new values instead
-        siblings = SupportHoursRange.objects.filter(routing_number_id=self.routing_number_id, weekday=self.weekday)
+        siblings = SupportHoursRange.objects.filter(calendar_id=self.calendar_id, weekday=self.weekday)
         for other in siblings.exclude(pk=self.pk):
             if hours.overlaps((self.start, self.end), (other.start, other.end)):
                 raise ValidationError({"start": f"Overlaps {other}."})
@@ -316,25 +357,25 @@ def delete_audio_file(sender, instance, **kwargs):
 
 
 class Holiday(models.Model):
-    """A date (in the number's time zone) that counts as outside support hours all day."""
+    """A date (in the calendar's time zone) that counts as a holiday: outside support hours all day."""
 
-    MAX_PER_NUMBER = 1000
+    MAX_PER_CALENDAR = 1000
 
-    routing_number = models.ForeignKey(RoutingNumber, on_delete=models.CASCADE, related_name="holidays")
+    calendar = models.ForeignKey("callrouting.SupportCalendar", on_delete=models.CASCADE, related_name="holidays")
     date = models.DateField()
     name = models.CharField(max_length=200, blank=True)
 
     class Meta:
-        ordering = ["routing_number", "date"]
-        constraints = [models.UniqueConstraint(fields=["routing_number", "date"], name="unique_holiday_date")]
+        ordering = ["calendar", "date"]
+        constraints = [models.UniqueConstraint(fields=["calendar", "date"], name="unique_calendar_holiday_date")]
 
     def __str__(self):
         return f"{self.date:%Y-%m-%d} {self.name}".strip()
 
     def clean(self):
-        if self._state.adding and self.routing_number_id is not None:
-            if Holiday.objects.filter(routing_number_id=self.routing_number_id).count() >= self.MAX_PER_NUMBER:
-                raise ValidationError(f"A number has at most {self.MAX_PER_NUMBER} holidays: remove old ones first.")
+        if self._state.adding and self.calendar_id is not None:
+            if Holiday.objects.filter(calendar_id=self.calendar_id).count() >= self.MAX_PER_CALENDAR:
+                raise ValidationError(f"A calendar has at most {self.MAX_PER_CALENDAR} holidays: remove old ones first.")
 
 
 def audio_path(instance, filename):
@@ -637,3 +678,7 @@ class PlacedTestCall(models.Model):
 
     def __str__(self):
         return f"Test call {self.vonage_uuid} to {self.routing_number}"
+
+
+# The call-flow models live in their own package; importing them here registers them with the app.
+from .flows.models import CallFlow, FlowVersion, SupportCalendar  # noqa: E402,F401

@@ -72,6 +72,16 @@ def menu_input(event_url, language, *, speech_hints=(), timeout=5):
     return action
 
 
+def pin_input(event_url, *, max_digits, timeout=5):
+    """A DTMF input for a code of up to MAX_DIGITS digits, ended early by '#' (a PIN)."""
+    return {
+        "action": "input",
+        "type": ["dtmf"],
+        "dtmf": {"maxDigits": max(1, min(int(max_digits), 20)), "timeOut": timeout, "submitOnHash": True},
+        "eventUrl": [event_url],
+    }
+
+
 def keypress_input(event_url, *, timeout=10):
     """A one-key DTMF input (the agent's accept/decline prompt)."""
     return {

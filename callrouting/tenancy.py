@@ -25,7 +25,10 @@ from escalation.models import (
 )
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
-from .models import AgentLeg, Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Voicemail
+from .models import (
+    AgentLeg, Call, CallFlow, FlowVersion, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportCalendar,
+    SupportHoursRange, Voicemail,
+)
 
 # How each model reaches its account (a lookup path for filter()).
 ACCOUNT_PATHS = {
@@ -48,8 +51,11 @@ ACCOUNT_PATHS = {
     IncidentEvent: "incident__account",
     RoutingNumber: "account",
     RoutingOption: "routing_number__account",
-    SupportHoursRange: "routing_number__account",
-    Holiday: "routing_number__account",
+    SupportCalendar: "account",
+    SupportHoursRange: "calendar__account",
+    Holiday: "calendar__account",
+    CallFlow: "account",
+    FlowVersion: "flow__account",
     NumberAudio: "routing_number__account",
     Call: "account",
     AgentLeg: "call__account",

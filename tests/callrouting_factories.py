@@ -193,13 +193,14 @@ def set_support_hours(number, *, inside, timezone="Europe/Berlin"):
 
     number.support_hours_enabled, number.timezone = True, timezone
     number.save()
-    SupportHoursRange.objects.filter(routing_number=number).delete()
+    calendar = number.own_calendar()
+    SupportHoursRange.objects.filter(calendar=calendar).delete()
     if inside:
         days, start, end = range(7), dt.time(0), dt.time(0)
     else:
         today = dt.datetime.now(zoneinfo.ZoneInfo(timezone)).weekday()
         days, start, end = [(today + 3) % 7], dt.time(9), dt.time(17)
     for day in days:
-        SupportHoursRange.objects.create(routing_number=number, weekday=day, start=start, end=end)
+        SupportHoursRange.objects.create(calendar=calendar, weekday=day, start=start, end=end)
     number.__dict__.pop("_support_calendar", None)
     return number

@@ -4,6 +4,7 @@ import os
 import pytest
 from django.core.cache import cache
 
+from callrouting.flows import cache as flow_cache
 from incidents.telephony import reset_telephony
 from tests.factories import AccountFactory, UserFactory
 from tests.fake_vonage import FakeVonage, VonageWebhookClient
@@ -89,8 +90,10 @@ def vonage_api(fake_vonage, settings):
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """Each test starts with an empty cache (the People page's test-call throttle lives there)."""
+    """Each test starts with an empty cache (the People page's test-call throttle lives there) and no loaded flow
+    versions (a rolled-back database hands out the same version ids again)."""
     cache.clear()
+    flow_cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -63,8 +63,8 @@ def world(account, admin, responder, *, phone_number=None):
     leg = AgentLeg.objects.create(call=call, position=0, user=admin, phone_number="+4915110000001", status="no_answer")
     voicemail = Voicemail.objects.create(call=call, incident=incident, transcript="Please call me back.", duration=7)
     voicemail.recording.save("vm.mp3", ContentFile(b"ID3 fake mp3 " + account.slug.encode()), save=True)
-    support_range = SupportHoursRange.objects.create(routing_number=number, weekday=0, start=dt.time(9), end=dt.time(17))
-    holiday = Holiday.objects.create(routing_number=number, date=dt.date(2030, 12, 25), name="Christmas Day")
+    support_range = SupportHoursRange.objects.create(calendar=number.own_calendar(), weekday=0, start=dt.time(9), end=dt.time(17))
+    holiday = Holiday.objects.create(calendar=number.own_calendar(), date=dt.date(2030, 12, 25), name="Christmas Day")
     # A mailbox greeting: stored like an upload, without changing what the number's callers hear first.
     upload = io.BytesIO(wav_bytes())
     upload.name = "mailbox.wav"
@@ -81,7 +81,7 @@ def world(account, admin, responder, *, phone_number=None):
         incident=incident, call=call, leg=leg, voicemail=voicemail, contact_method=contact_method, admin=admin,
         notification_rule=notification_rule,
         responder=responder, support_range=support_range, holiday=holiday, number_audio=number_audio,
-        api_token=api_token,
+        api_token=api_token, calendar=number.support_calendar, flow=number.flow, flow_version=number.flow.published,
     )
     rows.ids = {
         "number_pk": number.pk,

@@ -113,36 +113,36 @@ def test_option_of_another_number_is_a_field_error(alice_api, acme_world, acme, 
 def test_support_hours_ranges(alice_api, bob_api, acme_world):
     w = acme_world
     url = "/api/support-hours-ranges/"
-    made = alice_api.post(url, {"routing_number": w.number.pk, "weekday": 0, "start": "17:00", "end": "00:00"}, format="json")
+    made = alice_api.post(url, {"calendar": w.number.support_calendar_id, "weekday": 0, "start": "17:00", "end": "00:00"}, format="json")
     assert made.status_code == 201, made.json()
     assert made.json()["end"] == "00:00:00"
-    overlap = alice_api.post(url, {"routing_number": w.number.pk, "weekday": 0, "start": "16:00", "end": "18:00"}, format="json")
+    overlap = alice_api.post(url, {"calendar": w.number.support_calendar_id, "weekday": 0, "start": "16:00", "end": "18:00"}, format="json")
     assert overlap.status_code == 400 and list(overlap.json()) == ["start"]
-    backwards = alice_api.post(url, {"routing_number": w.number.pk, "weekday": 1, "start": "18:00", "end": "09:00"}, format="json")
+    backwards = alice_api.post(url, {"calendar": w.number.support_calendar_id, "weekday": 1, "start": "18:00", "end": "09:00"}, format="json")
     assert backwards.status_code == 400 and list(backwards.json()) == ["end"]
-    seconds = alice_api.post(url, {"routing_number": w.number.pk, "weekday": 1, "start": "09:00:30", "end": "10:00"}, format="json")
+    seconds = alice_api.post(url, {"calendar": w.number.support_calendar_id, "weekday": 1, "start": "09:00:30", "end": "10:00"}, format="json")
     assert seconds.status_code == 400 and list(seconds.json()) == ["start"]
-    bad_day = alice_api.post(url, {"routing_number": w.number.pk, "weekday": 7, "start": "09:00", "end": "10:00"}, format="json")
+    bad_day = alice_api.post(url, {"calendar": w.number.support_calendar_id, "weekday": 7, "start": "09:00", "end": "10:00"}, format="json")
     assert bad_day.status_code == 400 and list(bad_day.json()) == ["weekday"]
     # Moving the existing 09-17 range onto the new 17-24 one overlaps too; moving it to another day does not.
     range_url = f"{url}{w.support_range.pk}/"
     assert alice_api.patch(range_url, {"end": "18:00"}, format="json").status_code == 400
     moved = alice_api.patch(range_url, {"weekday": 2}, format="json")
     assert moved.status_code == 200 and moved.json()["weekday"] == 2
-    listed = bob_api.get(url, {"routing_number": w.number.pk}).json()
+    listed = bob_api.get(url, {"calendar": w.number.support_calendar_id}).json()
     assert [(r["weekday"], r["start"]) for r in listed["results"]] == [(0, "17:00:00"), (2, "09:00:00")]
-    assert bob_api.post(url, {"routing_number": w.number.pk, "weekday": 3, "start": "09:00", "end": "10:00"},
+    assert bob_api.post(url, {"calendar": w.number.support_calendar_id, "weekday": 3, "start": "09:00", "end": "10:00"},
                         format="json").status_code == 403
     assert alice_api.delete(range_url).status_code == 204
-    assert SupportHoursRange.objects.filter(routing_number=w.number).count() == 1
+    assert SupportHoursRange.objects.filter(calendar__numbers=w.number).count() == 1
 
 
 def test_holidays(alice_api, acme_world):
     w = acme_world
-    made = alice_api.post("/api/holidays/", {"routing_number": w.number.pk, "date": "2030-05-01", "name": "Labour Day"},
+    made = alice_api.post("/api/holidays/", {"calendar": w.number.support_calendar_id, "date": "2030-05-01", "name": "Labour Day"},
                           format="json")
     assert made.status_code == 201, made.json()
-    again = alice_api.post("/api/holidays/", {"routing_number": w.number.pk, "date": "2030-05-01"}, format="json")
+    again = alice_api.post("/api/holidays/", {"calendar": w.number.support_calendar_id, "date": "2030-05-01"}, format="json")
     assert again.status_code == 400 and list(again.json()) == ["date"]
     renamed = alice_api.patch(f"/api/holidays/{made.json()['id']}/", {"name": "May Day"}, format="json")
     assert renamed.status_code == 200 and renamed.json()["name"] == "May Day"
@@ -157,7 +157,7 @@ def test_import_holidays_from_ical(alice_api, bob_api, acme_world):
     assert done.status_code == 200, done.json()
     # Christmas (already there: renamed), the 26th and New Year added.
     assert done.json() == {"added": 2, "updated": 1, "removed": 0}
-    dates = list(Holiday.objects.filter(routing_number=w.number).values_list("date", flat=True))
+    dates = list(Holiday.objects.filter(calendar__numbers=w.number).values_list("date", flat=True))
     assert dates == [dt.date(2030, 12, 25), dt.date(2030, 12, 26), dt.date(2031, 1, 1)]
     replaced = alice_api.post(url, {"file": SimpleUploadedFile("h.ics", ICS.replace(b"20310101", b"20310102")),
                                     "replace": True}, format="multipart")

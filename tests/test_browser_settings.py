@@ -140,7 +140,7 @@ def test_admin_configures_advanced_settings_and_uploads_a_greeting(live_server, 
     number.refresh_from_db()
     assert (number.support_hours_enabled, number.timezone, number.voicemail_enabled) == (True, "Europe/Berlin", True)
     assert (number.in_hours_target, number.in_hours_option_id, number.out_of_hours_target) == ("option", sales.pk, "voicemail")
-    ranges = SupportHoursRange.objects.filter(routing_number=number)
+    ranges = SupportHoursRange.objects.filter(calendar__numbers=number)
     assert [str(r) for r in ranges] == ["Monday 09:00-17:00", "Tuesday 08:30-12:00"]
 
     # A greeting recording: uploaded, then played back from its public URL in the page's audio player.

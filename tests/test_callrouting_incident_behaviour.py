@@ -108,7 +108,7 @@ def test_auto_raise_skips_holidays(phone, number):
     number.auto_raise = True
     set_support_hours(number, inside=False)
     first = number.next_support_hours_start(dt.datetime.now(dt.timezone.utc))
-    Holiday.objects.create(routing_number=number, date=first.astimezone(number.tzinfo).date(), name="Closed")
+    Holiday.objects.create(calendar=number.own_calendar(), date=first.astimezone(number.tzinfo).date(), name="Closed")
     number.__dict__.pop("_support_calendar", None)
     response, uuid = phone.dial(number.phone_number)
     call = the_call(uuid)
@@ -150,7 +150,7 @@ def test_without_auto_raise_or_support_hours_ahead_the_incident_is_high_and_esca
     settings.MEDIA_ROOT = tmp_path
     number.auto_raise = True
     set_support_hours(number, inside=False)
-    number.support_ranges.all().delete()  # support hours never start: nothing to wait for
+    number.own_calendar().ranges.all().delete()  # support hours never start: nothing to wait for
     number.__dict__.pop("_support_calendar", None)
     response, uuid = phone.dial(number.phone_number)
     call = the_call(uuid)

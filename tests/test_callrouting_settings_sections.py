@@ -55,11 +55,11 @@ def test_page_shows_the_advanced_sections(as_alice, number):
 def test_support_hours_are_typed_in_24_hour_form_on_the_page_and_in_the_admin(client, as_alice, number, sam):
     """A type="time" input follows the browser's locale (AM/PM in en-US): support hours take HH:MM text, as the
     schedules do."""
-    SupportHoursRange.objects.create(routing_number=number, weekday=0, start=dt.time(9), end=dt.time(17, 30))
+    SupportHoursRange.objects.create(calendar=number.own_calendar(), weekday=0, start=dt.time(9), end=dt.time(17, 30))
     page = as_alice.get(reverse("web:number", args=[number.pk])).content.decode()
     admin_client = type(client)()
     admin_client.force_login(sam)
-    admin = admin_client.get(reverse("admin:callrouting_routingnumber_change", args=[number.pk])).content.decode()
+    admin = admin_client.get(reverse("admin:callrouting_supportcalendar_change", args=[number.support_calendar_id])).content.decode()
     for html in (page, admin):
         assert 'type="time"' not in html
         assert re.search(r'<input type="text" name="(support_)?ranges-0-end" value="17:30"[^>]*pattern="\(\[01\]', html)
@@ -97,7 +97,7 @@ def test_owner_imports_holidays_and_sees_clear_errors(as_alice, number):
     assert "not an iCalendar file" in section(response, "holidays")["import_form"].errors["calendar"][0]
     response = as_alice.post(url, {**management, "ical-calendar": SimpleUploadedFile("holidays.ics", ICS)})
     assert response.status_code == 302
-    assert Holiday.objects.filter(routing_number=number, date=dt.date(2026, 12, 25), name="Christmas").exists()
+    assert Holiday.objects.filter(calendar__numbers=number, date=dt.date(2026, 12, 25), name="Christmas").exists()
 
 
 def test_targets_refuse_voicemail_without_voicemail_and_other_numbers_options(as_alice, number, acme):

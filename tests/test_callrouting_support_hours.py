@@ -41,7 +41,7 @@ def utc(*args):
 
 def add_ranges(number, days, start, end):
     for day in days:
-        SupportHoursRange.objects.create(routing_number=number, weekday=day, start=start, end=end)
+        SupportHoursRange.objects.create(calendar=number.own_calendar(), weekday=day, start=start, end=end)
 
 
 def fresh(number):
@@ -136,7 +136,7 @@ def test_autumn_dst_change(number):
 
 
 def test_holiday_is_outside_support_hours_and_skipped(number):
-    Holiday.objects.create(routing_number=number, date=dt.date(2026, 12, 7), name="Company day")
+    Holiday.objects.create(calendar=number.own_calendar(), date=dt.date(2026, 12, 7), name="Company day")
     number = fresh(number)
     assert not number.in_support_hours(berlin(2026, 12, 7, 10, 0))
     assert number.in_support_hours(berlin(2026, 12, 8, 10, 0))
@@ -200,24 +200,24 @@ def test_only_this_numbers_options_can_be_targets(number, globex):
 
 def test_range_validation(number):
     with pytest.raises(ValidationError) as error:
-        SupportHoursRange(routing_number=number, weekday=0, start=dt.time(17), end=dt.time(9)).full_clean()
+        SupportHoursRange(calendar=number.own_calendar(), weekday=0, start=dt.time(17), end=dt.time(9)).full_clean()
     assert "end" in error.value.message_dict
-    SupportHoursRange(routing_number=number, weekday=0, start=dt.time(17), end=dt.time(0)).full_clean()  # to midnight
+    SupportHoursRange(calendar=number.own_calendar(), weekday=0, start=dt.time(17), end=dt.time(0)).full_clean()  # to midnight
     with pytest.raises(ValidationError) as error:
-        SupportHoursRange(routing_number=number, weekday=0, start=dt.time(16), end=dt.time(18)).full_clean()
+        SupportHoursRange(calendar=number.own_calendar(), weekday=0, start=dt.time(16), end=dt.time(18)).full_clean()
     assert error.value.message_dict["start"] == ["Overlaps Monday 09:00-17:00."]
-    SupportHoursRange(routing_number=number, weekday=0, start=dt.time(17), end=dt.time(18)).full_clean()  # touching
+    SupportHoursRange(calendar=number.own_calendar(), weekday=0, start=dt.time(17), end=dt.time(18)).full_clean()  # touching
 
 
 def test_ranges_formset_refuses_overlaps_among_submitted_rows(number):
     data = {"ranges-TOTAL_FORMS": "2", "ranges-INITIAL_FORMS": "0",
             "ranges-0-weekday": "5", "ranges-0-start": "08:00", "ranges-0-end": "12:00",
             "ranges-1-weekday": "5", "ranges-1-start": "11:00", "ranges-1-end": "13:00"}
-    formset = advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges", queryset=SupportHoursRange.objects.none())
+    formset = advanced_forms.SupportHoursRangesFormSet(data, instance=number.own_calendar(), prefix="ranges", queryset=SupportHoursRange.objects.none())
     assert not formset.is_valid()
     assert formset.forms[1].errors["start"] == ["Overlaps 08:00-12:00 on the same day."]
     data["ranges-1-start"] = "12:00"
-    formset = advanced_forms.SupportHoursRangesFormSet(data, instance=number, prefix="ranges", queryset=SupportHoursRange.objects.none())
+    formset = advanced_forms.SupportHoursRangesFormSet(data, instance=number.own_calendar(), prefix="ranges", queryset=SupportHoursRange.objects.none())
     assert formset.is_valid(), formset.errors
     formset.save()
     assert SupportHoursRange.objects.filter(weekday=5).count() == 2
@@ -265,14 +265,14 @@ def test_ical_import_reads_all_day_multi_day_timed_and_recurring_events(number):
         (dt.date(2027, 5, 1), "Labour Day"),
         (dt.date(2028, 5, 1), "Labour Day"),
     ]
-    Holiday.objects.create(routing_number=number, date=dt.date(2026, 12, 25), name="Xmas")
+    Holiday.objects.create(calendar=number.own_calendar(), date=dt.date(2026, 12, 25), name="Xmas")
     form = advanced_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", ICS, "text/calendar")})
     assert form.is_valid(), form.errors
-    assert form.save(number) == (5, 1, 0)
+    assert form.save(number.own_calendar()) == (5, 1, 0)
     assert Holiday.objects.get(date=dt.date(2026, 12, 25)).name == "Christmas"
     # Importing again changes nothing.
     form = advanced_forms.HolidayImportForm({}, {"calendar": SimpleUploadedFile("holidays.ics", ICS)})
-    assert form.is_valid() and form.save(number) == (0, 0, 0)
+    assert form.is_valid() and form.save(number.own_calendar()) == (0, 0, 0)
     assert not fresh(number).in_support_hours(berlin(2026, 12, 3, 15, 0))  # a holiday all day
 
 
@@ -393,7 +393,7 @@ def _build(acme, size):
         RoutingOptionFactory(routing_number=number, digit=digit, label=f"Topic {digit}", escalation_policy=policy)
     add_ranges(number, range(7), dt.time(0), dt.time(0))
     for day in range(size * 3):
-        Holiday.objects.create(routing_number=number, date=dt.date(2030, 1, 1) + dt.timedelta(days=day))
+        Holiday.objects.create(calendar=number.own_calendar(), date=dt.date(2030, 1, 1) + dt.timedelta(days=day))
     return number
 
 

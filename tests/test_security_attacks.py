@@ -326,7 +326,7 @@ def test_the_hostile_file_is_refused_in_the_admin(client, sam, acme):
     response = client.post(url, {**data, "holiday_calendar": hostile})
     assert response.status_code == 200
     assert "holiday_calendar" in response.context["adminform"].form.errors
-    assert not Holiday.objects.filter(routing_number=number).exists()
+    assert not Holiday.objects.filter(calendar__numbers=number).exists()
 
 
 def test_an_oversized_calendar_is_refused_without_reading_it(acme):

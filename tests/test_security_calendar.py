@@ -163,9 +163,9 @@ def test_exdate_and_rdate_are_applied():
     assert [day.day for day, _ in entries] == [21, 22, 24, 25, 31]
 
 
-def test_holidays_per_number_are_capped(alice_api, number, monkeypatch):
-    monkeypatch.setattr(Holiday, "MAX_PER_NUMBER", 3)
-    Holiday.objects.create(routing_number=number, date=dt.date(2030, 1, 1), name="Existing")
+def test_holidays_per_calendar_are_capped(alice_api, number, monkeypatch):
+    monkeypatch.setattr(Holiday, "MAX_PER_CALENDAR", 3)
+    Holiday.objects.create(calendar=number.own_calendar(), date=dt.date(2030, 1, 1), name="Existing")
     three = calendar(*(f"DTSTART;VALUE=DATE:2030020{day}\r\nSUMMARY:Day {day}" for day in (1, 2, 3)))
     url = f"/api/numbers/{number.pk}/import-ical/"
     response = alice_api.post(url, {"file": SimpleUploadedFile("h.ics", three)}, format="multipart")
@@ -175,6 +175,6 @@ def test_holidays_per_number_are_capped(alice_api, number, monkeypatch):
     replaced = alice_api.post(url, {"file": SimpleUploadedFile("h.ics", three), "replace": True}, format="multipart")
     assert replaced.status_code == 200 and Holiday.objects.count() == 3
     # One more, one at a time: refused too.
-    one = alice_api.post("/api/holidays/", {"routing_number": number.pk, "date": "2030-03-01"}, format="json")
+    one = alice_api.post("/api/holidays/", {"calendar": number.support_calendar_id, "date": "2030-03-01"}, format="json")
     assert one.status_code == 400 and "at most 3 holidays" in str(one.json())
     assert Holiday.objects.count() == 3

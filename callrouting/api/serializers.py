@@ -34,7 +34,10 @@ from incidents import outbound
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
 from .. import advanced, audio, configuration, hours
-from ..models import AgentLeg, Call, CallingStyle, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange, Target, Voicemail
+from ..models import (
+    AgentLeg, Call, CallingStyle, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportCalendar, SupportHoursRange,
+    Target, Voicemail,
+)
 from ..tenancy import ACCOUNT_PATHS, scoped, unique_errors
 
 
@@ -278,24 +281,39 @@ class RoutingNumberSerializer(AccountSerializer):
 
 
 class SupportHoursRangeSerializer(AccountSerializer):
-    """One weekly range of a number's support hours (number's time zone; end 00:00 is midnight). Ranges of one
+    """One weekly range of a support calendar (the calendar's time zone; end 00:00 is midnight). Ranges of one
     day may not overlap."""
 
     class Meta:
         model = SupportHoursRange
-        fields = ["id", "routing_number", "weekday", "start", "end"]
+        fields = ["id", "calendar", "weekday", "start", "end"]
 
 
 class HolidaySerializer(AccountSerializer):
-    """A date outside support hours all day (one per date and number)."""
+    """A date outside support hours all day (one per date and calendar)."""
 
     class Meta:
         model = Holiday
-        fields = ["id", "routing_number", "date", "name"]
+        fields = ["id", "calendar", "date", "name"]
+
+
+class SupportCalendarSerializer(AccountSerializer):
+    """Support hours that flows share (a flow's hours node names one): a time zone, weekly ranges
+    (support-hours-ranges/) and holidays (holidays/, or import many with calendars/{id}/import-ical/)."""
+
+    numbers = serializers.PrimaryKeyRelatedField(
+        many=True, read_only=True, help_text="The routing numbers whose settings use this calendar."
+    )
+
+    class Meta:
+        model = SupportCalendar
+        fields = ["id", "name", "timezone", "numbers", "created_at"]
+        read_only_fields = ["created_at"]
 
 
 class HolidayImportSerializer(serializers.Serializer):
-    """An iCalendar (.ics) upload: every date of every VEVENT becomes a holiday of the number."""
+    """An iCalendar (.ics) upload: every date of every VEVENT becomes a holiday of the calendar (a number's: of
+    the calendar its support hours use)."""
 
     file = serializers.FileField(help_text="An iCalendar (.ics) file.")
     replace = serializers.BooleanField(
@@ -304,7 +322,7 @@ class HolidayImportSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         try:
-            self.entries = advanced.read_holiday_calendar(attrs["file"], self.context.get("number"), replace=attrs["replace"])
+            self.entries = advanced.read_holiday_calendar(attrs["file"], self.context.get("calendar"), replace=attrs["replace"])
         except hours.CalendarError as exc:
             raise serializers.ValidationError({"file": [str(exc)]}) from exc
         return attrs

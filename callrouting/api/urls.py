@@ -5,11 +5,14 @@ from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import docs, views
+from . import docs, flows, views
 
 router = DefaultRouter()
 router.register("numbers", views.RoutingNumberViewSet, basename="routingnumber")
 router.register("routing-options", views.RoutingOptionViewSet, basename="routingoption")
+router.register("flows", flows.CallFlowViewSet, basename="callflow")
+router.register("flow-versions", flows.FlowVersionViewSet, basename="flowversion")
+router.register("calendars", views.SupportCalendarViewSet, basename="supportcalendar")
 router.register("support-hours-ranges", views.SupportHoursRangeViewSet, basename="supporthoursrange")
 router.register("holidays", views.HolidayViewSet, basename="holiday")
 router.register("audio", views.NumberAudioViewSet, basename="numberaudio")

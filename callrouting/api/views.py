@@ -38,7 +38,7 @@ from incidents.models import AlertAction, AlertSource, Incident
 from incidents.notifications import TestTooSoon, TransportError, send_test_notification
 
 from .. import advanced, configuration
-from ..models import Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportHoursRange
+from ..models import Call, Holiday, NumberAudio, RoutingNumber, RoutingOption, SupportCalendar, SupportHoursRange
 from ..tenancy import scoped
 from . import serializers
 from .filters import AccountFilterBackend, CallFilter, IncidentFilter
@@ -290,6 +290,18 @@ class ApiTokenViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
 # --- Routing numbers ------------------------------------------------------------------------------------------
 
 
+def ical_import_action(method):
+    """The import-ical detail action (multipart upload of an .ics file) of numbers and calendars."""
+    method = action(
+        detail=True, methods=["post"], url_path="import-ical", parser_classes=[MultiPartParser, FormParser],
+        serializer_class=serializers.HolidayImportSerializer,
+    )(method)
+    return extend_schema(
+        request={"multipart/form-data": serializers.HolidayImportSerializer},
+        responses=serializers.HolidayImportResultSerializer,
+    )(method)
+
+
 class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin):
     """Routing numbers of the account. Support staff provision and remove numbers; accounts configure them."""
 
@@ -297,25 +309,12 @@ class RoutingNumberViewSet(AccountViewSet, mixins.ListModelMixin, mixins.Retriev
     serializer_class = serializers.RoutingNumberSerializer
     filterset_fields = ["language", "voicemail_enabled", "voicemail_only", "support_hours_enabled"]
 
-    @extend_schema(
-        request={"multipart/form-data": serializers.HolidayImportSerializer},
-        responses=serializers.HolidayImportResultSerializer,
-    )
-    @action(
-        detail=True, methods=["post"], url_path="import-ical", parser_classes=[MultiPartParser, FormParser],
-        serializer_class=serializers.HolidayImportSerializer,
-    )
+    @ical_import_action
     def import_ical(self, request, pk=None):
         """Import holidays from an iCalendar (.ics) file (multipart: file, replace)."""
         number = self.get_object()
-        serializer = serializers.HolidayImportSerializer(
-            data=request.data, context={**self.get_serializer_context(), "number": number}
-        )
-        serializer.is_valid(raise_exception=True)
-        added, updated, removed = advanced.import_holidays(
-            number, serializer.entries, replace=serializer.validated_data["replace"]
-        )
-        return Response({"added": added, "updated": updated, "removed": removed})
+        return import_ical_into(self, request, lambda: number.own_calendar(),
+                                number.support_calendar if number.support_calendar_id else None)
 
     @extend_schema(request=serializers.VoicemailSettingsSerializer, responses=serializers.VoicemailSettingsSerializer)
     @action(detail=True, methods=["get", "put", "patch"], serializer_class=serializers.VoicemailSettingsSerializer)
@@ -357,20 +356,46 @@ class RoutingOptionViewSet(CrudViewSet):
     filterset_fields = ["routing_number", "escalation_policy"]
 
 
+def import_ical_into(view, request, calendar_to_fill, calendar_now):
+    """Import the holidays of an uploaded iCalendar file into the calendar CALENDAR_TO_FILL() returns (called once
+    the file is found valid); CALENDAR_NOW: that calendar if it exists already (its holidays count to the limit)."""
+    serializer = serializers.HolidayImportSerializer(
+        data=request.data, context={**view.get_serializer_context(), "calendar": calendar_now}
+    )
+    serializer.is_valid(raise_exception=True)
+    added, updated, removed = advanced.import_holidays(
+        calendar_to_fill(), serializer.entries, replace=serializer.validated_data["replace"]
+    )
+    return Response({"added": added, "updated": updated, "removed": removed})
+
+
+class SupportCalendarViewSet(CrudViewSet):
+    """Support-hours calendars of the account, shared by flows (hours nodes) and numbers (simple mode)."""
+
+    queryset = SupportCalendar.objects.prefetch_related("numbers")
+    serializer_class = serializers.SupportCalendarSerializer
+
+    @ical_import_action
+    def import_ical(self, request, pk=None):
+        """Import holidays from an iCalendar (.ics) file (multipart: file, replace)."""
+        calendar = self.get_object()
+        return import_ical_into(self, request, lambda: calendar, calendar)
+
+
 class SupportHoursRangeViewSet(CrudViewSet):
-    """Weekly support-hours ranges of the numbers, in each number's time zone (end 00:00 is midnight)."""
+    """Weekly ranges of the support calendars, in each calendar's time zone (end 00:00 is midnight)."""
 
     queryset = SupportHoursRange.objects.all()
     serializer_class = serializers.SupportHoursRangeSerializer
-    filterset_fields = ["routing_number", "weekday"]
+    filterset_fields = ["calendar", "weekday"]
 
 
 class HolidayViewSet(CrudViewSet):
-    """Dates that count as outside support hours all day (import many at once with numbers/{id}/import-ical/)."""
+    """Dates that count as outside support hours all day (import many at once with calendars/{id}/import-ical/)."""
 
     queryset = Holiday.objects.all()
     serializer_class = serializers.HolidaySerializer
-    filterset_fields = ["routing_number"]
+    filterset_fields = ["calendar"]
 
 
 class NumberAudioViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,

@@ -13,7 +13,7 @@ from django.contrib.messages.storage.base import Message
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -21,6 +21,8 @@ from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
 from .. import advanced_sections, configuration, phrases
+from ..flows import actions as flow_actions
+from ..flows.compiler import is_simple
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
@@ -149,6 +151,7 @@ def _render_number(request, number, bound=None, status=200):
         "web/numbers/detail.html",
         {
             "number": number,
+            "flow": flow_state(number),
             "sections": sections,
             "preview": number.preview_greeting(),
             "on_call": on_call_now(number, now),
@@ -157,6 +160,22 @@ def _render_number(request, number, bound=None, status=200):
         },
         status=status,
     )
+
+
+def flow_url(number):
+    """The number's flow editor (web:flow-editor); while there is none, the flow's JSON in the REST API."""
+    try:
+        return reverse("web:flow-editor", args=[number.pk])
+    except NoReverseMatch:
+        return reverse("api:callflow-detail", args=[number.flow.pk])
+
+
+def flow_state(number):
+    """{"simple": bool, "url": the flow's page, "version": the published FlowVersion or None} for the page's
+    banner: a flow the settings below cannot describe (not simple) is edited in the flow editor."""
+    flow = flow_actions.flow_of(number)
+    version = flow.published
+    return {"simple": version is None or is_simple(version.document), "url": flow_url(number), "version": version}
 
 
 @account_view
@@ -177,7 +196,8 @@ def number_section(request, number_pk, section):
     context = handler.build(request, copy.copy(number), request.POST, request.FILES)
     if not handler.is_valid(context):
         return _render_number(request, number, bound=(handler, context), status=400)
-    handler.save(request, number, context)
+    with flow_actions.settings_change(request.user):
+        handler.save(request, number, context)
     messages.success(request, f"{handler.title} saved.", extra_tags=SECTION_TAG + section)
     return redirect(reverse("web:number", args=[number.pk]) + f"#{section}")
 
@@ -208,7 +228,7 @@ def option_delete(request, number_pk, option_pk):
     url = reverse("web:number", args=[number.pk]) + "#options"
 
     def delete():
-        with transaction.atomic():
+        with transaction.atomic(), flow_actions.settings_change(request.user):
             option.delete()
             configuration.renumber_options(number)
 
@@ -225,7 +245,8 @@ def option_move(request, number_pk, option_pk):
     if refused := not_allowed(request, "POST"):
         return refused
     require_admin(request)
-    configuration.move_option(option, request.POST.get("direction", ""))
+    with flow_actions.settings_change(request.user):
+        configuration.move_option(option, request.POST.get("direction", ""))
     return redirect(reverse("web:number", args=[number.pk]) + "#options")
 
 
