@@ -540,7 +540,7 @@ def create_data():
         number_of(phone, [(1, three), (2, one)])
     number_of(FANOUT_NUMBER, [(1, nine), (2, one)], simultaneous=True)
     number_of(FLOOR_NUMBER, [(1, one), (2, one)])
-    number_of(FLOW_NUMBER, [(1, one), (2, one)])
+    publish_three_level_flow(number_of(FLOW_NUMBER, [(1, one), (2, one)]), one)
     fixtures = {"options": {}, "agents": {}, "layers": {}}
     for count in (2, 9):
         fixtures["options"][count] = number_of(f"+49302003{count:02d}", [(d, one) for d in range(1, count + 1)])
@@ -695,8 +695,37 @@ def latency_phase(stack, concurrency, calls, timeout, *, rate, speed, burst=Fals
 
 
 def flow_menu_levels():
-    """How many menus a caller of FLOW_NUMBER passes before agents are called: the number's settings have one."""
-    return 1
+    """How many menus a caller of FLOW_NUMBER passes before agents are called: three on call flows; the number's
+    settings alone (before calls ran on flows) have one."""
+    from callrouting.models import Call
+
+    return 3 if any(field.name == "flow_version" for field in Call._meta.get_fields()) else 1
+
+
+def three_level_flow(policy):
+    """A flow document: a greeting, then three menus deep (key 1 goes one level down, key 2 to the route), each
+    menu with three branches; the last level routes to POLICY's agents, else voicemail."""
+    nodes = {"greeting": {"kind": "message", "name": "Greeting", "text": "Welcome to the benchmark.", "next": "menu1"}}
+    for level in (1, 2, 3):
+        down = f"menu{level + 1}" if level < 3 else "route"
+        nodes[f"menu{level}"] = {
+            "kind": "menu", "name": f"Level {level}", "prompt": {"text": f"Level {level}.", "audio": None},
+            "branches": [{"key": "1", "keyword": f"down {level}", "next": down},
+                         {"key": "2", "keyword": f"agents {level}", "next": "route"},
+                         {"key": "3", "keyword": f"message {level}", "next": "vm"}]}
+    nodes["route"] = {"kind": "route", "name": "Agents", "targets": [{"type": "policy", "id": policy.pk}],
+                      "style": "sequential", "ring_timeout": 30, "repeat": 1, "no_answer": "vm"}
+    nodes["vm"] = {"kind": "voicemail", "name": "Voicemail", "greeting": {"text": "Leave a message.", "audio": None},
+                   "max_length": 120, "transcription": False}
+    return {"schema": 1, "language": "en-US", "start": "greeting", "nodes": nodes}
+
+
+def publish_three_level_flow(number, policy):
+    """Publish three_level_flow as NUMBER's call flow (where numbers run on call flows)."""
+    if flow_menu_levels() == 3:
+        from callrouting.flows import actions
+
+        actions.publish(actions.flow_of(number), data=three_level_flow(policy))
 
 
 def _signed(client, method, path, data):
