@@ -1,9 +1,14 @@
 """Local processes of the stacks run beside the product (run_local, the benchmark, end-to-end tests).
 
-Every child is started by start_child(): in its own session (a terminal's Ctrl-C reaches only the parent, which
-stops its children in order), and bound to the parent's life with Linux's PR_SET_PDEATHSIG, so that a parent
-killed outright (SIGKILL, the OOM killer) takes its gunicorn and qcluster along instead of leaving them running.
-SIGTERM to the parent raises SystemExit inside terminate_raises(), so its finally blocks stop everything in order.
+Every child is started by start_child() in a session (and so a process group) of its own: a terminal's Ctrl-C
+reaches only the parent, which stops its children in order (SIGTERM raises SystemExit inside terminate_raises(), so
+the parent's finally blocks run). A parent killed outright (SIGKILL, the OOM killer) runs no finally block, and
+PR_SET_PDEATHSIG alone does not clean up after it: it signals the child only, not the child's own processes, and
+gunicorn and qcluster treat that SIGTERM as a graceful stop that waits for requests and tasks under way (up to
+their timeouts, a minute or more) while their workers get no signal at all. So each child also gets a watchdog:
+a tiny process of its own that holds the read end of a pipe whose write end only the parent holds. When the
+parent dies, however, the pipe closes and the watchdog SIGKILLs the child's whole process group, workers and
+grandchildren included (they stay in the group even when their own parent has died).
 """
 import contextlib
 import ctypes
@@ -12,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -23,7 +29,8 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if os
 
 def _die_with_parent(parent_pid):
     """A preexec_fn (it runs in the child between fork and exec): SIGTERM this child when the thread that forked
-    it dies. Only async-signal-safe work here: one prctl call and a getppid check."""
+    it dies, a second line of defence behind the watchdog. Only async-signal-safe work here: one prctl call and a
+    getppid check."""
 
     def preexec():
         if _libc is None or _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
@@ -34,14 +41,71 @@ def _die_with_parent(parent_pid):
     return preexec
 
 
+# The watchdog (python -I -S: no site-packages, no environment, starts in milliseconds). It reads its stdin until
+# the parent closes the pipe, by exiting or by Child.stop_watching(), then SIGKILLs what is left of the group. The
+# group's id is the leader's pid: when the leader has been reaped and its pid reused by an unrelated process
+# (told apart by its start time), that group is not ours and is left alone.
+_WATCHDOG = """
+import os, signal, sys
+group, started = int(sys.argv[1]), sys.argv[2]
+while os.read(0, 512):
+    pass
+try:
+    with open(f"/proc/{group}/stat") as stat:
+        ours = stat.read().rsplit(")", 1)[1].split()[19] == started
+except OSError:
+    ours = True  # the leader is gone; members left in its group are ours (the group id is not free while they run)
+if ours:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+def _start_time(pid):
+    """The start time of PID (clock ticks since boot, /proc/PID/stat field 22), as text."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[19]
+
+
+class Child(subprocess.Popen):
+    """A child started by start_child(), with a watchdog that SIGKILLs its process group when this process dies."""
+
+    _watchdog_fd = None
+
+    def _watch(self):
+        if not os.path.isdir("/proc") or self.poll() is not None:
+            return  # not Linux (PR_SET_PDEATHSIG is all there is), or the child has exited already
+        read_end, self._watchdog_fd = os.pipe()  # both close-on-exec: no other child inherits the write end
+        try:
+            subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, str(self.pid), _start_time(self.pid)],
+                             stdin=read_end, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)  # out of the terminal's reach: Ctrl-C is for the parent
+        except OSError:  # the child exited before its start time could be read: nothing to watch
+            os.close(self._watchdog_fd)
+            self._watchdog_fd = None
+        finally:
+            os.close(read_end)
+
+    def stop_watching(self):
+        """The caller has stopped the child: the watchdog SIGKILLs whatever is left of its group and exits."""
+        if self._watchdog_fd is not None:
+            os.close(self._watchdog_fd)
+            self._watchdog_fd = None
+
+
 def start_child(command, **kwargs):
-    """subprocess.Popen(COMMAND, **KWARGS) in a session of its own that ends when this process dies, however.
+    """subprocess.Popen(COMMAND, **KWARGS) in a session of its own whose processes all end when this process dies,
+    however: a Child.
 
     PR_SET_PDEATHSIG fires when the forking *thread* ends, so children must be started from the main thread (the
     one that lives as long as the process)."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("start_child: start children from the main thread (PR_SET_PDEATHSIG follows the thread)")
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()), **kwargs)
+    child = Child(command, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()), **kwargs)
+    child._watch()
+    return child
 
 
 @contextlib.contextmanager
@@ -70,8 +134,9 @@ def free_port():
 
 
 def stop_process_groups(children, timeout):
-    """SIGTERM the process group of every child still running (each started with start_new_session=True), wait up
-    to TIMEOUT seconds for each, then SIGKILL the groups that are left."""
+    """SIGTERM the process group of every child still running (each started by start_child), wait up to TIMEOUT
+    seconds for each, then SIGKILL the groups that are left; then the watchdogs SIGKILL whatever is left in a
+    group whose leader has exited (a worker that outlived its master)."""
     for child in children:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
@@ -81,6 +146,9 @@ def stop_process_groups(children, timeout):
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
+        finally:
+            if isinstance(child, Child):
+                child.stop_watching()
 
 
 def phone_network_env(phone, credentials, *, signature_secret, from_number, ca_file, **settings):

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from callrouting import benchmarking
+from callrouting.benchmark import calls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 def test_summarize_uses_nearest_rank_percentiles():
-    summary = benchmarking.summarize(range(1, 101))
+    summary = calls.summarize(range(1, 101))
     assert summary == {"n": 100, "mean": 50.5, "p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
-    assert benchmarking.summarize([])["p99"] is None
+    assert calls.summarize([])["p99"] is None
 
 
 def test_webhook_kinds_from_urls():
-    kinds = {url: benchmarking.webhook_kind("http://127.0.0.1:8000" + url) for url in (
+    kinds = {url: calls.webhook_kind("http://127.0.0.1:8000" + url) for url in (
         "/vonage/answer?to=1", "/vonage/event", "/vonage/call/tok/input", "/vonage/leg/tok/event",
         "/vonage/leg/tok/input", "/vonage/fallback", "/vonage/call/tok/recording")}
     assert list(kinds.values()) == ["answer", "event", "input", "agent_event", "agent_input", "fallback", "other"]
@@ -30,7 +30,7 @@ def test_webhook_kinds_from_urls():
 def test_delay_to_the_next_dial_of_the_same_number():
     triggers = [(10.0, "111"), (20.0, "222"), (30.0, "333")]
     dials = [(9.0, "111", 201), (10.25, "111", 201), (10.5, "111", 201), (20.1, "222", 201)]
-    assert [round(d) for d in benchmarking.delays_to_next_dial(triggers, dials)] == [250, 100]
+    assert [round(d) for d in calls.delays_to_next_dial(triggers, dials)] == [250, 100]
 
 
 def _synthetic_report(p99, counts, fan_last):
@@ -41,25 +41,25 @@ def _synthetic_report(p99, counts, fan_last):
 
 
 def test_targets_met_and_not_met():
-    targets = benchmarking.evaluate_targets(_synthetic_report(20.0, {"input_by_agents": {"1": 5, "100": 5}}, 2100.0))
+    targets = calls.evaluate_targets(_synthetic_report(20.0, {"input_by_agents": {"1": 5, "100": 5}}, 2100.0))
     assert targets["answer_webhook_p99_ms_at_200_concurrent"]["met"]
     assert targets["queries_constant_in_options_agents_layers"]["met"]
     assert targets["choice_to_first_dial_p95_ms"]["met"]
     assert not targets["decline_to_next_dial_p95_ms"]["met"]
     assert targets["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
-    targets = benchmarking.evaluate_targets(_synthetic_report(30.0, {"input_by_agents": {"1": 5, "100": 6}}, None))
+    targets = calls.evaluate_targets(_synthetic_report(30.0, {"input_by_agents": {"1": 5, "100": 6}}, None))
     assert not targets["input_webhook_p99_ms_at_200_concurrent"]["met"]
     assert not targets["queries_constant_in_options_agents_layers"]["met"]
     assert not targets["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
 
 
 def test_fanout_bound_counts_other_call_creations_in_the_window():
-    assert benchmarking.fanout_bound_ms(9) == 2000.0 and benchmarking.fanout_bound_ms(10) == 3000.0
+    assert calls.fanout_bound_ms(9) == 2000.0 and calls.fanout_bound_ms(10) == 3000.0
     report = _synthetic_report(20.0, {"input_by_agents": {"1": 5}}, 3368.0)
     report["fanout"].update(worst_last_dial_ms=3368.0, worst_bound_ms=3000.0)  # a notification call shared it
-    assert benchmarking.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
+    assert calls.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
     report["fanout"].update(worst_bound_ms=2000.0)  # nothing else was dialled: 3.4 s is too slow
-    assert not benchmarking.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
+    assert not calls.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
 
 
 @pytest.mark.django_db

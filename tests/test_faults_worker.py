@@ -38,6 +38,7 @@ class WorkerStack(Stack):
         assert worker.poll() is None, "the worker had already died"
         os.killpg(worker.pid, signal.SIGKILL)  # qcluster and its worker processes, no chance to clean up
         worker.wait(timeout=10)
+        worker.stop_watching()
         return worker.returncode
 
     def start_worker(self):

@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from callrouting.large_account import Size, account_urls, seed_large_account
+from callrouting.benchmark.large_account import Size, account_urls, seed_large_account
 from callrouting.web.lookup import MAX_RESULTS, LookupChoiceField
 from escalation.models import User
 from tests.factories import PolicyFactory, UserFactory

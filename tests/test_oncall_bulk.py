@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from callrouting.large_account import Size, seed_large_account
+from callrouting.benchmark.large_account import Size, seed_large_account
 from escalation.models import EscalationPolicy, OnCallSchedule, User
 from escalation.oncall import policies_on_call, schedules_on_call
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from callrouting.large_account import Size, seed_large_account
+from callrouting.benchmark.large_account import Size, seed_large_account
 from incidents.models import Incident
 
 SIZE = Size(people=6, schedules=2, policies=2, numbers=2, options=2, incidents=130, calls=120)

@@ -77,14 +77,31 @@ def kill_all(pids):
             pass
 
 
-def test_children_die_with_a_parent_killed_outright():
-    process = parent("""
-        children = [start_child(SLEEPER), start_child(SLEEPER)]
+# A child like gunicorn or qcluster: it takes SIGTERM as a graceful stop that waits for its worker, and the worker
+# (its child, in its group) gets no signal of its own and would outlive everything. PR_SET_PDEATHSIG reaches the
+# child only; the watchdog kills the whole group.
+GRACEFUL_MASTER = textwrap.dedent("""
+    import signal, subprocess, sys, time
+    worker = subprocess.Popen([sys.executable, "-c",
+                               "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"])
+    signal.signal(signal.SIGTERM, lambda *_: worker.wait())
+    print(worker.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("children", [
+    "[start_child(SLEEPER), start_child(SLEEPER)]",  # two children, each prints nothing: their pids are read here
+    f"[start_child([sys.executable, '-c', {GRACEFUL_MASTER!r}])]",  # a master and its worker (printed by the master)
+], ids=["children", "a graceful master and its worker"])
+def test_children_and_their_workers_die_with_a_parent_killed_outright(children):
+    process = parent(f"""
+        children = {children}
         for child in children:
             print(child.pid, flush=True)
         time.sleep(600)
     """)
-    pids = read_pids(process, 2)
+    pids = read_pids(process, 2)  # in either order
     try:
         assert not any(gone(pid) for pid in pids)
         process.kill()
@@ -92,6 +109,31 @@ def test_children_die_with_a_parent_killed_outright():
         assert wait_gone(pids)
     finally:
         kill_all(pids)
+
+
+def test_stopping_a_child_stops_the_workers_that_outlive_it():
+    """stop_process_groups: a worker left in the group after its master exited is killed too (by the watchdog)."""
+    process = parent("""
+        master = [sys.executable, "-c",
+                  "import subprocess, sys; w = subprocess.Popen([sys.executable, '-c', "
+                  "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
+                  "print(w.pid, flush=True)"]
+        children = [start_child(master)]
+        print(children[0].wait(), flush=True)  # the master exits at once, its worker stays
+        stop_process_groups(children, timeout=10)
+        print("stopped", flush=True)
+        time.sleep(600)
+    """)
+    try:
+        worker = int(process.stdout.readline())
+        assert process.stdout.readline().strip() == "0"
+        assert process.stdout.readline().strip() == "stopped"
+        assert wait_gone([worker])
+        assert process.poll() is None  # the parent still runs: its watchdog was told, not woken by its death
+    finally:
+        process.kill()
+        process.wait()
+        kill_all([worker])
 
 
 def test_without_start_child_a_killed_parent_leaves_its_children_running():
@@ -145,9 +187,10 @@ def _database_exists(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
-    """SIGKILL: the children die with the benchmark. SIGTERM: it stops them itself and drops its database too."""
+    """SIGKILL: the children, their workers and the qcluster's processes die with the benchmark (the watchdogs).
+    SIGTERM and SIGINT (Ctrl-C): it stops them itself and drops its database too."""
     if not _postgres_answers():
         pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
@@ -171,10 +214,10 @@ def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
         database = log_path.read_text().split("database ", 1)[1].split(":", 1)[0]
         benchmark.send_signal(signum)
         benchmark.wait()
-        # gunicorn and the qcluster stop gracefully on the SIGTERM they get (a task or request under way finishes
-        # first): allow them more polls than a bare process needs.
+        # Stopped by the benchmark, gunicorn and the qcluster stop gracefully on the SIGTERM they get (a request
+        # under way finishes first, for at most the benchmark's 10 s): allow them more polls than a bare process.
         assert wait_gone(started, polls=POLLS * 4)
-        if signum == signal.SIGTERM:
+        if signum != signal.SIGKILL:
             assert benchmark.returncode != 0 and not _database_exists(database)
     finally:
         kill_all([benchmark.pid, *started])

@@ -1,6 +1,6 @@
 """No page or API endpoint makes more queries on a bigger account.
 
-The same account shape (callrouting/large_account.py, as `manage.py seed_large_account` builds it at a large
+The same account shape (callrouting/benchmark/large_account.py, as `manage.py seed_large_account` builds it at a large
 customer's size) is seeded at two small sizes, the second about three times the first, into one database. Every
 settings page (from the URLconf) and every API list, detail and read-only action is fetched by each account's
 owner; the number of queries (counted with CaptureQueriesContext, never timed) must be the same for both.
@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from callrouting.large_account import Size, account_urls, seed_large_account
+from callrouting.benchmark.large_account import Size, account_urls, seed_large_account
 
 SMALL = Size(people=6, schedules=3, policies=2, numbers=2, options=2, incidents=6, calls=4)
 BIGGER = Size(people=18, schedules=9, policies=6, numbers=6, options=3, incidents=30, calls=20)

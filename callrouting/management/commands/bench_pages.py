@@ -1,6 +1,6 @@
 """manage.py bench_pages: every settings page and API endpoint measured on a large customer's account.
 
-Builds the account (callrouting/large_account.py; by default 500 people, 200 schedules, 100 policies, 100 numbers
+Builds the account (callrouting/benchmark/large_account.py; by default 500 people, 200 schedules, 100 policies, 100 numbers
 with 5 options, 50,000 incidents and 20,000 calls) in a throwaway PostgreSQL database on the server of
 --database-url, asks every page and endpoint once to warm up and three more times in process (Django's test
 client, signed in as the account's owner), and prints one line each: status, queries, the median of the three
@@ -17,8 +17,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, setup_test_environment
 
-from callrouting.benchmarking import ThrowawayPostgres
-from callrouting.large_account import Size, account_urls, seed_large_account
+from callrouting.benchmark.calls import ThrowawayPostgres
+from callrouting.benchmark.large_account import Size, account_urls, seed_large_account
 from incidents.models import Incident
 
 from ...models import Call

@@ -1,16 +1,16 @@
 """manage.py benchmark: the product as in production (gunicorn -w 4, qcluster, PostgreSQL) under simulated calls.
 
 Prints the figures and writes benchmark.json and benchmark.png (matplotlib, from the `bench` extra) into --out.
-See callrouting/benchmarking.py for what each phase measures.
+See callrouting/calls.py for what each phase measures.
 """
 import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from callrouting import benchmarking
+from callrouting.benchmark import calls
 
-DEFAULT_OUT = Path(benchmarking.BASE_DIR) / "tests" / "benchmarks" / "results"
+DEFAULT_OUT = Path(calls.BASE_DIR) / "tests" / "benchmarks" / "results"
 
 
 class Command(BaseCommand):
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             raise CommandError("--burst must be between 0 and 500")
         if not 0.1 <= options["arrival_rate"] <= 100:
             raise CommandError("--arrival-rate must be between 0.1 and 100 calls per second")
-        config = benchmarking.Config(
+        config = calls.Config(
             levels=levels, arrival_rate=options["arrival_rate"], burst=options["burst"], min_calls=options["min_calls"],
             dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
@@ -69,13 +69,13 @@ class Command(BaseCommand):
             database_url=options["database_url"],
             redis_url=options["redis_url"],
         )
-        report = benchmarking.run_benchmark(config, log=lambda line: self.stderr.write(line))
-        for line in benchmarking.format_report(report):
+        report = calls.run_benchmark(config, log=lambda line: self.stderr.write(line))
+        for line in calls.format_report(report):
             self.stdout.write(line)
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
         (out / "benchmark.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         self.stdout.write(f"wrote {out / 'benchmark.json'}")
         if not options["no_chart"]:
-            benchmarking.write_chart(report, out / "benchmark.png")
+            calls.write_chart(report, out / "benchmark.png")
             self.stdout.write(f"wrote {out / 'benchmark.png'}")

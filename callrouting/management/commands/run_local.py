@@ -150,3 +150,5 @@ def _stop(children):
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)  # the child's own workers too
             child.wait()
+    for child in children:
+        child.stop_watching()  # its watchdog SIGKILLs any worker that outlived the child

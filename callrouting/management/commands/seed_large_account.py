@@ -9,7 +9,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from callrouting.large_account import Size, seed_large_account
+from callrouting.benchmark.large_account import Size, seed_large_account
 from escalation.models import Account
 
 

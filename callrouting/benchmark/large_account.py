@@ -33,9 +33,9 @@ from escalation.models import (
 )
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
-from . import configuration
-from .models import AgentLeg, Call, RoutingNumber, RoutingOption
-from .tenancy import scoped
+from .. import configuration
+from ..models import AgentLeg, Call, RoutingNumber, RoutingOption
+from ..tenancy import scoped
 
 BATCH = 2000
 TIME_ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"]
@@ -271,7 +271,7 @@ def _web_patterns(resolver, prefix=""):
 def account_urls(seeded):
     """Every settings page and every API list, detail and read-only action of SEEDED's account, each once:
     [(name, url)], ids in paths filled with the account's rows."""
-    from .api.urls import router
+    from ..api.urls import router
 
     urls = []
     for pattern in _web_patterns(get_resolver()):

@@ -25,14 +25,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 
-from .emulator.rest import Credentials
-from .emulator.engine import validate_steps
-from .emulator.script import Agent, Caller, EmulatorClient
-from .emulator.server import PhoneNetwork
-from .emulator.signing import sign_webhook
-from .processes import free_port, phone_network_env, start_child, stop_process_groups, terminate_raises, wait_until_serving
+from ..emulator.rest import Credentials
+from ..emulator.engine import validate_steps
+from ..emulator.script import Agent, Caller, EmulatorClient
+from ..emulator.server import PhoneNetwork
+from ..emulator.signing import sign_webhook
+from ..processes import free_port, phone_network_env, start_child, stop_process_groups, terminate_raises, wait_until_serving
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 SIGNATURE_SECRET = "bench-signature-secret-0123456789-abcdefgh"
 FROM_NUMBER = "+4930901800"
 VONAGE_CALL_RATE = 3  # call creations per second per account
