@@ -478,6 +478,9 @@ class Call(models.Model):
         NO_AGENT = "no_agent", "Nobody available"
         ABANDONED = "abandoned", "Caller hung up"
         NO_MESSAGE = "no_message", "Hung up before leaving a message"
+        FLOW_ENDED = "flow_ended", "Ended by the call flow"
+        BLOCKED = "blocked", "Caller blocked"
+        FLOW_ERROR = "flow_error", "Call flow error"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="calls")
     # PROTECT: a number with a call log is kept (its alert source and incidents are kept anyway).
@@ -515,6 +518,26 @@ class Call(models.Model):
         null=True, blank=True,
         help_text="In voicemail: when the caller got past the mailbox greeting and the recording began (Vonage's "
         "notify webhook just before the record action).",
+    )
+
+    # Where the call is in its number's flow (callrouting.flows.engine): the node and that node's small state,
+    # changed under the call's row lock. A call keeps the flow version it started on.
+    flow_version = models.ForeignKey(
+        "callrouting.FlowVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="calls",
+        help_text="The published flow the call runs (empty: a call from before call flows).",
+    )
+    node = models.CharField(max_length=40, blank=True)
+    node_state = models.JSONField(default=dict, blank=True)
+    # Frozen from the route node that is ringing agents (the flow's incident node for accept_when_answered).
+    about = models.CharField(max_length=200, blank=True, help_text="What agents hear the call is about.")
+    ring_timeout = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Seconds each agent's phone rings (empty: the number's ringing timeout)."
+    )
+    accept_when_answered = models.BooleanField(
+        default=True, help_text="The agent who takes the call accepts its incident."
+    )
+    transfer_ncco = models.JSONField(
+        null=True, blank=True, help_text="Where the caller is being moved (with transfer_due_at): the NCCO to send."
     )
 
     # Frozen when the call comes in (callrouting.models.CallTarget).
@@ -584,8 +607,12 @@ class AgentLeg(models.Model):
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="legs")
     position = models.PositiveSmallIntegerField()
+    # No user: an external number of a route node (LABEL says whose).
     user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
     phone_number = models.CharField(max_length=20)
+    label = models.CharField(max_length=200, blank=True, help_text="Who is called (a user's name, an external number's label).")
+    node = models.CharField(max_length=40, blank=True, help_text="The route node of the call's flow that rings this leg.")
+    round = models.PositiveSmallIntegerField(default=1, help_text="The route node's round (its \"repeat\" count).")
     vonage_uuid = models.CharField("Vonage uuid", max_length=64, unique=True, null=True, blank=True)
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -611,7 +638,7 @@ class AgentLeg(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.user or self.phone_number}: {self.get_status_display()}"
+        return f"{self.user or self.label or self.phone_number}: {self.get_status_display()}"
 
 
 def voicemail_path(instance, filename):

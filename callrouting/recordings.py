@@ -29,7 +29,7 @@ from incidents import actions
 from incidents.models import AlertAction, IncidentEvent
 from incidents.sweeper import locked
 
-from . import services
+from .calls import dispatch, journal, voicemail as mailbox
 from .models import Call, Voicemail
 
 log = logging.getLogger(__name__)
@@ -126,29 +126,29 @@ def download_failed(voicemail_id, error, now=None):
     if retry_at is None:
         voicemail.recording_lost_at = now
         voicemail.save(update_fields=["download_attempts", "recording_error", "download_due_at", "recording_lost_at"])
-        services._log(call, "voicemail_lost", attempts=failures)
+        journal.log_decision(call, "voicemail_lost", attempts=failures)
         attempts = ngettext("%(count)d attempt", "%(count)d attempts", failures) % {"count": failures}
-        services._timeline(
+        journal.timeline(
             call,
             f"The voicemail recording is lost: it could not be downloaded from Vonage in {attempts} over "
             f"{RECORDING_GIVE_UP_AFTER.days} days (last error: {error}). Vonage deletes it 30 days after the call.",
             kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
         )
         announce(call, voicemail, "lost")
-        services._escalate_if_voicemail_complete(voicemail)
+        mailbox.escalate_if_complete(voicemail)
         return "lost"
     voicemail.save(update_fields=["download_attempts", "recording_error", "download_due_at"])
-    services._log(call, "voicemail_download_retry", attempts=failures, next=retry_at.isoformat())
+    journal.log_decision(call, "voicemail_download_retry", attempts=failures, next=retry_at.isoformat())
     if failures == 1:
         give_up = voicemail.created_at + RECORDING_GIVE_UP_AFTER
-        services._timeline(
+        journal.timeline(
             call,
             f"The voicemail recording could not be downloaded yet ({error}). It is tried again with growing pauses "
             f"until {give_up:%Y-%m-%d}; Vonage keeps it for 30 days.",
             kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
         )
         announce(call, voicemail, "downloading")
-        services._escalate_if_voicemail_complete(voicemail)
+        mailbox.escalate_if_complete(voicemail)
     return "retry"
 
 
@@ -160,7 +160,7 @@ def sweep_downloads(now):
         if ids:
             Voicemail.objects.filter(pk__in=ids).update(download_due_at=now + DOWNLOAD_LEASE)
         for voicemail_id in ids:
-            services._enqueue("download_voicemail", voicemail_id)
+            dispatch.enqueue("download_voicemail", voicemail_id)
     return len(ids)
 
 
@@ -178,13 +178,13 @@ def flag_missing_recording(call_id, now):
     voicemail = Voicemail.objects.filter(call=call).first()
     if voicemail is not None and voicemail.recording_url:
         return False
-    services._log(call, "voicemail_missing")
-    services._timeline(
+    journal.log_decision(call, "voicemail_missing")
+    journal.timeline(
         call,
         "Vonage sent no recording for this voicemail: the message the caller may have left is missing. "
         "Call the caller back.",
         kind=IncidentEvent.Kind.VOICEMAIL,
     )
     announce(call, voicemail, "missing")
-    services.finish_voicemail(call, "the voicemail recording is missing")
+    mailbox.finish_voicemail(call, "the voicemail recording is missing")
     return True

@@ -6,7 +6,7 @@ one JSON-lines file per webhook under settings.CALL_SPOOL_DIR, written to a temp
 reader never sees half a file. Redis is not always there and the database is what failed, so this is a plain
 directory; it must be one the web and worker processes share.
 
-The callrouting sweeper (every minute) replays the files once the database answers: services.record_outage_call
+The callrouting sweeper (every minute) replays the files once the database answers: callrouting.calls.outage.record_outage_call
 records each call once per Vonage uuid (an ended call nobody took, with an escalated incident), and a file is
 deleted only after that transaction has committed. A second sweeper, a repeated webhook (answer then fallback
 for the same call) or a crash between commit and delete therefore never records a call twice.
@@ -81,7 +81,7 @@ def _read(path):
 def replay():
     """Record the spooled calls (at most BATCH per run) now that the database answers. Stops at the first
     database error (still down: the files wait for the next run). Returns how many calls were recorded."""
-    from .services import record_outage_call
+    from .calls.outage import record_outage_call
 
     recorded = 0
     for path in spooled_files()[:BATCH]:

@@ -4,7 +4,7 @@ callrouting.tasks.sweep (the same pattern as incidents.sweeper; django-q2 has no
 - routing_due_at: agents are being called but no agent-leg event arrived for the ringing timeout plus a grace
   (a lost webhook, or a worker killed mid-dial): the ringing legs are given up and the next agent is called, so
   a caller is never left on hold for ever; while no phone rings (the task choosing the next agent was lost) it
-  is due after services.TASK_GRACE;
+  is due after callrouting.calls.dispatch.TASK_GRACE;
 - transfer_due_at: the caller should have been moved to voicemail or "nobody available" but the task doing it
   was lost (a killed worker): the transfer is issued again, so nobody waits on hold with nobody being called;
 - voicemail_due_at: the voicemail window passed without the recording completing: escalate anyway;
@@ -15,7 +15,7 @@ callrouting.tasks.sweep (the same pattern as incidents.sweeper; django-q2 has no
   (an ended call and an escalated incident, once per Vonage uuid) now that the database answers again.
 
 Each due row is locked with SELECT ... FOR UPDATE SKIP LOCKED (where the database has it) and handled in its own
-transaction by a verb of callrouting.services that re-checks the due time under the lock, so two sweepers never
+transaction by a verb of callrouting.calls that re-checks the due time under the lock, so two sweepers never
 act on the same row and a failing row does not hold up the others.
 """
 import logging
@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from incidents.sweeper import locked
 
-from . import recordings, services, spool
+from . import recordings, spool
+from .calls import caller, incident, routing, voicemail
 from .models import Call
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,10 @@ BATCH = 100
 
 DUE = [
     # (counter, due-time field, extra filter, verb)
-    ("stuck_calls", "routing_due_at", {"state": Call.State.ROUTING}, services.move_on_stuck_call),
-    ("transfers", "transfer_due_at", {}, services.reissue_caller_transfer),
-    ("voicemails", "voicemail_due_at", {}, services.voicemail_time_up),
-    ("raises", "raise_due_at", {}, services.raise_call_incident),
+    ("stuck_calls", "routing_due_at", {"state": Call.State.ROUTING}, routing.move_on_stuck_call),
+    ("transfers", "transfer_due_at", {}, caller.reissue_caller_transfer),
+    ("voicemails", "voicemail_due_at", {}, voicemail.voicemail_time_up),
+    ("raises", "raise_due_at", {}, incident.raise_call_incident),
     ("missing_recordings", "recording_due_at", {}, recordings.flag_missing_recording),
 ]
 

@@ -1,6 +1,6 @@
 """django-q2 tasks of the call flow: the only code that talks to Vonage for it.
 
-Tasks take ids, re-read the rows (callrouting.services decides under the call's row lock) and return early when
+Tasks take ids, re-read the rows (callrouting.calls decides under the call's row lock) and return early when
 the world has moved on. Retries are bounded: a request that places a call is tried at most 1 + MAX_RETRIES
 times, then the leg counts as failed and the next agent is called. Every attempt first waits for its slot of
 Vonage's create-call rate (incidents.pacing).
@@ -11,7 +11,14 @@ import time
 from incidents.pacing import wait_for_call_slot, wait_for_modify_slot
 from incidents.telephony import TelephonyError, get_telephony
 
-from . import flow, recordings, services
+from . import recordings
+from .calls import flow
+from .calls.caller import caller_transferred, claim_caller_transfer
+from .calls.incident import escalate_call_incident
+from .calls.legs import count_dial_attempt, dial_request, leg_dial_failed, leg_dialled
+from .calls.routing import claim_next_legs, dial_each_in_its_own_task, prepare_agent_legs
+from .calls.transcripts import transcript_from_document
+from .calls.voicemail import attach_transcript, finish_voicemail, store_voicemail_recording
 from .models import Call, Voicemail
 
 log = logging.getLogger(__name__)
@@ -23,7 +30,7 @@ sleep = time.sleep  # replaced in tests
 
 def start_dialling(call_id):
     """A call was routed: choose its agents and call the first (or all of them)."""
-    services.prepare_agent_legs(call_id)
+    prepare_agent_legs(call_id)
     dial_next(call_id)
 
 
@@ -32,43 +39,43 @@ def dial_next(call_id):
 
     One agent is dialled by this task; a simultaneous fan-out dials each leg in its own task, so that a slow
     create-call for one agent cannot push the others past the task timeout."""
-    legs = services.claim_next_legs(call_id)
-    if len(legs) == 1:
-        place_agent_call(legs[0])
+    leg_ids = claim_next_legs(call_id)
+    if len(leg_ids) == 1:
+        place_agent_call(leg_ids[0])
     else:
-        services.dial_each_in_its_own_task(legs)
+        dial_each_in_its_own_task(leg_ids)
 
 
 def place_agent_call(leg_id):
     """Place the outbound call of a DIALLING leg, retrying temporary Vonage errors a bounded number of times.
 
     A request that failed may still have placed the call: when its first event reached the leg's event URL
-    meanwhile, the leg adopted that call (services.adopt_leg_call) and no retry is placed."""
+    meanwhile, the leg adopted that call (callrouting.calls.legs.adopt_leg_call) and no retry is placed."""
     telephony = get_telephony()
     for attempt in range(MAX_RETRIES + 1):
-        request = services.dial_request(leg_id)
+        request = dial_request(leg_id)
         if request is None:
             log.info("leg=%s action=dial_skipped reason=moved_on", leg_id)
             return
         waited = wait_for_call_slot()  # Vonage's create-call rate, shared with every process and notification call
         if waited:
             log.info("leg=%s action=dial_paced wait=%.2f", leg_id, waited)
-            request = services.dial_request(leg_id)  # the caller may have hung up meanwhile
+            request = dial_request(leg_id)  # the caller may have hung up meanwhile
             if request is None:
                 log.info("leg=%s action=dial_skipped reason=moved_on_while_paced", leg_id)
                 return
-        services.count_dial_attempt(leg_id)
+        count_dial_attempt(leg_id)
         try:
             uuid = telephony.create_call(**request)
         except TelephonyError as exc:
             if exc.permanent or attempt == MAX_RETRIES:
                 log.warning("leg=%s action=dial_failed attempts=%d error=%s", leg_id, attempt + 1, exc.message)
-                services.leg_dial_failed(leg_id, exc.message)
+                leg_dial_failed(leg_id, exc.message)
                 return
             log.info("leg=%s action=dial_retry attempt=%d status=%s", leg_id, attempt + 1, exc.status)
             sleep(BACKOFF_SECONDS[attempt])
             continue
-        if not services.leg_dialled(leg_id, uuid, telephony.api_host):
+        if not leg_dialled(leg_id, uuid, telephony.api_host):
             hang_up([uuid], telephony.api_host)  # the leg was given up while the request was under way
         return
 
@@ -95,13 +102,15 @@ def transfer_caller(call_id, destination, due=None):
     """Move the caller's leg to the voicemail recording or to 'nobody available' (then the call ends).
 
     DUE is the call's transfer_due_at this task was issued for: a late or repeated task, or one the sweeper
-    replaced, finds it changed and does nothing (services.claim_caller_transfer)."""
-    call = services.claim_caller_transfer(call_id, destination, due)
+    replaced, finds it changed and does nothing (callrouting.calls.caller.claim_caller_transfer)."""
+    call = claim_caller_transfer(call_id, destination, due)
     if call is None:
         log.info("call_id=%s action=transfer_skipped destination=%s", call_id, destination)
         return
     number = call.routing_number
-    if destination == "voicemail":
+    if destination == "flow":
+        ncco = call.transfer_ncco
+    elif destination == "voicemail":
         ncco = flow.voicemail_ncco(number, call)
     else:
         ncco = flow.nobody_available_ncco(number.language)
@@ -112,7 +121,7 @@ def transfer_caller(call_id, destination, due=None):
         try:
             telephony.transfer_ncco(call.vonage_uuid, ncco, host=host or None)
             log.info("call=%s action=transfer destination=%s", call.vonage_uuid, destination)
-            services.caller_transferred(call.pk)
+            caller_transferred(call.pk)
             return
         except TelephonyError as exc:
             if exc.permanent or attempt == MAX_RETRIES:
@@ -120,9 +129,9 @@ def transfer_caller(call_id, destination, due=None):
                 break
             sleep(BACKOFF_SECONDS[attempt])
     # The caller cannot be moved on: end the call rather than leave them on hold, and page people now.
-    services.escalate_call_incident(call, f"the caller could not be sent to {destination.replace('_', ' ')}")
+    escalate_call_incident(call, f"the caller could not be sent to {destination.replace('_', ' ')}")
     hang_up([call.vonage_uuid], host)
-    services.caller_transferred(call.pk)
+    caller_transferred(call.pk)
 
 
 def _download(url):
@@ -147,7 +156,7 @@ def download_voicemail(voicemail_id):
         log.warning("voicemail=%s action=download_failed error=%s", voicemail_id, exc.message)
         recordings.download_failed(voicemail_id, exc.message)
         return
-    services.store_voicemail_recording(voicemail_id, content)
+    store_voicemail_recording(voicemail_id, content)
 
 
 def fetch_transcript(call_id, url):
@@ -156,11 +165,11 @@ def fetch_transcript(call_id, url):
     if call is None:
         return
     try:
-        text = services.transcript_from_document(_download(url))
+        text = transcript_from_document(_download(url))
     except TelephonyError as exc:
         log.warning("call=%s action=transcript_fetch_failed error=%s", call.vonage_uuid, exc.message)
         text = ""
-    services.attach_transcript(call, text, source="url")
+    attach_transcript(call, text, source="url")
 
 
 SWEEP_FUNC = "callrouting.tasks.sweep"
@@ -182,4 +191,4 @@ def voicemail_deadline(call_id):
     escalate the incident if the voicemail webhooks never completed it."""
     call = Call.objects.filter(pk=call_id).first()
     if call is not None:
-        services.finish_voicemail(call, "voicemail finished")
+        finish_voicemail(call, "voicemail finished")

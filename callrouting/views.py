@@ -14,7 +14,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from incidents.webhooks import vonage_webhook
 
-from . import flow, phrases, recordings, services, spool
+from . import phrases, recordings, spool
+from .calls import flow, lookup, webhooks
 from .models import NumberAudio, RoutingNumber
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def answer_when_database_down(spool_as=None):
                 log.error("webhook database_down path=%s error=%s: %s", request.path, type(exc).__name__, exc)
                 if spool_as:
                     spool.spool_call(spool_as, payload)
-                language = services.known_language(payload.get("to"), payload.get("from"))
+                language = lookup.known_language(payload.get("to"), payload.get("from"))
                 return JsonResponse(flow.talk_ncco(language, "error_goodbye"), safe=False)
 
         return wrapper
@@ -62,20 +63,20 @@ def no_content():
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down(spool_as="answer")
 def answer(request, payload):
-    return JsonResponse(services.handle_answer(payload), safe=False)
+    return JsonResponse(webhooks.handle_answer(payload), safe=False)
 
 
 @webhook_methods
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down()
 def call_input(request, payload, token):
-    return JsonResponse(services.handle_menu_input(token, payload), safe=False)
+    return JsonResponse(webhooks.handle_menu_input(token, payload, seq=request.GET.get("seq")), safe=False)
 
 
 @webhook_methods
 @vonage_webhook
 def event(request, payload):
-    services.handle_call_event(payload)
+    webhooks.handle_call_event(payload)
     return no_content()
 
 
@@ -85,7 +86,7 @@ def call_recording_started(request, payload, token):
     """The notify action right before the mailbox's record action. An empty answer lets the NCCO go on to the
     recording; a refusal would send Vonage to the fallback URL (which records the message all the same)."""
     try:
-        services.handle_recording_started(token, payload)
+        webhooks.handle_recording_started(token, payload)
     except DatabaseError as exc:
         # The caller still gets to leave the message; its record webhook, once the database answers again,
         # turns the call into a voicemail (flow.on_recording).
@@ -96,21 +97,21 @@ def call_recording_started(request, payload, token):
 @webhook_methods
 @vonage_webhook
 def call_recording(request, payload, token):
-    services.handle_recording(token, payload)
+    webhooks.handle_recording(token, payload)
     return no_content()
 
 
 @webhook_methods
 @vonage_webhook
 def call_transcription(request, payload, token):
-    services.handle_transcription(token, payload)
+    webhooks.handle_transcription(token, payload)
     return no_content()
 
 
 @webhook_methods
-@vonage_webhook(on_error_event=lambda payload, token: services.handle_leg_error(token, payload))
+@vonage_webhook(on_error_event=lambda payload, token: webhooks.handle_leg_error(token, payload))
 def leg_event(request, payload, token):
-    services.handle_leg_event(token, payload)
+    webhooks.handle_leg_event(token, payload)
     return no_content()
 
 
@@ -118,7 +119,7 @@ def leg_event(request, payload, token):
 @vonage_webhook(safe_ncco=goodbye_ncco)
 @answer_when_database_down()
 def leg_input(request, payload, token):
-    return JsonResponse(services.handle_leg_input(token, payload), safe=False)
+    return JsonResponse(webhooks.handle_leg_input(token, payload), safe=False)
 
 
 @webhook_methods
@@ -126,7 +127,7 @@ def leg_input(request, payload, token):
 @answer_when_database_down(spool_as="fallback")
 def fallback(request, payload):
     try:
-        ncco = services.handle_fallback(payload)
+        ncco = webhooks.handle_fallback(payload)
     except DatabaseError:
         raise  # answer_when_database_down: the apology, and the call is kept for when the database is back
     except Exception:  # the last line of defence: whatever broke, the caller hears a message

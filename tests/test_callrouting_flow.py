@@ -1,10 +1,10 @@
-"""The call flow state machine (callrouting.flow) without HTTP or database: states and events in, NCCO and
+"""The call flow state machine (callrouting.calls.flow) without HTTP or database: states and events in, NCCO and
 effects out."""
 import datetime as dt
 
 import pytest
 
-from callrouting import flow
+from callrouting.calls import flow
 from callrouting.models import AgentLeg, Call, RoutingNumber, RoutingOption
 
 S, L = Call.State, AgentLeg.Status

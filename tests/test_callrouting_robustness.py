@@ -72,7 +72,7 @@ def test_repeated_menu_input_routes_once(phone, number):
 
 
 def test_routing_a_call_that_moved_on_leaves_no_incident_behind(phone, number, django_capture_on_commit_callbacks):
-    from callrouting import services
+    from callrouting.calls import caller
 
     response, uuid = phone.dial(number.phone_number)
     stale = the_call(uuid)  # read while the caller is still in the menu
@@ -80,7 +80,7 @@ def test_routing_a_call_that_moved_on_leaves_no_incident_behind(phone, number, d
     option = number.options.get(digit=1)
     # A second routing of the same call (a webhook that read the call before the first committed) changes nothing.
     with django_capture_on_commit_callbacks(execute=True) as after_commit:
-        assert services.route_call(stale, option, "digit", number=number) is False
+        assert caller.route_call(stale, option, "digit", number=number) is False
     assert after_commit == []  # no dialling task and no "created" log line for the rolled-back incident
     call = the_call(uuid)
     assert Incident.objects.count() == 1 and call.incident_id == Incident.objects.get().pk
@@ -167,7 +167,7 @@ def test_two_accepts_at_once_connect_exactly_one(phone, number, bob, carol):
 def test_concurrent_accepts_connect_exactly_one(acme, bob, carol, vonage_client, inline_tasks, vonage_api):
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises writers on one connection in tests; the race needs PostgreSQL")
-    from callrouting import services
+    from callrouting.calls import webhooks
 
     number = RoutingNumberFactory(account=acme)
     RoutingOptionFactory(routing_number=number, digit=1, label="Billing", escalation_policy=policy_of(acme, bob, carol), simultaneous=True)
@@ -184,7 +184,7 @@ def test_concurrent_accepts_connect_exactly_one(acme, bob, carol, vonage_client,
 
         try:
             barrier.wait()
-            answers[leg.user_id] = services.handle_leg_input(leg.token, {"dtmf": {"digits": "1"}, "uuid": leg.vonage_uuid})
+            answers[leg.user_id] = webhooks.handle_leg_input(leg.token, {"dtmf": {"digits": "1"}, "uuid": leg.vonage_uuid})
         finally:
             connections.close_all()
 

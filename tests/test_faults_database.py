@@ -16,7 +16,8 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from callrouting import services, spool
+from callrouting import spool
+from callrouting.calls import outage
 from callrouting.models import Call
 from incidents.models import Incident
 from tests.callrouting_factories import RoutingNumberFactory, RoutingOptionFactory, inline_tasks, policy_of  # noqa: F401
@@ -136,7 +137,7 @@ def test_a_spooled_call_is_recorded_once_however_often_it_is_replayed(number, vo
     # A sweeper that read a file before the other one deleted it records nothing either.
     for path in files:
         payload = json.loads(path.read_text()) if path.exists() else {"payload": answer_params(number, uuid)}
-        assert services.record_outage_call(payload["payload"], timezone.now()) is None
+        assert outage.record_outage_call(payload["payload"], timezone.now()) is None
     assert Call.objects.filter(vonage_uuid=uuid).count() == 1
     assert Incident.objects.count() == 1
     assert spool.spooled_files() == []

@@ -17,7 +17,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from callrouting import services
+from callrouting.calls import dispatch, routing
 from callrouting import tasks as callrouting_tasks
 from callrouting.models import AgentLeg, Call
 from callrouting.tasks import sweep
@@ -187,7 +187,7 @@ def test_worker_killed_right_after_the_last_agent_declines(phone, number, alice,
     phone.agent_press(phone.leg(bob), "2", run_tasks=False)  # the worker dies: dial_next is lost
     call.refresh_from_db()
     assert call.state == Call.State.ROUTING and caller_ncco(vonage_api, call) is None
-    assert call.routing_due_at <= timezone.now() + services.TASK_GRACE
+    assert call.routing_due_at <= timezone.now() + dispatch.TASK_GRACE
     with django_capture_on_commit_callbacks(execute=True):
         counts = sweep(now=call.routing_due_at)
     assert counts["stuck_calls"] == 1
@@ -217,11 +217,11 @@ def test_lost_transfer_task_is_issued_again_by_the_sweeper(phone, number, alice,
     call = route(phone, number, "1")
     phone.leg_event(phone.leg(alice), "busy")
     lost = []
-    real_enqueue = services._enqueue
-    monkeypatch.setattr(services, "_enqueue", lambda func, *args: lost.append(func) if func == "transfer_caller"
+    real_enqueue = dispatch.enqueue
+    monkeypatch.setattr(dispatch, "enqueue", lambda func, *args: lost.append(func) if func == "transfer_caller"
                         else real_enqueue(func, *args))
     phone.leg_event(phone.leg(bob), "busy")
-    monkeypatch.setattr(services, "_enqueue", real_enqueue)
+    monkeypatch.setattr(dispatch, "enqueue", real_enqueue)
     assert lost == ["transfer_caller"]
     call.refresh_from_db()
     assert call.transfer_due_at is not None and caller_ncco(vonage_api, call) is None
@@ -250,7 +250,7 @@ def test_a_late_transfer_task_after_the_sweeper_reissued_it_does_nothing(phone, 
     phone.leg_event(phone.leg(alice), "busy")
     with django_capture_on_commit_callbacks(execute=False):
         phone.leg_event(phone.leg(bob), "busy", run_tasks=False)
-        services.claim_next_legs(call.pk)  # what dial_next does; the transfer task it enqueues is held back
+        routing.claim_next_legs(call.pk)  # what dial_next does; the transfer task it enqueues is held back
     call.refresh_from_db()
     first_due = call.transfer_due_at
     assert call.state == Call.State.VOICEMAIL and first_due is not None
@@ -268,13 +268,13 @@ def test_a_late_transfer_task_after_the_sweeper_reissued_it_does_nothing(phone, 
 
 def test_simultaneous_fan_out_dials_each_leg_in_its_own_task(phone, number, bob, carol, monkeypatch):
     enqueued = []
-    real_enqueue = services._enqueue
+    real_enqueue = dispatch.enqueue
 
     def record(func, *args):
         enqueued.append((func, *args))
         real_enqueue(func, *args)
 
-    monkeypatch.setattr(services, "_enqueue", record)
+    monkeypatch.setattr(dispatch, "enqueue", record)
     call = route(phone, number, "2")
     legs = list(call.legs.order_by("position").values_list("pk", flat=True))
     assert [e for e in enqueued if e[0] == "place_agent_call"] == [("place_agent_call", leg) for leg in legs]
@@ -287,7 +287,7 @@ def test_lost_task_after_the_menu_choice_is_issued_again_by_the_sweeper(phone, n
     worker died right after the input webhook). One sweep after its short due time Alice is called, once."""
     call = route(phone, number, "1", run_tasks=False)
     assert call.state == Call.State.ROUTING and not call.legs.exists() and create_requests(vonage_api) == []
-    assert call.routing_due_at <= timezone.now() + services.TASK_GRACE
+    assert call.routing_due_at <= timezone.now() + dispatch.TASK_GRACE
     with django_capture_on_commit_callbacks(execute=True):
         assert sweep(now=call.routing_due_at - dt.timedelta(seconds=1))["stuck_calls"] == 0
         assert sweep(now=call.routing_due_at)["stuck_calls"] == 1
@@ -295,7 +295,7 @@ def test_lost_task_after_the_menu_choice_is_issued_again_by_the_sweeper(phone, n
     leg = phone.leg(alice)
     assert leg.status == L.DIALLING and leg.vonage_uuid
     call.refresh_from_db()
-    assert call.routing_due_at > timezone.now() + services.TASK_GRACE  # now a ringing timeout away
+    assert call.routing_due_at > timezone.now() + dispatch.TASK_GRACE  # now a ringing timeout away
     assert call.incident.events.filter(message__startswith="No agent is being called").count() == 1
 
 

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
-from callrouting import flow, tasks
+from callrouting import tasks
+from callrouting.calls import flow
 from callrouting.models import AgentLeg, Call, RoutingNumber
 from incidents.models import Incident, IncidentEvent
 from tests.callrouting_factories import (  # noqa: F401 - fixtures

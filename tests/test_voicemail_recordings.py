@@ -385,10 +385,10 @@ def test_a_download_held_by_another_sweeper_is_skipped_then_handed_out_once(numb
 
     from django.db import connections, transaction
 
-    from callrouting import services
+    from callrouting.calls import dispatch
 
     enqueued = []
-    monkeypatch.setattr(services, "_enqueue", lambda func, *args: enqueued.append((func, *args)))
+    monkeypatch.setattr(dispatch, "enqueue", lambda func, *args: enqueued.append((func, *args)))
     call = Call.objects.create(account=number.account, routing_number=number, vonage_uuid="vm-call",
                                called_number=number.phone_number, state=Call.State.ENDED)
     now = timezone.now()

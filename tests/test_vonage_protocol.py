@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from callrouting import services
+from callrouting.calls import legs
 from callrouting.models import AgentLeg, Call
 from incidents import pacing
 from incidents.models import Notification, VonageErrorEvent
@@ -155,12 +155,12 @@ def test_a_leg_adopted_from_its_first_event_still_learns_the_host_that_created_i
     leg = phone.leg(alice)
     AgentLeg.objects.filter(pk=leg.pk).update(vonage_uuid=None, api_host="")
     leg.refresh_from_db()
-    assert services.adopt_leg_call(call, leg, "ADOPTED-1")
-    assert services.leg_dialled(leg.pk, "ADOPTED-1", "api-us-3.vonage.com") is True
+    assert legs.adopt_leg_call(call, leg, "ADOPTED-1")
+    assert legs.leg_dialled(leg.pk, "ADOPTED-1", "api-us-3.vonage.com") is True
     leg.refresh_from_db()
     assert (leg.vonage_uuid, leg.api_host) == ("ADOPTED-1", "api-us-3.vonage.com")
     # Another call's answer for the same leg (a retried create-call) changes neither.
-    assert services.leg_dialled(leg.pk, "ORPHAN-2", "api-eu-1.vonage.com") is False
+    assert legs.leg_dialled(leg.pk, "ORPHAN-2", "api-eu-1.vonage.com") is False
     leg.refresh_from_db()
     assert (leg.vonage_uuid, leg.api_host) == ("ADOPTED-1", "api-us-3.vonage.com")
 

@@ -566,7 +566,7 @@ def measure_query_counts(fixtures, base_url):
     from django.test.utils import CaptureQueriesContext
     from django_q.models import OrmQ
 
-    from callrouting import services
+    from callrouting.calls import routing
     from callrouting.models import Call
 
     client = Client()
@@ -599,8 +599,8 @@ def measure_query_counts(fixtures, base_url):
                 assert response.status_code == 200, response.content[:300]
                 call = Call.objects.get(vonage_uuid=call_uuid)
                 with CaptureQueriesContext(connection) as task_queries:
-                    services.prepare_agent_legs(call.pk)
-                    services.claim_next_legs(call.pk)
+                    routing.prepare_agent_legs(call.pk)
+                    routing.claim_next_legs(call.pk)
                 if dimension == "options":
                     counts["answer_by_options"][str(size)] = len(answer_queries)
                     counts["input_by_options"][str(size)] = len(input_queries)

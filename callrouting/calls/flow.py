@@ -1,6 +1,6 @@
 """The live call flow as a state machine: given a call's state and an event, the next NCCO and the effects.
 
-Nothing here touches the database or the network; callrouting.services reads the state (under a row lock),
+Nothing here touches the database or the network; callrouting.calls reads the state (under a row lock),
 asks this module what happens next, and applies the effects with conditional updates.
 
 Caller (Call.State)                                   Agent leg (AgentLeg.Status)
@@ -30,8 +30,8 @@ from django.conf import settings
 from django.templatetags.static import static
 from django.urls import reverse
 
-from . import ncco, phrases
-from .models import AgentLeg, Call, CallTarget, NumberAudio, Target
+from .. import ncco, phrases
+from ..models import AgentLeg, Call, CallTarget, NumberAudio, Target
 
 MAX_MENU_TRIES = 3
 # A recording shorter than this that ends with the caller hanging up holds no message (the beep, a breath).
@@ -340,7 +340,8 @@ def on_caller_gone(call, *, message_left=False):
     the greeting) left no message: escalated at once. One whose recording had started ends as a voicemail whose
     record webhook is still to come (Vonage sends it after the hang-up; Call.recording_due_at flags it if never)."""
     if call.state == S.MENU:
-        return Step(effects=(EndCall(Call.Outcome.ABANDONED),))
+        # A flow's incident node may have made the incident before a menu: the team hears of the caller now.
+        return Step(effects=(EndCall(Call.Outcome.ABANDONED, escalate="the caller hung up" if call.incident_id else ""),))
     if call.state == S.ROUTING:
         return Step(
             effects=(EndCall(Call.Outcome.ABANDONED, cancel_legs=True, escalate="the caller hung up while agents were called"),)
