@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('callrouting', '0011_flows_from_number_settings'),
+        ('callrouting', '0012_support_hours_on_calendars'),
     ]
 
     operations = [
