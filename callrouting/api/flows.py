@@ -6,6 +6,7 @@ The views only read the request and answer; the changes are flows.actions' verbs
 import datetime as dt
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -192,7 +193,7 @@ class CallFlowViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
 
     @extend_schema(
         parameters=[OpenApiParameter("version", int, description="A version's id (default: the draft).")],
-        responses={200: serializers.JSONField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     @action(detail=True, methods=["get"], url_path="export", filter_backends=[])
     def export(self, request, pk=None):

@@ -513,8 +513,8 @@ def parse(data, lookup=None):
         errors += node_errors
         if node is not None:
             nodes[node_id] = node
-    if errors:
-        return None, errors
+    if errors:  # the graph cannot be judged with nodes missing; the objects the readable ones name can
+        return None, errors + (_reference_errors(nodes, lookup) if lookup is not None else [])
     if attrs["start"] not in nodes:
         errors.append(NodeError(None, "start", f"The start node {attrs['start']!r} does not exist."))
     errors += _graph_errors(nodes, attrs["start"])
