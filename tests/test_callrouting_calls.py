@@ -57,14 +57,14 @@ def route(phone, number, digit):
 def test_answer_greets_with_menu_taking_a_key_or_speech(phone, number):
     response, uuid = phone.dial(number.phone_number)
     assert response.status_code == 200
-    talk, entry = response.json()
-    assert talk == {
-        "action": "talk",
-        "text": "Welcome to Acme. Press 1 or say Outage for Outage. Press 2 or say Billing for Billing.",
-        "language": "en-US",
-        "bargeIn": True,
-    }
-    assert talk["text"] == number.preview_greeting()
+    *talks, entry = response.json()
+    # The greeting (the menu node's prompt) and the generated "Press 1 ..." part are talks of their own.
+    assert talks == [
+        {"action": "talk", "text": "Welcome to Acme.", "language": "en-US", "bargeIn": True},
+        {"action": "talk", "text": "Press 1 or say Outage for Outage. Press 2 or say Billing for Billing.",
+         "language": "en-US", "bargeIn": True},
+    ]
+    assert " ".join(talk["text"] for talk in talks) == number.preview_greeting()
     assert entry["type"] == ["dtmf", "speech"] and entry["dtmf"]["maxDigits"] == 1
     assert entry["speech"]["context"] == ["Outage", "Billing"]
     call = the_call(uuid)
@@ -75,7 +75,7 @@ def test_answer_greets_with_menu_taking_a_key_or_speech(phone, number):
 
 def test_answer_by_post_works_too(phone, number):
     response, uuid = phone.dial(number.phone_number, method="POST")
-    assert response.status_code == 200 and response.json()[1]["action"] == "input"
+    assert response.status_code == 200 and response.json()[-1]["action"] == "input"
 
 
 def test_digit_routes_creates_incident_and_holds_caller(phone, number, alice):
@@ -140,21 +140,24 @@ def test_no_input_repeats_menu_then_routes_to_first_option(phone, number):
     response, uuid = phone.dial(number.phone_number)
     menu = response.json()
     first = phone.press(menu, "").json()
-    assert first == menu
+    # The same menu again; its input URL names the new prompt, so a late answer to the old one is recognised.
+    assert first[:-1] == menu[:-1] and first[-1]["eventUrl"] != menu[-1]["eventUrl"]
     second = phone.say(first, "something unrelated")
-    assert second.json() == menu and the_call(uuid).tries == 2
+    assert texts(second.json()) == texts(menu) and the_call(uuid).node_state["data"]["tries"] == 2
     third = phone.press(second.json(), "7")  # no such option
-    assert texts(third.json()) == ["Connecting you, please hold."]
+    # The caller is told where they go (issue 17).
+    assert texts(third.json()) == ["Sorry, we did not get your choice. We will put you through to Outage.",
+                                   "Connecting you, please hold."]
     call = the_call(uuid)
-    assert call.state == Call.State.ROUTING and call.option.digit == 1
-    assert "no choice after 3 tries" in call.incident.details
+    assert call.state == Call.State.ROUTING and call.option.digit == 1 and call.node == "option-1"
 
 
 def test_single_option_skips_menu(phone, acme, alice):
     number = RoutingNumberFactory(account=acme, greeting="Hello.")
     RoutingOptionFactory(routing_number=number, digit=1, label="Support", escalation_policy=policy_of(acme, alice))
     response, uuid = phone.dial(number.phone_number)
-    assert texts(response.json()) == ["Connecting you, please hold."]
+    # The greeting first (issue 17: a number with a single option still plays its greeting).
+    assert texts(response.json()) == ["Hello.", "Connecting you, please hold."]
     assert the_call(uuid).state == Call.State.ROUTING
     assert len(phone.dialled()) == 1
 
@@ -543,7 +546,7 @@ def test_policy_without_reachable_agents_goes_straight_on(phone, acme, vonage_ap
     response, uuid = phone.dial(number.phone_number)
     call = the_call(uuid)
     assert call.outcome == Call.Outcome.NO_AGENT and phone.dialled() == []
-    assert any(f"No phone number: {nophone}" in line for line in timeline(call.incident))
+    assert any("Nobody to call on “X”" in line for line in timeline(call.incident))
 
 
 # --- caller hangs up -----------------------------------------------------------------------------------------

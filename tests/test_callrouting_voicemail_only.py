@@ -53,7 +53,7 @@ def test_every_call_goes_straight_to_the_recording(phone, number, vonage_api, se
     assert call.state == Call.State.VOICEMAIL and phone.dialled() == []
     incident = call.incident
     assert incident.escalation_policy.name == "Outage policy" and incident.escalation_suppressed
-    assert incident.summary == "Voicemail from +4917612345678 for Outage"
+    assert incident.summary == "Voicemail for Acme support from +4917612345678"  # issue 17
     assert escalations(incident) == 0
 
     phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"ID3-recording"), "recording_uuid": "r1",

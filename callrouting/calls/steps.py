@@ -9,7 +9,8 @@ import datetime as dt
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from escalation.models import EscalationPolicy
@@ -106,15 +107,24 @@ def _went_out_of_hours(step):
     return any(visit.kind == "hours" and visit.branch in ("out_of_hours", "holiday") for visit in step.visits)
 
 
+def hours_of(step):
+    """Whether STEP passed an hours node in (True) or out of (False) support hours; None when it passed none."""
+    for visit in step.visits:
+        if visit.kind == "hours" and visit.branch:
+            return visit.branch == "in_hours"
+    return None
+
+
 def apply(call, number, step):
     """Carry out STEP's effects for CALL (its position is stored already). Returns nothing: the NCCO is STEP's."""
     out_of_hours = _went_out_of_hours(step)
+    to_voicemail = any(isinstance(effect, engine.StartVoicemail) for effect in step.effects)
     for visit in step.visits:
         if visit.branch:
             journal.log_decision(call, "node", node=visit.node, kind=visit.kind, branch=visit.branch.replace(" ", "_"))
     for effect in step.effects:
         if isinstance(effect, engine.CreateIncident):
-            create_call_incident(call, number, effect, out_of_hours=out_of_hours)
+            create_call_incident(call, number, effect, out_of_hours=out_of_hours, to_voicemail=to_voicemail)
         elif isinstance(effect, engine.PinAccepted):
             journal.log_decision(call, "pin", node=effect.node_id)
             journal.timeline(call, f"The caller entered the PIN of “{effect.label}”." if effect.label else
@@ -135,18 +145,19 @@ class _AlreadyMoved(Exception):
     """Rolls back an incident created for a call that has one already."""
 
 
-def create_call_incident(call, number, effect, *, out_of_hours=False):
+def create_call_incident(call, number, effect, *, out_of_hours=False, to_voicemail=False):
     """The call's incident (once per call), with the node's alert source, priority and escalation policy (the
     number's alert source and the source's policy where the node names none or one of another account).
-    Escalation is held back until the call says so (nobody took it, the voicemail is in)."""
+    Escalation is held back until the call says so (nobody took it, the voicemail is in). A call that goes
+    straight on to voicemail (TO_VOICEMAIL) is titled as a voicemail."""
     try:
         with transaction.atomic():
-            return _create_call_incident(call, number, effect, out_of_hours)
+            return _create_call_incident(call, number, effect, out_of_hours, to_voicemail)
     except _AlreadyMoved:
         return False
 
 
-def _create_call_incident(call, number, effect, out_of_hours):
+def _create_call_incident(call, number, effect, out_of_hours, to_voicemail):
     source = number.alert_source
     if effect.alert_source:
         source = AlertSource.objects.filter(pk=effect.alert_source, account_id=number.account_id).first() or source
@@ -156,9 +167,13 @@ def _create_call_incident(call, number, effect, out_of_hours):
     priority = effect.priority or None
     if out_of_hours and number.auto_raise and number.support_hours_enabled:
         priority = Priority.LOW  # raised at the next support hours (begin_voicemail sets the due time)
+    caller = call.caller or "an unknown number"
+    title = effect.title
+    if to_voicemail:
+        title = f"Voicemail for {number.name} from {caller}" + (f" ({effect.pin_label})" if effect.pin_label else "")
     details = effect.details + (f" PIN: {effect.pin_label}." if effect.pin_label else "")
     incident = create_incident(
-        alert_source=source, summary=effect.title, details=details, priority=priority, escalation_policy=policy,
+        alert_source=source, summary=title, details=details, priority=priority, escalation_policy=policy,
         suppress_escalation=True,
     )
     if not Call.objects.filter(pk=call.pk, incident__isnull=True).update(
@@ -166,8 +181,6 @@ def _create_call_incident(call, number, effect, out_of_hours):
     ):
         raise _AlreadyMoved()
     call.incident, call.accept_when_answered = incident, effect.accept_when_answered
-    caller = call.caller or "an unknown number"
-    journal.timeline(call, f"Call from {caller} to {number.name}: incident created by “{effect.node_id}”.")
     journal.log_decision(call, "incident", node=effect.node_id, incident=incident.pk)
     return True
 
@@ -193,12 +206,14 @@ def begin_route(call, number, effect):
     )
     if option is not None:
         values["option"] = option
-    if not Call.objects.filter(pk=call.pk, state__in=(S.MENU, S.ROUTING)).update(**values):
+    if not Call.objects.filter(pk=call.pk, state__in=(S.MENU, S.ROUTING)).update(
+        routed_at=Coalesce("routed_at", Value(now)), **values
+    ):
         return False
-    Call.objects.filter(pk=call.pk, routed_at__isnull=True).update(routed_at=now)
     for name, value in values.items():
         setattr(call, name, value)
-    start = (call.legs.aggregate(last=Max("position"))["last"] or -1) + 1
+    last = call.legs.aggregate(last=Max("position"))["last"]
+    start = 0 if last is None else last + 1
     legs = [
         AgentLeg(call=call, position=start + i, user_id=target.user_id, phone_number=target.phone,
                  label=str(target.label)[:200], node=effect.node_id, round=effect.round)
@@ -206,9 +221,10 @@ def begin_route(call, number, effect):
     ]
     AgentLeg.objects.bulk_create(legs)
     mode = "all at once" if simultaneous else "one after another"
-    names = ", ".join(f"{leg.label} ({leg.phone_number})" for leg in legs) or "nobody"
-    repeat = f" (round {effect.round} of {effect.repeat})" if effect.repeat > 1 else ""
-    journal.timeline(call, f"“{effect.about}”{repeat}: calling agents {mode}. Agents to call: {names}.")
+    names = ", ".join(f"{leg.label} ({leg.phone_number})" for leg in legs)
+    repeat = f", round {effect.round} of {effect.repeat}" if effect.repeat > 1 else ""
+    caller = call.caller or "an unknown number"
+    journal.timeline(call, f"Call from {caller}: “{effect.about}”{repeat}. Calling agents {mode}: {names}.")
     journal.log_decision(call, "route", node=effect.node_id, round=effect.round, legs=len(legs),
                          style=effect.style, incident=call.incident_id)
     dispatch.enqueue("start_dialling", call.pk)
@@ -227,9 +243,9 @@ def begin_voicemail(call, number, effect, *, out_of_hours=False):
     if not Call.objects.filter(pk=call.pk, state__in=(S.MENU, S.ROUTING)).update(
         state=S.VOICEMAIL, routing_due_at=None, raise_due_at=raise_at,
         voicemail_due_at=now + dt.timedelta(seconds=effect.max_length) + VOICEMAIL_GRACE,
+        routed_at=Coalesce("routed_at", Value(now)),
     ):
         return False
-    Call.objects.filter(pk=call.pk, routed_at__isnull=True).update(routed_at=now)
     call.state, call.raise_due_at = S.VOICEMAIL, raise_at
     caller = call.caller or "an unknown number"
     journal.timeline(call, f"Call from {caller}: sent to voicemail ({effect.how}).", kind=IncidentEvent.Kind.VOICEMAIL)
@@ -266,7 +282,7 @@ def route_round_over(call):
     if new_kind in ("menu", "pin") and not step.state.ended:
         back_to_input(call)
     # A chain from route to route keeps the caller in the same hold conversation: nothing to send.
-    only_routes = all(visit.kind == "route" for visit in step.visits)
+    only_routes = not step.state.ended and all(visit.kind == "route" for visit in step.visits)
     if step.ncco and not only_routes:
         due = timezone.now() + dispatch.TASK_GRACE
         Call.objects.filter(pk=call.pk).update(transfer_due_at=due, transfer_ncco=step.ncco)

@@ -115,7 +115,7 @@ def _flow_answer(payload, uuid, number, version_id):
         flow_version_id=version_id,
     )
     step = engine.start(doc, steps.context(call, number))
-    call.node, call.node_state = step.state.node, step.state.as_json()
+    call.node, call.node_state, call.in_support_hours = step.state.node, step.state.as_json(), steps.hours_of(step)
     try:
         with transaction.atomic():
             call.save(force_insert=True)
@@ -171,12 +171,16 @@ def _dtmf(payload):
 def handle_menu_input(token, payload, seq=None):
     """The caller's input webhook (a key, speech or a PIN) at a menu or PIN node: the next NCCO. SEQ (from the
     input URL) names the prompt the input answers."""
-    call = _call_by_token(token)
+    with transaction.atomic():
+        # Locked at once: an input at a flow's node is decided under the call's row lock.
+        call = (Call.objects.select_for_update(of=("self",)).select_related("routing_number__alert_source", "routing_number__flow")
+                .filter(token=token).first())
+        if call is not None and call.flow_version_id:
+            return _flow_input(call, payload, seq)
     if call is None:
         log.info("action=input_unknown_call")
         return flow.talk_ncco(phrases.DEFAULT_LANGUAGE, "error_goodbye")
-    if call.flow_version_id:
-        return _flow_input(call, payload, seq)
+    prefetch_related_objects([call.routing_number], "audio_files")
     number = call.routing_number
     options = lookup.options_of(number)
     digits, _ = _dtmf(payload)
@@ -193,21 +197,18 @@ def _prompt_seq(seq):
 
 
 def _flow_input(call, payload, seq):
-    """An input at a menu or PIN node of CALL's flow (the version the call started on), under the call's lock."""
+    """An input at a menu or PIN node of CALL's flow (the version the call started on); the Call row is locked."""
     digits, _ = _dtmf(payload)
     speech = _speech_texts(payload)
-    with transaction.atomic():
-        call = Call.objects.select_for_update(of=("self",)).select_related("routing_number__alert_source").get(pk=call.pk)
-        number = call.routing_number
-        doc, state = steps.document(call), steps.state_of(call)
-        ctx = steps.context(call, number)
-        step = engine.on_input(doc, state, ctx, digits, speech, seq=_prompt_seq(seq))
-        journal.log_decision(call, "input", node=state.node, key=digits[:1] or "none", speech=len(speech),
-                             moved=step.changed)
-        if step.changed:
-            steps.save_position(call, step)
-            steps.apply(call, number, step)
-        return step.ncco or engine.current_ncco(doc, step.state, ctx)
+    number = call.routing_number
+    doc, state = steps.document(call), steps.state_of(call)
+    ctx = steps.context(call, number)
+    step = engine.on_input(doc, state, ctx, digits, speech, seq=_prompt_seq(seq))
+    journal.log_decision(call, "input", node=state.node, key=digits[:1] or "none", speech=len(speech), moved=step.changed)
+    if step.changed:
+        steps.save_position(call, step)
+        steps.apply(call, number, step)
+    return step.ncco or engine.current_ncco(doc, step.state, ctx)
 
 
 def handle_call_event(payload):
@@ -446,6 +447,18 @@ def _flow_fallback(call, number, url):
         return ncco
     if call.state == S.ENDED:
         return flow.talk_ncco(language, "error_goodbye")
+    if call.state == S.MENU:
+        # The caller's answer was lost: it counts as no answer, so a failing input URL cannot keep the caller
+        # in the menu for ever (after the node's retries its "no input" branch is taken).
+        with transaction.atomic():
+            call = Call.objects.select_for_update(of=("self",)).get(pk=call.pk)
+            call.routing_number = number
+            doc, state = steps.document(call), steps.state_of(call)
+            step = engine.on_input(doc, state, steps.context(call, number))
+            if step.changed:
+                steps.save_position(call, step)
+                steps.apply(call, number, step)
+            ncco = step.ncco or ncco
     return flow.talk_ncco(language, "error") + ncco
 
 

@@ -191,3 +191,52 @@ def who_would_be_called(document, node_id, at, world, *, call_uuid=DRY_RUN_UUID)
     return route.round_order(route.resolve(ctx, node), node.get("style"), call_uuid, node_id, 1)
 
 
+
+
+def callers_hear(document, *, at, world, caller="", number_name=""):
+    """What a caller hears first at AT, as one text (the dry run of a call with no input yet: the greeting and
+    menu, a message then hold music, the mailbox...). Audio shows as "audio: <name>"."""
+    run = dry_run(document, at=at, caller=caller, inputs=(), world=world, number_name=number_name)
+    return " ".join(text for step in run.steps for text in step["hears"])
+
+
+STYLE_WORDS = {"sequential": "one after another", "random": "in random order", "simultaneous": "all at once"}
+
+
+def routes_now(document, at, world):
+    """The route nodes a call arriving at AT could reach, in the order a caller meets them (support hours decided
+    at AT, every menu branch, both sides of a caller list or PIN): [{"node", "key", "name", "style", "dials"
+    (DialTargets), "otherwise" (the node id of "nobody answered", or None)}]."""
+    flow = document if isinstance(document, Flow) else Flow(engine._as_dict(document))
+    ctx = context(at=at, caller="", world=world)
+    prefetch = getattr(world, "prefetch", None)
+    if prefetch is not None:  # every route's people in one go (DatabaseWorld: a fixed number of queries)
+        prefetch([t for node in flow.nodes.values() if node.get("kind") == "route" for t in node.get("targets") or ()], at)
+    rows, seen, todo = [], set(), [(flow.start, "")]
+    while todo:
+        node_id, key = todo.pop(0)
+        node = flow.node(node_id)
+        if node is None or node_id in seen:
+            continue
+        seen.add(node_id)
+        kind = node.get("kind")
+        if kind == "route":
+            rows.append({"node": node_id, "key": key, "name": flow.name_of(node_id),
+                         "style": STYLE_WORDS.get(node.get("style"), STYLE_WORDS["sequential"]),
+                         "dials": route.round_order(route.resolve(ctx, node), node.get("style"), DRY_RUN_UUID, node_id, 1),
+                         "otherwise": node.get("no_answer")})
+            todo.append((node.get("no_answer"), ""))
+        elif kind == "hours":
+            status = world.calendar_status(node.get("calendar"), at)
+            target = node.get(status) if status in ("in_hours", "out_of_hours", "holiday") else None
+            todo.append((target or node.get("out_of_hours"), key))
+        elif kind == "menu":
+            todo.extend((b.get("next"), str(b.get("key") or "")) for b in node.get("branches") or ())
+            todo.append((node.get("no_input"), ""))
+        elif kind in ("message", "incident"):
+            todo.append((node.get("next"), key))
+        elif kind == "pin":
+            todo.extend([(node.get("next"), key), (node.get("wrong"), "")])
+        elif kind == "caller_list":
+            todo.extend([(node.get("not_listed"), key), (node.get("listed"), "")])
+    return rows

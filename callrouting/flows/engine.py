@@ -44,9 +44,11 @@ def _flow(document):
 
 
 def _as_dict(document):
-    """The contract's JSON for DOCUMENT: a dict, or a parsed document object that can give it back."""
+    """The contract's JSON for DOCUMENT: a dict, a FlowDocument (its data), or an object that can give it back."""
     if isinstance(document, dict):
         return document
+    if isinstance(getattr(document, "data", None), dict):  # flows.document.FlowDocument
+        return document.data
     for name in ("as_json", "to_dict", "as_dict", "model_dump", "dict"):
         method = getattr(document, name, None)
         if callable(method):

@@ -6,6 +6,7 @@ New settings (support hours, custom audio, incident behaviour) are added as furt
 SECTIONS, with a template; the page, the URLs and the tests pick them up from that list.
 """
 import copy
+import dataclasses
 
 from django.contrib import messages
 from django.contrib.messages import constants
@@ -17,12 +18,14 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from escalation.oncall import policies_on_call
 from incidents.models import AlertAction
 
 from .. import advanced_sections, configuration, phrases
 from ..flows import actions as flow_actions
 from ..flows.compiler import is_simple
+from ..flows import compiler, dryrun
+from ..flows.models import CallFlow
+from ..flows.world import DatabaseWorld
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
 from . import forms
@@ -99,11 +102,45 @@ def _number(request, number_pk):
     return get_scoped_or_404(RoutingNumber.objects.select_related("alert_source"), request.account, pk=number_pk)
 
 
-def on_call_now(number, at):
-    """[(option, [users])] for NUMBER's options in menu order: whom each option would call at AT, in order."""
-    options = list(number.options.select_related("escalation_policy"))
-    users = policies_on_call({option.escalation_policy_id for option in options}, at)
-    return [(option, users[option.escalation_policy_id]) for option in options]
+def preview_document(number, settings=None):
+    """The flow the number's preview dry-runs: its settings compiled (SETTINGS: NumberSettings with unsaved
+    changes), or its published flow when that goes beyond simple mode (the settings no longer describe it)."""
+    if settings is not None:
+        return compiler.compile_settings(settings)
+    try:
+        flow = number.flow
+    except CallFlow.DoesNotExist:
+        flow = None
+    published = flow.published.document if flow is not None and flow.published_id else None
+    if published is not None and not compiler.is_simple(published):
+        return published
+    return compiler.compile_number(number)
+
+
+def _world(number):
+    names = {audio.pk: audio.original_name or audio.get_kind_display() for audio in number.audio_files.all()}
+    return DatabaseWorld(number.account_id, audio_names=names)
+
+
+def flow_preview(number, at, settings=None):
+    """(what callers hear, who would be called) for a call arriving at AT: the dry run of the number's flow, the
+    same engine code as live calls. Who would be called: a row per route a caller can reach at AT, its people in
+    ringing order (users without a phone number left out)."""
+    document = preview_document(number, settings)
+    world = _world(number)
+    heard = dryrun.callers_hear(document, at=at, world=world, number_name=number.name)
+    nodes = document.get("nodes", {})
+    rows = []
+    for row in dryrun.routes_now(document, at, world):
+        otherwise = nodes.get(row["otherwise"]) if row["otherwise"] else None
+        if otherwise is None:
+            fallback = "“nobody available”"
+        elif otherwise.get("kind") == "voicemail":
+            fallback = "voicemail"
+        else:
+            fallback = f"“{otherwise.get('name') or row['otherwise']}”"
+        rows.append({**row, "people": [target.label for target in row["dials"]], "fallback": fallback})
+    return heard, rows
 
 
 @account_view
@@ -146,6 +183,7 @@ def _render_number(request, number, bound=None, status=200):
             context = section.build(request, copy.copy(number))
         sections.append({"section": section, "url": _section_url(number, section.slug), "notes": notes, **context})
     now = timezone.now()
+    preview, on_call = flow_preview(number, now)
     return render(
         request,
         "web/numbers/detail.html",
@@ -153,8 +191,8 @@ def _render_number(request, number, bound=None, status=200):
             "number": number,
             "flow": flow_state(number),
             "sections": sections,
-            "preview": number.preview_greeting(),
-            "on_call": on_call_now(number, now),
+            "preview": preview,
+            "on_call": on_call,
             "now": now,
             "page_messages": page_messages,
         },
@@ -204,7 +242,8 @@ def number_section(request, number_pk, section):
 
 @account_view
 def number_preview(request, number_pk):
-    """JSON {"text": ...}: what callers would hear with the posted (unsaved) greeting settings and the saved menu."""
+    """JSON {"text": ...}: what callers would hear now with the posted (unsaved) greeting settings and the saved
+    rest (the dry run of the flow those settings compile to)."""
     number = _number(request, number_pk)
     if refused := not_allowed(request, "POST"):
         return refused
@@ -212,12 +251,14 @@ def number_preview(request, number_pk):
     form.is_valid()
     data = form.cleaned_data
     languages = dict(phrases.LANGUAGE_CHOICES)
-    draft = RoutingNumber(
-        greeting=data.get("greeting") or "",
+    settings = dataclasses.replace(
+        compiler.settings_of(number),
+        greeting=(data.get("greeting") or "").strip(),
         greeting_only=bool(data.get("greeting_only")),
         language=data.get("language") if data.get("language") in languages else number.language,
     )
-    return JsonResponse({"text": draft.greeting_text(list(number.options.all()))})
+    text, _ = flow_preview(number, timezone.now(), settings)
+    return JsonResponse({"text": text})
 
 
 @account_view
