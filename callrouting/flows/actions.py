@@ -103,7 +103,7 @@ def validate_draft(flow):
 def publish(flow, user=None, *, data=None):
     """Publish FLOW's draft (or DATA) as its next version, which callers get from now on; returns the FlowVersion.
     Raises InvalidFlow while the document has errors."""
-    flow = CallFlow.objects.select_for_update().select_related("number", "published").get(pk=flow.pk)
+    flow = CallFlow.objects.select_for_update(of=("self",)).select_related("number", "published").get(pk=flow.pk)
     data = flow.draft if data is None else data
     parsed, errors = doc.parse(data, doc.Lookup.load(flow.account_id, flow.number, data))
     if parsed is None or errors:
@@ -156,7 +156,7 @@ def sync_simple_flow(number, user=None):
     published document is one the compiler makes) and the settings compile to something else. The draft follows
     when it was the published document (or empty). Returns the new FlowVersion, else None."""
     flow = flow_of(number)
-    flow = CallFlow.objects.select_for_update().select_related("published").get(pk=flow.pk)
+    flow = CallFlow.objects.select_for_update(of=("self",)).select_related("published").get(pk=flow.pk)
     published = flow.published.document if flow.published_id else None
     if published is not None and not compiler.is_simple(published):
         return None
