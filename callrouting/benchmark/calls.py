@@ -790,7 +790,11 @@ def flow_phase(stack, concurrency, calls, timeout, *, levels, rate, speed):
     floor_call = {"to": FLOOR_NUMBER, "caller": Caller(press="1", after=0.2),
                   "answer_url": stack.base_url + FLOOR_PATH}
     script = [flow_call if index % 2 == 0 else floor_call for index in range(calls)]
+    log_size = stack.access_log_size()
     uuids, seconds, timed_out = stack.place_calls(script, concurrency=concurrency, rate=rate, timeout=timeout)
+    # gunicorn's own time per request: in this phase only FLOW_NUMBER's calls use the answer and input URLs.
+    server = stack.server_times(log_size)
+    server_rows = {"answer": server.get("answer"), "menu_input": server.get("input"), "floor": server.get("floor")}
     records = [r for r in stack.recorder.of(phase) if r.status is not None]
     flow_digits, floor_digits = FLOW_NUMBER.lstrip("+"), FLOOR_NUMBER.lstrip("+")
     rows = {
@@ -798,12 +802,22 @@ def flow_phase(stack, concurrency, calls, timeout, *, levels, rate, speed):
         "menu_input": summarize([r.ms for r in records if r.kind == "input" and r.number == flow_digits]),
         "floor": summarize([r.ms for r in records if r.kind == "floor" and r.number == floor_digits]),
     }
-    floor = rows["floor"]
-    ratios = {kind: {p: round(rows[kind][p] / floor[p], 2) if rows[kind][p] and floor[p] else None
-                     for p in ("p50", "p99")} for kind in ("answer", "menu_input")}
     return {"concurrency": concurrency, "calls": len(uuids), "menu_levels": levels, "seconds": round(seconds, 2),
             "timed_out": timed_out, "peak_in_progress": stack.peak_in_progress(uuids),
-            "webhook_errors": webhook_errors(stack.recorder.of(phase)), "rows": rows, "ratio_to_floor": ratios}
+            "webhook_errors": webhook_errors(stack.recorder.of(phase)), "rows": rows,
+            "ratio_to_floor": ratios_to_floor(rows), "server_ms": server_rows,
+            "server_ratio_to_floor": ratios_to_floor(server_rows)}
+
+
+def ratios_to_floor(rows):
+    """{kind: {"p50", "p99"}} of the answer and menu-input rows of ROWS divided by the floor row's."""
+    floor = rows.get("floor") or {}
+
+    def ratio(kind, p):
+        value = (rows.get(kind) or {}).get(p)
+        return round(value / floor[p], 2) if value and floor.get(p) else None
+
+    return {kind: {p: ratio(kind, p) for p in ("p50", "p99")} for kind in ("answer", "menu_input")}
 
 
 def warm_up(stack, calls):
@@ -1047,15 +1061,21 @@ def format_report(report):
 def format_flow_rows(flow):
     """The flow rows as a table: each webhook's p50/p99, its ratio to the floor's, its queries."""
     queries = flow["queries"]
-    menu_queries = sorted(set(queries["menu_input"]))
     lines = [f"flow ({flow['menu_levels']} menu levels) beside the floor, {flow['concurrency']} calls in progress, "
-             f"{flow['calls']} calls (peak {flow['peak_in_progress']}), {flow['webhook_errors']} errors:",
-             f"  {'webhook':12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'p50/floor':>10} {'p99/floor':>10} {'queries':>8}"]
-    for kind, count in (("answer", queries["answer"]), ("menu_input", "/".join(map(str, menu_queries))),
-                        ("floor", queries["floor"])):
-        row, ratio = flow["rows"][kind], flow["ratio_to_floor"].get(kind, {"p50": 1.0, "p99": 1.0})
-        lines.append(f"  {kind:12} {row['n']:>5} {row['p50']!s:>8} {row['p99']!s:>8} {ratio['p50']!s:>10} "
-                     f"{ratio['p99']!s:>10} {count!s:>8}")
+             f"{flow['calls']} calls (peak {flow['peak_in_progress']}), {flow['webhook_errors']} errors; "
+             "at the phone network, and gunicorn's own time (server):",
+             f"  {'webhook':19} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'p50/floor':>10} {'p99/floor':>10}  queries"]
+    counts = {"answer": queries["answer"], "menu_input": "/".join(map(str, queries["menu_input"])) + " (by level)",
+              "floor": queries["floor"]}
+    tables = [("", flow["rows"], flow["ratio_to_floor"])]
+    if flow.get("server_ms"):
+        tables.append(("server ", flow["server_ms"], flow["server_ratio_to_floor"]))
+    for label, rows, ratios in tables:
+        for kind in ("answer", "menu_input", "floor"):
+            row = rows.get(kind) or {"n": 0, "p50": None, "p99": None}
+            ratio = ratios.get(kind) or {"p50": 1.0 if kind == "floor" else None, "p99": 1.0 if kind == "floor" else None}
+            lines.append(f"  {label + kind:19} {row['n']:>5} {row['p50']!s:>8} {row['p99']!s:>8} {ratio['p50']!s:>10} "
+                         f"{ratio['p99']!s:>10}  {counts[kind]}")
     return lines
 
 
