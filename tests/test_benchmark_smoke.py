@@ -133,7 +133,8 @@ def test_the_benchmark_command_at_a_tiny_size(tmp_path):
         for ratios in (flow["ratio_to_floor"], flow["server_ratio_to_floor"]):
             assert numeric(ratios[kind]["p50"]) and numeric(ratios[kind]["p99"])
     assert numeric(flow["queries"]["answer"]) and numeric(flow["queries"]["floor"])
-    assert len(flow["queries"]["menu_input"]) == flow["menu_levels"]
+    assert len(flow["queries"]["menu_input"]) == flow["menu_levels"] == len(flow["menu_input_by_level"])
+    assert all(row["n"] == 2 for row in flow["menu_input_by_level"].values())
     for summary in report["vonage_request_ms"].values():
         assert numeric(summary["p50"])
     assert set(report["targets"]) == {

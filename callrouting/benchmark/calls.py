@@ -802,9 +802,15 @@ def flow_phase(stack, concurrency, calls, timeout, *, levels, rate, speed):
         "menu_input": summarize([r.ms for r in records if r.kind == "input" and r.number == flow_digits]),
         "floor": summarize([r.ms for r in records if r.kind == "floor" and r.number == floor_digits]),
     }
+    # Each call's menu inputs in the order sent: the n-th is the answer to the n-th menu level (the last one routes).
+    by_call = {}
+    for record in sorted((r for r in records if r.kind == "input" and r.number == flow_digits), key=lambda r: r.started):
+        by_call.setdefault(record.uuid, []).append(record.ms)
+    by_level = {str(level): summarize([inputs[level - 1] for inputs in by_call.values() if len(inputs) >= level])
+                for level in range(1, levels + 1)}
     return {"concurrency": concurrency, "calls": len(uuids), "menu_levels": levels, "seconds": round(seconds, 2),
             "timed_out": timed_out, "peak_in_progress": stack.peak_in_progress(uuids),
-            "webhook_errors": webhook_errors(stack.recorder.of(phase)), "rows": rows,
+            "webhook_errors": webhook_errors(stack.recorder.of(phase)), "rows": rows, "menu_input_by_level": by_level,
             "ratio_to_floor": ratios_to_floor(rows), "server_ms": server_rows,
             "server_ratio_to_floor": ratios_to_floor(server_rows)}
 
@@ -1076,6 +1082,19 @@ def format_flow_rows(flow):
             ratio = ratios.get(kind) or {"p50": 1.0 if kind == "floor" else None, "p99": 1.0 if kind == "floor" else None}
             lines.append(f"  {label + kind:19} {row['n']:>5} {row['p50']!s:>8} {row['p99']!s:>8} {ratio['p50']!s:>10} "
                          f"{ratio['p99']!s:>10}  {counts[kind]}")
+            if kind == "menu_input" and not label:
+                lines.extend(_level_rows(flow))
+    return lines
+
+
+def _level_rows(flow):
+    """The menu-input rows of each level (the last one routes the call), with their ratios to the floor."""
+    floor, lines = flow["rows"]["floor"], []
+    for level, row in sorted(flow.get("menu_input_by_level", {}).items(), key=lambda item: int(item[0])):
+        ratio = {p: round(row[p] / floor[p], 2) if row[p] and floor[p] else None for p in ("p50", "p99")}
+        queries = flow["queries"]["menu_input"][int(level) - 1]
+        lines.append(f"  {'  level ' + level:19} {row['n']:>5} {row['p50']!s:>8} {row['p99']!s:>8} {ratio['p50']!s:>10} "
+                     f"{ratio['p99']!s:>10}  {queries}")
     return lines
 
 
