@@ -19,7 +19,7 @@ transcripts is either a change issue 17 asks for, listed in EXPECTED_CHANGES bel
 """
 import datetime as dt
 import difflib
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -87,11 +87,6 @@ class Transcript:
     def hang_up(self):
         self.lines.append({"caller": "hangs up"})
         self.phone.hang_up(self.uuid)
-        self._network()
-
-    def hears_the_greeting_out(self):
-        """The caller's NCCO reaches its notify action (in the mailbox: the recording begins)."""
-        self.phone.reach_notify(self.ncco)
         self._network()
 
     def leaves_message(self, text="The VPN is down."):
