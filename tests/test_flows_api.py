@@ -239,3 +239,31 @@ def test_a_calendar_is_shared_by_the_numbers_that_use_it(number, acme):
     second.save()
     assert SupportCalendar.objects.get(pk=calendar.pk).timezone == "America/New_York"
     assert RoutingNumber.objects.get(pk=number.pk).tzinfo.key == "America/New_York"
+
+
+def test_the_lookup_costs_the_same_whatever_the_flow_names(number, acme, alice, django_assert_max_num_queries):
+    from callrouting.flows.document import Lookup, validate
+
+    data = two_level(number)
+    for i in range(30):  # many routes naming many objects: still one query per kind of object
+        data["nodes"][f"extra-{i}"] = {"kind": "route", "targets": [
+            {"type": "policy", "id": 1000 + i}, {"type": "user", "id": alice.pk}, {"type": "schedule", "id": 2000 + i}],
+            "hold_music": 3000 + i}
+    with django_assert_max_num_queries(6):
+        lookup = Lookup.load(acme, number, data)
+    errors = validate(data, lookup)
+    messages = {e.message for e in errors}
+    assert f"The user {alice.pk} does not exist." not in messages
+    assert {"The escalation policy 1000 does not exist.", "The on-call schedule 2000 does not exist.",
+            "The audio file of this number 3000 does not exist."} <= messages
+
+
+def test_published_versions_are_loaded_once_per_process(number, django_assert_num_queries):
+    from callrouting.flows import cache
+
+    version_id = number.flow.published_id
+    with django_assert_num_queries(1):
+        first = cache.load_version(version_id)
+    with django_assert_num_queries(0):
+        assert cache.load_version(version_id) is first
+    assert first.start == "menu" and first.kind("option-1") == "route"

@@ -139,11 +139,14 @@ class CallFlowViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
         flow = self.get_object()
         if request.method == "GET":
             return Response(draft_answer(flow, actions.validate_draft(flow)))
+        return self._replace_draft(request, flow, actions.save_draft)
+
+    def _replace_draft(self, request, flow, verb):
+        """Answer a {revision, document} request by VERB (save_draft or import_flow)."""
         serializer = DraftSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            errors = actions.save_draft(flow, serializer.validated_data["document"],
-                                        serializer.validated_data["revision"], request.user)
+            errors = verb(flow, serializer.validated_data["document"], serializer.validated_data["revision"], request.user)
         except actions.FlowError as exc:
             return refused(exc)
         return Response(draft_answer(flow, errors))
@@ -210,15 +213,7 @@ class CallFlowViewSet(AccountViewSet, mixins.ListModelMixin, mixins.RetrieveMode
     def import_document(self, request, pk=None):
         """Replace the draft with an exported document ({revision, document}); ids of objects of another account
         show up as errors on their nodes."""
-        flow = self.get_object()
-        serializer = DraftSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            errors = actions.import_flow(flow, serializer.validated_data["document"],
-                                         serializer.validated_data["revision"], request.user)
-        except actions.FlowError as exc:
-            return refused(exc)
-        return Response(draft_answer(flow, errors))
+        return self._replace_draft(request, self.get_object(), actions.import_flow)
 
     @extend_schema(request=DryRunSerializer, responses={200: DryRunAnswerSerializer, 400: None})
     @action(detail=True, methods=["post"], url_path="dry-run", serializer_class=DryRunSerializer)

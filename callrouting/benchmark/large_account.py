@@ -34,6 +34,7 @@ from escalation.models import (
 from incidents.models import AlertAction, AlertSource, Incident, IncidentEvent
 
 from .. import configuration
+from ..flows.actions import publish_compiled
 from ..models import AgentLeg, Call, RoutingNumber, RoutingOption
 from ..tenancy import scoped
 
@@ -178,6 +179,10 @@ def seed_large_account(name, size=Size(), *, number_prefix=None, log=lambda mess
     actions = _bulk(AlertAction, [
         AlertAction(alert_source=source, name="Chat", url="https://hooks.example.com/chat") for source in sources[:5]
     ])
+    by_number = {}
+    for option in options:
+        by_number.setdefault(option.routing_number_id, []).append(option)
+    publish_compiled(numbers, by_number)  # bulk_create sent no signal: each number's flow, as the settings say
     log(f"{len(numbers)} numbers, {len(options)} options")
 
     incidents, incident_ids = [], []

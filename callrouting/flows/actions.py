@@ -179,6 +179,25 @@ def sync_simple_flow(number, user=None):
     return version
 
 
+def publish_compiled(numbers, options_by_number):
+    """Give NUMBERS (saved with bulk_create, so no signal ran) flows whose version 1 is their compiled settings, in a
+    few bulk queries. OPTIONS_BY_NUMBER: {number id: [its routing options in menu order]}."""
+    flows, documents = [], []
+    for number in numbers:
+        data = compiler.compile_number(number, options_by_number.get(number.pk, []), audio={})
+        documents.append(data)
+        flows.append(CallFlow(account_id=number.account_id, number=number, draft=data, draft_revision=1))
+    flows = CallFlow.objects.bulk_create(flows)
+    versions = FlowVersion.objects.bulk_create(
+        FlowVersion(flow=flow, number=1, document=data, summary=summary_of(None, data))
+        for flow, data in zip(flows, documents)
+    )
+    for flow, version in zip(flows, versions):
+        flow.published = version
+    CallFlow.objects.bulk_update(flows, ["published"])
+    return flows
+
+
 @contextlib.contextmanager
 def settings_change(user=None):
     """Group the changes of one settings save: the numbers whose settings changed inside are synced once, at the
@@ -194,7 +213,10 @@ def settings_change(user=None):
     finally:
         _local.pending = None
     for number in numbers:
-        number.refresh_from_db()
+        try:
+            number.refresh_from_db()
+        except type(number).DoesNotExist:
+            continue  # deleted in the same block: no flow left to change
         sync_simple_flow(number, user)
 
 
