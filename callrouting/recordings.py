@@ -129,11 +129,11 @@ def download_failed(voicemail_id, error, now=None):
         journal.log_decision(call, "voicemail_lost", attempts=failures)
         attempts = ngettext("%(count)d attempt", "%(count)d attempts", failures) % {"count": failures}
         journal.timeline(
-            call,
-            f"The voicemail recording is lost: it could not be downloaded from Vonage in {attempts} over "
-            f"{RECORDING_GIVE_UP_AFTER.days} days (last error: {error}). Vonage deletes it 30 days after the call.",
-            kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
-        )
+                         call,
+                         f"The voicemail recording is lost: it could not be downloaded from Vonage in {attempts} over "
+                         f"{RECORDING_GIVE_UP_AFTER.days} days (last error: {error}). Vonage deletes it 30 days after the call.",
+                         kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
+                         )
         announce(call, voicemail, "lost")
         mailbox.escalate_if_complete(voicemail)
         return "lost"
@@ -142,11 +142,11 @@ def download_failed(voicemail_id, error, now=None):
     if failures == 1:
         give_up = voicemail.created_at + RECORDING_GIVE_UP_AFTER
         journal.timeline(
-            call,
-            f"The voicemail recording could not be downloaded yet ({error}). It is tried again with growing pauses "
-            f"until {give_up:%Y-%m-%d}; Vonage keeps it for 30 days.",
-            kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
-        )
+                         call,
+                         f"The voicemail recording could not be downloaded yet ({error}). It is tried again with growing pauses "
+                         f"until {give_up:%Y-%m-%d}; Vonage keeps it for 30 days.",
+                         kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk,
+                         )
         announce(call, voicemail, "downloading")
         mailbox.escalate_if_complete(voicemail)
     return "retry"
@@ -180,11 +180,11 @@ def flag_missing_recording(call_id, now):
         return False
     journal.log_decision(call, "voicemail_missing")
     journal.timeline(
-        call,
-        "Vonage sent no recording for this voicemail: the message the caller may have left is missing. "
-        "Call the caller back.",
-        kind=IncidentEvent.Kind.VOICEMAIL,
-    )
+                     call,
+                     "Vonage sent no recording for this voicemail: the message the caller may have left is missing. "
+                     "Call the caller back.",
+                     kind=IncidentEvent.Kind.VOICEMAIL,
+                     )
     announce(call, voicemail, "missing")
     mailbox.finish_voicemail(call, "the voicemail recording is missing")
     return True

@@ -129,9 +129,18 @@ def transfer_caller(call_id, destination, due=None):
                 break
             sleep(BACKOFF_SECONDS[attempt])
     # The caller cannot be moved on: end the call rather than leave them on hold, and page people now.
-    escalate_call_incident(call, f"the caller could not be sent to {destination.replace('_', ' ')}")
+    escalate_call_incident(call, f"the caller could not be sent to {_where(call, destination)}")
     hang_up([call.vonage_uuid], host)
     caller_transferred(call.pk)
+
+
+def _where(call, destination):
+    """Where a transfer to DESTINATION takes the caller of CALL, in words ("voicemail", "nobody available")."""
+    if destination != "flow":
+        return destination.replace("_", " ")
+    if call.state == Call.State.VOICEMAIL:
+        return "voicemail"
+    return "nobody available" if call.outcome == Call.Outcome.NO_AGENT else "the next step of the call flow"
 
 
 def _download(url):

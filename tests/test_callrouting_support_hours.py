@@ -306,9 +306,9 @@ def texts(ncco):
 def test_menu_target_during_support_hours(phone, number):
     number = always(number, inside=True)
     response, uuid = phone.dial(number.phone_number)
-    assert [a["action"] for a in response.json()] == ["talk", "input"]
+    assert [a["action"] for a in response.json()] == ["talk", "talk", "input"]  # the greeting, the menu
     call = the_call(uuid)
-    assert call.state == Call.State.MENU and call.in_support_hours is True and call.target == Target.MENU
+    assert call.state == Call.State.MENU and call.in_support_hours is True and call.node.startswith("menu")
 
 
 def test_option_target_plays_greeting_without_menu_and_routes_with_its_calling_style(phone, number, bob, carol):
@@ -321,7 +321,7 @@ def test_option_target_plays_greeting_without_menu_and_routes_with_its_calling_s
     assert connecting["text"] == "Connecting you, please hold." and conversation["action"] == "conversation"
     call = the_call(uuid)
     assert call.state == Call.State.ROUTING and call.option == number.billing and not call.simultaneous
-    assert "direct during support hours" in call.incident.details
+    assert call.in_support_hours is True and call.node.startswith("option-2")
     # Billing rings Bob and Carol at once when chosen from the menu; this target calls them one by one.
     assert [r["to"][0]["number"] for r in phone.dialled()] == ["4915110000002"]
 
@@ -354,7 +354,7 @@ def test_voicemail_target_outside_hours_records_at_once(phone, number):
     ncco = response.json()
     assert [a["action"] for a in ncco] == ["notify", "record", "talk"]  # no mailbox greeting: the recording starts at once
     call = the_call(uuid)
-    assert call.state == Call.State.VOICEMAIL and call.target == Target.VOICEMAIL and call.voicemail_due_at
+    assert call.state == Call.State.VOICEMAIL and call.node == "voicemail" and call.voicemail_due_at
     incident = call.incident
     assert incident.escalation_suppressed and incident.status == Incident.Status.PENDING
     assert incident.priority == "high"  # no auto raise
@@ -374,7 +374,7 @@ def test_option_target_whose_option_was_deleted_falls_back_to_the_menu(phone, nu
     number = always(number, inside=True)
     RoutingOptionFactory(routing_number=number, digit=3, label="Sales")
     response, uuid = phone.dial(number.phone_number)
-    assert [a["action"] for a in response.json()] == ["talk", "input"]
+    assert [a["action"] for a in response.json()] == ["talk", "talk", "input"]
 
 
 # --- constant queries -----------------------------------------------------------------------------------------

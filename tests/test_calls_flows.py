@@ -3,13 +3,17 @@ the real SDK placing agent calls against the local fake Vonage API.
 
 Acme's number runs a flow published for the test (tests/flow_documents.py builds the nodes). Alice, Bob and Carol
 have phones; "Team lead mobile" is an external number nobody of the account owns."""
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from callrouting.calls import webhooks
+from callrouting.calls import dispatch, webhooks
 from callrouting.flows import actions
 from callrouting.models import AgentLeg, Call
+from callrouting.tasks import sweep, transfer_caller
 from incidents.models import Incident, IncidentEvent
 from tests import flow_documents as fd
 from tests.callrouting_factories import (  # noqa: F401 - fixtures
@@ -305,3 +309,63 @@ def test_voicemail_straight_away_is_titled_as_a_voicemail(phone, number, vonage_
     call = the_call(uuid)
     assert call.state == Call.State.VOICEMAIL and call.incident.summary == "Voicemail for Acme support from +4917612345678"
     assert response.json()[2]["timeOut"] == 60
+
+
+def test_a_lost_transfer_to_the_next_node_is_sent_again_by_the_sweeper(phone, number, alice, vonage_api, monkeypatch,
+                                                                       settings, tmp_path, django_capture_on_commit_callbacks):
+    """Nobody answered and the caller's move to the mailbox is due, but the task carrying it is lost: the
+    sweeper sends the same NCCO once its due time passes, once."""
+    settings.MEDIA_ROOT = tmp_path
+    publish(number, fd.document("outage", outage=fd.route([user(alice)], no_answer="vm"), vm=fd.voicemail("Hello.")))
+    response, uuid = phone.dial(number.phone_number)
+    call = the_call(uuid)
+    lost, real_enqueue = [], dispatch.enqueue
+    monkeypatch.setattr(dispatch, "enqueue", lambda func, *args: lost.append(func) if func == "transfer_caller"
+                        else real_enqueue(func, *args))
+    phone.leg_event(legs(call)[0], "busy")
+    monkeypatch.setattr(dispatch, "enqueue", real_enqueue)
+    call.refresh_from_db()
+    assert lost == ["transfer_caller"] and call.state == Call.State.VOICEMAIL and call.transfer_ncco
+    assert vonage_api.modifications(call.vonage_uuid) == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep(now=call.transfer_due_at)["transfers"] == 1
+    (transfer,) = vonage_api.modifications(call.vonage_uuid)
+    assert texts(transfer["destination"]["ncco"])[0] == "Hello."
+    call.refresh_from_db()
+    assert call.transfer_due_at is None and call.transfer_ncco is None
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep(now=timezone.now() + dt.timedelta(hours=1))["transfers"] == 0
+
+
+def test_a_caller_who_hangs_up_before_the_transfer_is_not_moved(phone, number, alice, vonage_api, monkeypatch):
+    publish(number, fd.document("outage", outage=fd.route([user(alice)], no_answer="bye"), bye=fd.hangup("Sorry.")))
+    response, uuid = phone.dial(number.phone_number)
+    call = the_call(uuid)
+    held, real_enqueue = [], dispatch.enqueue
+    monkeypatch.setattr(dispatch, "enqueue", lambda func, *args: held.append(args) if func == "transfer_caller"
+                        else real_enqueue(func, *args))
+    phone.leg_event(legs(call)[0], "busy")
+    monkeypatch.setattr(dispatch, "enqueue", real_enqueue)
+    phone.hang_up(uuid)
+    transfer_caller(*held[0])  # the task, run late
+    assert vonage_api.modifications(call.vonage_uuid) == []
+    call.refresh_from_db()
+    assert call.outcome == Call.Outcome.NO_AGENT and call.transfer_due_at is None
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["in_hours", "out_of_hours"])
+def test_an_hours_node_branches_on_its_calendar(phone, acme, number, alice, inside, settings, tmp_path):
+    from callrouting.models import SupportCalendar, SupportHoursRange
+
+    settings.MEDIA_ROOT = tmp_path
+    calendar = SupportCalendar.objects.create(account=acme, name="Office", timezone="Europe/Berlin")
+    if inside:  # every day, all day
+        SupportHoursRange.objects.bulk_create(
+            [SupportHoursRange(calendar=calendar, weekday=day, start=dt.time(0), end=dt.time(0)) for day in range(7)])
+    publish(number, fd.document(
+        "hours", hours=fd.hours("outage", "vm", calendar=calendar.pk), outage=fd.route([user(alice)]), vm=fd.voicemail()))
+    response, uuid = phone.dial(number.phone_number)
+    call = the_call(uuid)
+    assert call.in_support_hours is inside
+    assert call.state == (Call.State.ROUTING if inside else Call.State.VOICEMAIL)
+    assert dialled(phone) == (["4915110000001"] if inside else [])

@@ -177,6 +177,6 @@ def test_the_fallback_routes_normally_once_the_database_is_back(number, vonage, 
         vonage.get_webhook("/vonage/answer", answer_params(number, uuid))
     fallback = vonage.post_webhook("/vonage/fallback", fallback_payload(number, uuid))
     assert fallback.status_code == 200
-    assert [a["action"] for a in fallback.json()] == ["talk", "input"]  # the menu
+    assert [a["action"] for a in fallback.json()] == ["talk", "talk", "input"]  # the greeting and the menu
     call = Call.objects.get(vonage_uuid=uuid)
     assert call.state == Call.State.MENU and call.routing_number == number

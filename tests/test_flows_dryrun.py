@@ -70,7 +70,7 @@ def test_voicemail_only_mode(number):
 
 def test_support_hours_decide_at_the_time_asked(number, acme):
     calendar = SupportCalendar.objects.create(account=acme, name="Office", timezone="UTC")
-    SupportHoursRange.objects.create(routing_number=number, calendar=calendar, weekday=0, start=dt.time(9), end=dt.time(17))
+    SupportHoursRange.objects.create(calendar=calendar, weekday=0, start=dt.time(9), end=dt.time(17))
     number.support_calendar, number.support_hours_enabled, number.voicemail_enabled = calendar, True, True
     number.out_of_hours_target = "voicemail"
     number.save()

@@ -473,3 +473,59 @@ def test_the_engine_accepts_a_parsed_document_object():
             return two_level()
 
     assert engine.start(Parsed(), fd.context()).state.node == "main"
+
+
+# --- the dry run (pure, with the StaticWorld) --------------------------------------------------------------------
+
+
+def test_dry_run_records_the_path_what_is_heard_and_who_is_dialled():
+    from callrouting.flows.dryrun import dry_run
+
+    doc = fd.document("g", g=fd.message("m", audio=11), m=fd.menu([("1", "outage", "p")]),
+                      p=fd.pin("r", "bye"), r=fd.route([POLICY_3, EXTERNAL], repeat=2, no_answer="vm"),
+                      vm=fd.voicemail(), bye=fd.hangup())
+    run = dry_run(doc, at=fd.AT, caller=fd.CALLER, world=fd.world(), number_name="Acme support",
+                  inputs=["say:outage", "pin:0000", "pin:1234", "1", "nobody_answers", "nobody_answers", "answers"])
+    rows = [(s["event"], s["node"], s["kind"], s["branch"]) for s in run.steps]
+    assert rows == [
+        ("call", "g", "message", "next"), ("call", "m", "menu", ""),
+        ("say:outage", "m", "menu", "1 outage (speech)"), ("say:outage", "p", "pin", ""),
+        ("pin:0000", "p", "pin", ""),
+        ("pin:1234", "p", "pin", "correct PIN"), ("pin:1234", "r", "route", ""),
+        ("1", "r", "ignored", ""),  # a key while on hold changes nothing
+        ("nobody_answers", "r", "route", ""),
+        ("nobody_answers", "r", "route", "no_answer"), ("nobody_answers", "vm", "voicemail", ""),
+        ("answers", "vm", "ignored", ""),  # nobody rings any more: the call is in the mailbox
+    ]
+    assert run.steps[0]["hears"] == ["audio: welcome.mp3"]
+    assert run.steps[6]["dials"] == [["Alice", "Bob", "Team lead mobile"]]
+    assert run.steps[8]["dials"] == [["Alice", "Bob", "Team lead mobile"]]  # round 2
+    assert run.steps[10]["hears"][-1] == "Thank you for your message. Goodbye." and not run.ended
+
+
+def test_who_would_be_called_and_the_routes_a_call_can_reach_now():
+    from callrouting.flows.dryrun import routes_now, who_would_be_called
+
+    doc = fd.document("h", h=fd.hours("m", "night"), m=fd.menu([("1", "outage", "day"), ("2", "billing", "bill")]),
+                      day=fd.route([POLICY_3, {"type": "user", "id": 2}], name="Day"),
+                      bill=fd.route([{"type": "policy", "id": 5}], name="Billing", no_answer="vm"),
+                      night=fd.route([{"type": "schedule", "id": 4}], name="Night", style="simultaneous"),
+                      vm=fd.voicemail())
+    assert who_would_be_called(doc, "day", fd.AT, fd.world()) == [ALICE, BOB]
+    assert who_would_be_called(doc, "vm", fd.AT, fd.world()) == []
+    rows = routes_now(doc, fd.AT, fd.world())
+    assert [(r["node"], r["key"], [t.label for t in r["dials"]], r["otherwise"]) for r in rows] == [
+        ("day", "1", ["Alice", "Bob"], None), ("bill", "2", [], "vm")]
+    night = fd.world()
+    night.calendars = {7: "out_of_hours"}
+    assert [(r["node"], r["style"]) for r in routes_now(doc, fd.AT, night)] == [("night", "all at once")]
+
+
+def test_the_engine_and_the_dry_run_import_nothing_of_django():
+    import subprocess
+    import sys
+
+    code = ("import sys, callrouting.flows.engine, callrouting.flows.dryrun; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -70,7 +70,7 @@ def record_outage_call(payload, received_at):
     Call.objects.filter(pk=call.pk).update(incident=incident)
     call.incident = incident
     journal.timeline(call, f"Call received during a database outage ({local:%Y-%m-%d %H:%M} {number.timezone}): {caller} "
-                    "heard an apology, nobody was called. Recorded once the database was back.")
+                     "heard an apology, nobody was called. Recorded once the database was back.")
     journal.log_decision(call, "outage_call", incident=incident.pk, received_at=received_at.isoformat())
     escalate_call_incident(call, "missed call during a database outage")
     return call

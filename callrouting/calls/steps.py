@@ -6,6 +6,7 @@ where the call is (Call.node, Call.node_state) and carries out the effects throu
 each a conditional update, with the Call row locked by the webhook or task that brought the event.
 """
 import datetime as dt
+import re
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
@@ -27,8 +28,6 @@ from ..flows.world import DatabaseWorld
 from ..models import AgentLeg, Call, NumberAudio
 
 S = Call.State
-# The Call.State of a caller waiting at a node of each kind.
-WAITING_STATE = {"menu": S.MENU, "pin": S.MENU, "route": S.ROUTING, "voicemail": S.VOICEMAIL}
 # The compiler's route node for routing option <digit> (flows.compiler): the call log still names the option.
 OPTION_NODE_PREFIX = "option-"
 
@@ -88,8 +87,8 @@ def state_of(call):
 
 
 def kind_of(doc, node_id):
-    node = engine._flow(doc).node(node_id) or {}
-    return node.get("kind", "")
+    """The kind of node NODE_ID of document DOC (a dict), "" for none."""
+    return ((doc.get("nodes") or {}).get(node_id) or {}).get("kind", "")
 
 
 def current_ncco(call, number):
@@ -115,16 +114,39 @@ def hours_of(step):
     return None
 
 
+# A menu branch as the engine names it: "<key> <keyword> (<key|speech>)".
+MENU_BRANCH = re.compile(r"^(\S+) (.+) \((key|speech)\)$")
+
+
+def chosen(step):
+    """How the caller chose in STEP, for the timeline ("chose 2 “Billing” (speech)"), or ""."""
+    for visit in reversed(step.visits):
+        match = MENU_BRANCH.match(visit.branch) if visit.kind == "menu" else None
+        if match:
+            key, keyword, how = match.groups()
+            return f"chose {key} “{keyword}” ({'digit' if how == 'key' else how})"
+        if visit.kind == "menu" and visit.branch == "no_input":
+            return "made no choice"
+    return ""
+
+
+def auto_raise_at(call, number, step, now):
+    """With auto raise, when a call that went out of support hours in STEP is to be raised (None: not at all)."""
+    if not (_went_out_of_hours(step) and number.auto_raise and number.support_hours_enabled):
+        return None
+    return number.next_support_hours_start(now)
+
+
 def apply(call, number, step):
     """Carry out STEP's effects for CALL (its position is stored already). Returns nothing: the NCCO is STEP's."""
-    out_of_hours = _went_out_of_hours(step)
+    raise_at = auto_raise_at(call, number, step, timezone.now()) if step.effects else None
     to_voicemail = any(isinstance(effect, engine.StartVoicemail) for effect in step.effects)
     for visit in step.visits:
         if visit.branch:
             journal.log_decision(call, "node", node=visit.node, kind=visit.kind, branch=visit.branch.replace(" ", "_"))
     for effect in step.effects:
         if isinstance(effect, engine.CreateIncident):
-            create_call_incident(call, number, effect, out_of_hours=out_of_hours, to_voicemail=to_voicemail)
+            create_call_incident(call, number, effect, raise_at=raise_at, to_voicemail=to_voicemail)
         elif isinstance(effect, engine.PinAccepted):
             journal.log_decision(call, "pin", node=effect.node_id)
             journal.timeline(call, f"The caller entered the PIN of “{effect.label}”." if effect.label else
@@ -133,9 +155,9 @@ def apply(call, number, step):
             journal.log_decision(call, "flow_note", node=effect.node_id)
             journal.timeline(call, effect.text)
         elif isinstance(effect, engine.RouteTo):
-            begin_route(call, number, effect)
+            begin_route(call, number, effect, chosen(step))
         elif isinstance(effect, engine.StartVoicemail):
-            begin_voicemail(call, number, effect, out_of_hours=out_of_hours)
+            begin_voicemail(call, number, effect, raise_at=raise_at)
         elif isinstance(effect, engine.EndCall):
             resolve = effect.outcome == Call.Outcome.ANSWERED
             end_call(call, effect.outcome, cancel_legs=True, escalate=effect.escalate, resolve=resolve)
@@ -145,19 +167,19 @@ class _AlreadyMoved(Exception):
     """Rolls back an incident created for a call that has one already."""
 
 
-def create_call_incident(call, number, effect, *, out_of_hours=False, to_voicemail=False):
+def create_call_incident(call, number, effect, *, raise_at=None, to_voicemail=False):
     """The call's incident (once per call), with the node's alert source, priority and escalation policy (the
     number's alert source and the source's policy where the node names none or one of another account).
     Escalation is held back until the call says so (nobody took it, the voicemail is in). A call that goes
     straight on to voicemail (TO_VOICEMAIL) is titled as a voicemail."""
     try:
         with transaction.atomic():
-            return _create_call_incident(call, number, effect, out_of_hours, to_voicemail)
+            return _create_call_incident(call, number, effect, raise_at, to_voicemail)
     except _AlreadyMoved:
         return False
 
 
-def _create_call_incident(call, number, effect, out_of_hours, to_voicemail):
+def _create_call_incident(call, number, effect, raise_at, to_voicemail):
     source = number.alert_source
     if effect.alert_source:
         source = AlertSource.objects.filter(pk=effect.alert_source, account_id=number.account_id).first() or source
@@ -165,7 +187,7 @@ def _create_call_incident(call, number, effect, out_of_hours, to_voicemail):
     if effect.policy:
         policy = EscalationPolicy.objects.filter(pk=effect.policy, account_id=number.account_id).first()
     priority = effect.priority or None
-    if out_of_hours and number.auto_raise and number.support_hours_enabled:
+    if raise_at is not None:
         priority = Priority.LOW  # raised at the next support hours (begin_voicemail sets the due time)
     caller = call.caller or "an unknown number"
     title = effect.title
@@ -194,7 +216,7 @@ def _option_of(number, node_id):
     return number.options.filter(digit=int(digit)).first()
 
 
-def begin_route(call, number, effect):
+def begin_route(call, number, effect, how=""):
     """Ring EFFECT's targets (a snapshot, in this round's order) while the caller holds: one QUEUED leg each,
     positions after every leg the call had, then the dial task. Returns True when this call made the change."""
     now = timezone.now()
@@ -224,22 +246,20 @@ def begin_route(call, number, effect):
     names = ", ".join(f"{leg.label} ({leg.phone_number})" for leg in legs)
     repeat = f", round {effect.round} of {effect.repeat}" if effect.repeat > 1 else ""
     caller = call.caller or "an unknown number"
-    journal.timeline(call, f"Call from {caller}: “{effect.about}”{repeat}. Calling agents {mode}: {names}.")
+    journal.timeline(call, f"Call from {caller}: {how or '“' + effect.about + '”'}{repeat}. Calling agents {mode}.")
+    journal.timeline(call, f"Agents to call: {names}.")
     journal.log_decision(call, "route", node=effect.node_id, round=effect.round, legs=len(legs),
                          style=effect.style, incident=call.incident_id)
     dispatch.enqueue("start_dialling", call.pk)
     return True
 
 
-def begin_voicemail(call, number, effect, *, out_of_hours=False):
+def begin_voicemail(call, number, effect, *, raise_at=None):
     """The caller is in the mailbox of EFFECT's node: the incident waits for the message (or its time).
 
     With auto raise, a call sent to voicemail outside support hours keeps its low-priority incident until the
     next support hours start (Call.raise_due_at). Returns True when this call made the change."""
     now = timezone.now()
-    raise_at = None
-    if out_of_hours and number.auto_raise and number.support_hours_enabled:
-        raise_at = number.next_support_hours_start(now)
     if not Call.objects.filter(pk=call.pk, state__in=(S.MENU, S.ROUTING)).update(
         state=S.VOICEMAIL, routing_due_at=None, raise_due_at=raise_at,
         voicemail_due_at=now + dt.timedelta(seconds=effect.max_length) + VOICEMAIL_GRACE,
@@ -252,7 +272,7 @@ def begin_voicemail(call, number, effect, *, out_of_hours=False):
     if raise_at:
         local = raise_at.astimezone(number.tzinfo)
         journal.timeline(call, f"Auto raise: low priority until support hours start ({local:%a %Y-%m-%d %H:%M} "
-                               f"{number.timezone}), then high priority and escalated.")
+                         f"{number.timezone}), then high priority and escalated.")
     journal.log_decision(call, "voicemail", node=effect.node_id, incident=call.incident_id,
                          raise_at=raise_at.isoformat() if raise_at else None)
     return True
@@ -275,8 +295,8 @@ def route_round_over(call):
     if not step.changed:
         return False
     save_position(call, step)
-    journal.timeline(call, "Nobody took the call" + (
-        f": next round of “{call.about}”." if step.state.node == state.node and not step.state.ended else "."))
+    next_round = step.state.node == state.node and not step.state.ended
+    journal.timeline(call, f"Nobody took the call: next round of “{call.about}”." if next_round else "Nobody took the call.")
     apply(call, number, step)
     new_kind = kind_of(doc, step.state.node)
     if new_kind in ("menu", "pin") and not step.state.ended:

@@ -62,9 +62,9 @@ def start_voicemail(call, option, how, *, number):
     if raise_at:
         local = raise_at.astimezone(number.tzinfo)
         journal.timeline(call, f"Auto raise: low priority until support hours start ({local:%a %Y-%m-%d %H:%M} {number.timezone}), "
-                        "then high priority and escalated.")
+                         "then high priority and escalated.")
     journal.log_decision(call, "voicemail_direct", how=how.replace(" ", "_"), incident=incident.pk,
-         raise_at=raise_at.isoformat() if raise_at else None)
+                         raise_at=raise_at.isoformat() if raise_at else None)
     return True
 
 
@@ -139,11 +139,11 @@ def record_voicemail(call, payload):
         return False  # a repeated webhook
     journal.log_decision(call, "voicemail_recorded", seconds=duration)
     journal.timeline(
-        call,
-        f"Voicemail recorded ({duration} s)." if duration is not None else "Voicemail recorded.",
-        kind=IncidentEvent.Kind.VOICEMAIL,
-        voicemail=voicemail.pk,
-    )
+                     call,
+                     f"Voicemail recorded ({duration} s)." if duration is not None else "Voicemail recorded.",
+                     kind=IncidentEvent.Kind.VOICEMAIL,
+                     voicemail=voicemail.pk,
+                     )
     for effect in flow.on_recording(call, duration).effects:
         change_call_outcome(call, effect)
     dispatch.enqueue("download_voicemail", voicemail.pk)  # kept whatever the outcome: nothing the caller said is lost
@@ -164,7 +164,7 @@ def store_voicemail_recording(voicemail_id, content):
     retried = ngettext(" after %(count)d failed attempt", " after %(count)d failed attempts", failures) % {
         "count": failures} if failures else ""
     journal.timeline(voicemail.call, f"Voicemail recording stored ({len(content) // 1024} KB){retried}.",
-              kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
+                     kind=IncidentEvent.Kind.VOICEMAIL, voicemail=voicemail.pk)
     recordings.announce(voicemail.call, voicemail, "recorded")
     escalate_if_complete(voicemail)
     return True
@@ -182,11 +182,11 @@ def attach_transcript(call, text, *, source=""):
     voicemail.refresh_from_db()
     journal.log_decision(call, "transcript", chars=len(text), source=source or "inline")
     journal.timeline(
-        call,
-        f"Voicemail transcript: {text}" if text else "The voicemail could not be transcribed.",
-        kind=IncidentEvent.Kind.VOICEMAIL,
-        voicemail=voicemail.pk,
-    )
+                     call,
+                     f"Voicemail transcript: {text}" if text else "The voicemail could not be transcribed.",
+                     kind=IncidentEvent.Kind.VOICEMAIL,
+                     voicemail=voicemail.pk,
+                     )
     if text and voicemail.is_settled:  # announced already without it; before that, the announcement carries it
         recordings.announce(call, voicemail, "transcribed")
     escalate_if_complete(voicemail)
@@ -212,5 +212,5 @@ def finish_voicemail(call, reason):
         return True
     if Call.objects.filter(pk=call.pk, escalated_at__isnull=True, raise_due_at__isnull=False).exists():
         journal.timeline(call, "The voicemail is in; the incident waits for support hours (auto raise).",
-                  kind=IncidentEvent.Kind.VOICEMAIL)
+                         kind=IncidentEvent.Kind.VOICEMAIL)
     return False

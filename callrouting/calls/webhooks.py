@@ -98,7 +98,7 @@ def handle_answer(payload):
     if not created:  # a repeated answer webhook: what was decided for the call counts (see flow.on_answer)
         target = CallTarget(call.target, None, call.calling_style, call.in_support_hours)
     journal.log_decision(call, "answer" if created else "answer_again", number=number.phone_number, options=len(options),
-         target=target.kind, hours={None: "none", True: "in", False: "out"}[target.in_support_hours])
+                         target=target.kind, hours={None: "none", True: "in", False: "out"}[target.in_support_hours])
     return _apply(call, flow.on_answer(number, options, call, target), number=number, options=options)
 
 

@@ -22,9 +22,8 @@ from incidents.models import AlertAction
 
 from .. import advanced_sections, configuration, phrases
 from ..flows import actions as flow_actions
-from ..flows.compiler import is_simple
 from ..flows import compiler, dryrun
-from ..flows.models import CallFlow
+from ..flows.compiler import is_simple
 from ..flows.world import DatabaseWorld
 from ..models import RoutingNumber, RoutingOption
 from ..tenancy import get_scoped_or_404, scoped
@@ -107,12 +106,9 @@ def preview_document(number, settings=None):
     changes), or its published flow when that goes beyond simple mode (the settings no longer describe it)."""
     if settings is not None:
         return compiler.compile_settings(settings)
-    try:
-        flow = number.flow
-    except CallFlow.DoesNotExist:
-        flow = None
-    published = flow.published.document if flow is not None and flow.published_id else None
-    if published is not None and not compiler.is_simple(published):
+    flow = flow_actions.flow_of(number)
+    published = flow.published.document if flow.published_id else None
+    if published is not None and not is_simple(published):
         return published
     return compiler.compile_number(number)
 
