@@ -46,9 +46,12 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# The 20 slowest tests are listed at the end of every run.
+# The suite in TEST_WORKERS processes (pytest-xdist: each has its own test database, test_<name>_gw0 and so on, on
+# PostgreSQL), each taking a whole file at a time so that a file's end-to-end stack starts once; TEST_WORKERS=0 runs
+# it in this process. The 20 slowest tests are listed at the end of every run.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 # manage.py benchmark: gunicorn -w 4 + qcluster on a throwaway PostgreSQL database, driven through the local phone
 # network; writes tests/benchmarks/results/benchmark.json and benchmark.png (about 7 minutes).

@@ -1,5 +1,6 @@
 """Shared fixtures and personas (settings: tests/settings.py)."""
 import os
+from collections import Counter
 
 import pytest
 from django.core.cache import cache
@@ -8,6 +9,17 @@ from callrouting.flows import cache as flow_cache
 from incidents.telephony import reset_telephony
 from tests.factories import AccountFactory, UserFactory
 from tests.fake_vonage import FakeVonage, VonageWebhookClient
+
+def pytest_collection_modifyitems(items):
+    """Tests that share a node id get their own: schemathesis names every operation's test in
+    tests/test_fuzz_api.py `test_api_operation[GET /api/...]` but gives them all the node id
+    tests/test_fuzz_api.py::test_api_operation, and pytest-xdist's --dist loadfile (make test) schedules by node id,
+    so it would run one of the 108."""
+    counts = Counter(item.nodeid for item in items)
+    for item in items:
+        if counts[item.nodeid] > 1 and item.name != item.nodeid.rsplit("::", 1)[-1]:
+            item._id = item.parent.id.child(item.name)  # how pytest itself names a node under its parent
+
 
 # Personas. Acme is the account under test; Globex is the other tenant that must never see Acme's data.
 #   alice   - owner of Acme (account admin)

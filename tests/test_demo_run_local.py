@@ -3,7 +3,6 @@ import io
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 
@@ -11,19 +10,20 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from callrouting.management.commands import run_local
-from callrouting.processes import free_port
+from callrouting.processes import free_port, start_child
 
 
 def fake_children(monkeypatch, **scripts):
-    """Run SCRIPTS (manage.py subcommand -> Python code) instead of the real qcluster/runserver."""
-    started, real_popen = [], subprocess.Popen
+    """Run SCRIPTS (manage.py subcommand -> Python code) instead of the real qcluster/runserver, started as the
+    command starts its children (start_child: own session, watchdog)."""
+    started = []
 
-    def popen(args, **kwargs):
-        child = real_popen([sys.executable, "-c", scripts[args[2]]], **kwargs)
+    def fake_start_child(args, **kwargs):
+        child = start_child([sys.executable, "-c", scripts[args[2]]], **kwargs)
         started.append(child)
         return child
 
-    monkeypatch.setattr(run_local.subprocess, "Popen", popen)
+    monkeypatch.setattr(run_local, "start_child", fake_start_child)
     return started
 
 
