@@ -200,6 +200,9 @@ VONAGE_FROM_NUMBER = env.str("VONAGE_FROM_NUMBER", default="")
 VONAGE_SIGNATURE_MAX_AGE = env.int("VONAGE_SIGNATURE_MAX_AGE", default=300)
 # /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>"; without a token it is off (404).
 METRICS_TOKEN = secret("METRICS_TOKEN", default="")
+# The benchmark's floor webhook (/vonage/benchmark-floor: one indexed query, a fixed NCCO), switched on only by
+# manage.py benchmark for the servers it starts; off (404) everywhere else.
+BENCHMARK_FLOOR_WEBHOOK = env.bool("BENCHMARK_FLOOR_WEBHOOK", default=False)
 # How long the signed voicemail links in alert-action messages (webhook, Slack, Teams) play the recording.
 VOICEMAIL_LINK_MAX_AGE = dt.timedelta(days=env.int("VOICEMAIL_LINK_MAX_AGE_DAYS", default=7))
 

@@ -6,6 +6,7 @@ plays no body of a non-2xx answer); on an event URL 401 or 400 (see incidents.we
 import logging
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import DatabaseError
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -15,7 +16,7 @@ from incidents.webhooks import vonage_webhook
 
 from . import phrases, recordings, spool
 from .calls import flow, lookup, webhooks
-from .models import NumberAudio
+from .models import NumberAudio, RoutingNumber
 
 log = logging.getLogger(__name__)
 webhook_methods = require_http_methods(["GET", "POST"])
@@ -179,3 +180,24 @@ def favicon(request):
     response = FileResponse(open(finders.find("img/favicon.ico"), "rb"), content_type="image/x-icon")
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+# What the benchmark's floor answers: a fixed NCCO (a greeting and a one-key input back to the floor, then goodbye).
+FLOOR_GOODBYE = [{"action": "talk", "text": "Goodbye.", "language": phrases.DEFAULT_LANGUAGE}]
+
+
+@webhook_methods
+@vonage_webhook(safe_ncco=goodbye_ncco)
+def benchmark_floor(request, payload):
+    """The benchmark's floor (settings.BENCHMARK_FLOOR_WEBHOOK, else 404): a signed webhook that makes one indexed
+    query and answers with a fixed NCCO, measured beside the answer and menu webhooks under the same load."""
+    if not settings.BENCHMARK_FLOOR_WEBHOOK:
+        raise Http404()
+    RoutingNumber.objects.filter(phone_number="+" + str(payload.get("to") or "").lstrip("+")).values_list(
+        "language", flat=True).first()
+    if request.method == "POST":
+        return JsonResponse(FLOOR_GOODBYE, safe=False)
+    url = settings.PUBLIC_BASE_URL + request.path
+    return JsonResponse([{"action": "talk", "text": "Floor.", "language": phrases.DEFAULT_LANGUAGE, "bargeIn": True},
+                         {"action": "input", "type": ["dtmf"], "dtmf": {"maxDigits": 1, "timeOut": 5},
+                          "eventUrl": [url]}], safe=False)

@@ -16,4 +16,5 @@ urlpatterns = [
     path("call/<str:token>/transcription", views.call_transcription, name="call-transcription"),
     path("leg/<str:token>/event", views.leg_event, name="leg-event"),
     path("leg/<str:token>/input", views.leg_input, name="leg-input"),
+    path("benchmark-floor", views.benchmark_floor, name="benchmark-floor"),
 ]

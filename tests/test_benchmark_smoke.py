@@ -62,6 +62,26 @@ def test_fanout_bound_counts_other_call_creations_in_the_window():
     assert not calls.evaluate_targets(report)["simultaneous_fanout_limited_by_3_calls_per_s"]["met"]
 
 
+@pytest.mark.django_db
+def test_the_floor_webhook_is_off_unless_the_benchmark_turns_it_on(vonage_client, settings):
+    assert not settings.BENCHMARK_FLOOR_WEBHOOK  # the default: production has no floor
+    assert vonage_client.get_webhook("/vonage/benchmark-floor", {"to": "4930200300"}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_floor_webhook_makes_one_query_and_answers_a_fixed_ncco(vonage_client, settings,
+                                                                    django_assert_num_queries):
+    settings.BENCHMARK_FLOOR_WEBHOOK = True
+    # Its own indexed query, and the signature check's INSERT of the token id that every webhook makes.
+    with django_assert_num_queries(2):
+        greeting = vonage_client.get_webhook("/vonage/benchmark-floor", {"to": "4930200300", "uuid": "u-1"}).json()
+    assert [action["action"] for action in greeting] == ["talk", "input"]
+    assert greeting[1]["eventUrl"] == [settings.PUBLIC_BASE_URL + "/vonage/benchmark-floor"]
+    with django_assert_num_queries(2):
+        goodbye = vonage_client.post_webhook("/vonage/benchmark-floor", {"uuid": "u-1", "dtmf": {"digits": "1"}}).json()
+    assert goodbye == [{"action": "talk", "text": "Goodbye.", "language": "en-US"}]
+
+
 def _postgres_answers():
     try:
         import psycopg
@@ -84,6 +104,7 @@ def test_the_benchmark_command_at_a_tiny_size(tmp_path):
     subprocess.run(
         [sys.executable, str(BASE_DIR / "manage.py"), "benchmark", "--database-url", DATABASE_URL, "--levels", "1,2",
          "--min-calls", "1", "--dial-calls", "2", "--fanout-repeats", "1", "--burst", "3", "--workers", "1",
+         "--flow-level", "2", "--flow-calls", "4",
          "--no-chart", "--out", str(tmp_path)],
         env=env, cwd=BASE_DIR, check=True, timeout=1800, capture_output=True,
     )
@@ -103,12 +124,24 @@ def test_the_benchmark_command_at_a_tiny_size(tmp_path):
     assert numeric(report["fanout"]["last_dial_ms"])
     assert report["burst"]["calls"] == 3 and numeric(report["burst"]["by_kind"]["answer"]["p99"])
     assert numeric(report["sustained_calls_per_second"])
+    # The flow rows and their floor, measured in the same phase; ratios and queries per webhook (not timings).
+    flow = report["flow"]
+    assert flow["calls"] == 4 and flow["menu_levels"] == 3
+    for kind in ("answer", "menu_input", "floor"):
+        assert flow["rows"][kind]["n"] >= 2 and numeric(flow["rows"][kind]["p99"])
+        assert numeric(flow["server_ms"][kind]["p99"])  # gunicorn's own time for the same requests
+    for kind in ("answer", "menu_input"):
+        for ratios in (flow["ratio_to_floor"], flow["server_ratio_to_floor"]):
+            assert numeric(ratios[kind]["p50"]) and numeric(ratios[kind]["p99"])
+    assert numeric(flow["queries"]["answer"]) and numeric(flow["queries"]["floor"])
+    assert len(flow["queries"]["menu_input"]) == flow["menu_levels"] == len(flow["menu_input_by_level"])
+    assert all(row["n"] == 2 for row in flow["menu_input_by_level"].values())
     for summary in report["vonage_request_ms"].values():
         assert numeric(summary["p50"])
     assert set(report["targets"]) == {
         "answer_webhook_p99_ms_at_200_concurrent", "input_webhook_p99_ms_at_200_concurrent",
         "queries_constant_in_options_agents_layers", "choice_to_first_dial_p95_ms", "decline_to_next_dial_p95_ms",
-        "simultaneous_fanout_limited_by_3_calls_per_s"}
+        "simultaneous_fanout_limited_by_3_calls_per_s", "flow_answer_and_menu_within_2x_of_floor"}
 
 
 @pytest.mark.slow

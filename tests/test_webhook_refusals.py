@@ -41,7 +41,7 @@ pytestmark = pytest.mark.django_db
 # What each webhook answers with, decided here and not read from the product: a new webhook fails
 # test_every_vonage_webhook_in_the_urlconf_is_listed until it is listed in one of the two.
 NCCO_WEBHOOKS = {"callrouting:answer", "callrouting:fallback", "callrouting:call-input", "callrouting:leg-input",
-                 "incidents:voice-input"}
+                 "incidents:voice-input", "callrouting:benchmark-floor"}
 EVENT_WEBHOOKS = {"callrouting:event", "callrouting:call-recording-started", "callrouting:call-recording",
                   "callrouting:call-transcription",
                   "callrouting:leg-event", "incidents:voice-event", "incidents:test-call-event"}

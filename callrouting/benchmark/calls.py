@@ -41,12 +41,16 @@ VONAGE_CALL_RATE = 3  # call creations per second per account
 LATENCY_NUMBER = "+4930200000"
 DIAL_NUMBERS = [f"+49302001{index:03d}" for index in range(6)]
 FANOUT_NUMBER = "+4930200200"
+FLOW_NUMBER = "+4930200600"  # the three-level flow of the flow rows
+FLOOR_NUMBER = "+4930200700"  # linked to the floor webhook instead of the answer URL
+FLOOR_PATH = "/vonage/benchmark-floor"
 AGENT_PHONES = [f"+491512000{index:04d}" for index in range(100)]
 
 TARGETS = {
     "webhook_p99_ms_at_200": 25.0,
     "choice_to_dial_p95_ms": 300.0,
     "decline_to_dial_p95_ms": 300.0,
+    "flow_to_floor_ratio": 2.0,
 }
 
 
@@ -81,6 +85,8 @@ def webhook_kind(url):
         return "event"
     if path.endswith("/vonage/fallback"):
         return "fallback"
+    if path.endswith(FLOOR_PATH):
+        return "floor"
     if "/vonage/call/" in path and path.endswith("/input"):
         return "input"
     if "/vonage/leg/" in path:
@@ -166,6 +172,12 @@ def evaluate_targets(report):
         p95 = report["dialling"][key]["p95"]
         results[f"{key}_p95_ms"] = {"target": f"<= {TARGETS[target]:g} ms", "value": p95,
                                     "met": p95 is not None and p95 <= TARGETS[target]}
+    if "flow" in report:  # older reports have no flow rows
+        ratios = report["flow"]["ratio_to_floor"]
+        values = [ratio for kind in ratios.values() for ratio in kind.values()]
+        results["flow_answer_and_menu_within_2x_of_floor"] = {
+            "target": f"p50 and p99 <= {TARGETS['flow_to_floor_ratio']:g} x the floor's", "value": ratios,
+            "met": bool(values) and all(v is not None and v <= TARGETS["flow_to_floor_ratio"] for v in values)}
     fan = report["fanout"]
     # Older reports have no worst_* (no other call creations were counted then).
     last, bound = fan.get("worst_last_dial_ms", fan["last_dial_ms"]), fan.get("worst_bound_ms", fan["bound_ms"])
@@ -257,6 +269,7 @@ class Stack:
             PUBLIC_BASE_URL=self.base_url,
             Q_WORKERS=str(self.q_workers),
             LOG_LEVEL="WARNING",
+            BENCHMARK_FLOOR_WEBHOOK="true",
         )
         env.pop("REDIS_URL", None)
         if self.redis_url:
@@ -362,7 +375,8 @@ class Stack:
             leg = network.place_inbound_call(
                 from_="+4915550000100", to=call["to"], steps=validate_steps(call["caller"].to_steps()),
                 agent_sequence=[validate_steps(agent.steps) for agent in call.get("agent_sequence", ())],
-                default_agent=validate_steps(call["default_agent"].steps) if call.get("default_agent") else None)
+                default_agent=validate_steps(call["default_agent"].steps) if call.get("default_agent") else None,
+                answer_url=call.get("answer_url"))
             uuids.append(leg["uuid"])
         # Let the agent legs of these calls end too (their final events are part of the load); legs left over
         # from earlier phases do not count.
@@ -525,6 +539,8 @@ def create_data():
     for phone in DIAL_NUMBERS:
         number_of(phone, [(1, three), (2, one)])
     number_of(FANOUT_NUMBER, [(1, nine), (2, one)], simultaneous=True)
+    number_of(FLOOR_NUMBER, [(1, one), (2, one)])
+    publish_three_level_flow(number_of(FLOW_NUMBER, [(1, one), (2, one)]), one)
     fixtures = {"options": {}, "agents": {}, "layers": {}}
     for count in (2, 9):
         fixtures["options"][count] = number_of(f"+49302003{count:02d}", [(d, one) for d in range(1, count + 1)])
@@ -678,6 +694,138 @@ def latency_phase(stack, concurrency, calls, timeout, *, rate, speed, burst=Fals
     }
 
 
+def flow_menu_levels():
+    """How many menus a caller of FLOW_NUMBER passes before agents are called: three on call flows; the number's
+    settings alone (before calls ran on flows) have one."""
+    from callrouting.models import Call
+
+    return 3 if any(field.name == "flow_version" for field in Call._meta.get_fields()) else 1
+
+
+def three_level_flow(policy):
+    """A flow document: a greeting, then three menus deep (key 1 goes one level down, key 2 to the route), each
+    menu with three branches; the last level routes to POLICY's agents, else voicemail."""
+    nodes = {"greeting": {"kind": "message", "name": "Greeting", "text": "Welcome to the benchmark.", "next": "menu1"}}
+    for level in (1, 2, 3):
+        down = f"menu{level + 1}" if level < 3 else "route"
+        nodes[f"menu{level}"] = {
+            "kind": "menu", "name": f"Level {level}", "prompt": {"text": f"Level {level}.", "audio": None},
+            "branches": [{"key": "1", "keyword": f"down {level}", "next": down},
+                         {"key": "2", "keyword": f"agents {level}", "next": "route"},
+                         {"key": "3", "keyword": f"message {level}", "next": "vm"}]}
+    nodes["route"] = {"kind": "route", "name": "Agents", "targets": [{"type": "policy", "id": policy.pk}],
+                      "style": "sequential", "ring_timeout": 30, "repeat": 1, "no_answer": "vm"}
+    nodes["vm"] = {"kind": "voicemail", "name": "Voicemail", "greeting": {"text": "Leave a message.", "audio": None},
+                   "max_length": 120, "transcription": False}
+    return {"schema": 1, "language": "en-US", "start": "greeting", "nodes": nodes}
+
+
+def publish_three_level_flow(number, policy):
+    """Publish three_level_flow as NUMBER's call flow (where numbers run on call flows)."""
+    if flow_menu_levels() == 3:
+        from callrouting.flows import actions
+
+        actions.publish(actions.flow_of(number), data=three_level_flow(policy))
+
+
+def _signed(client, method, path, data):
+    """(response, queries) of a webhook request signed like Vonage's, in-process; DATA: query (GET) or JSON body."""
+    import json
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    body = json.dumps(data).encode() if method == "POST" else b""
+    auth = sign_webhook(body, secret=SIGNATURE_SECRET, api_key="benchkey", application_id="bench")
+    with CaptureQueriesContext(connection) as queries:
+        if method == "POST":
+            response = client.post(path, body, content_type="application/json", HTTP_AUTHORIZATION=auth)
+        else:
+            response = client.get(path, data, HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200, response.content[:300]
+    return response, len(queries)
+
+
+def measure_flow_queries(base_url, levels):
+    """Queries of the answer webhook and of each menu's input webhook of one call through FLOW_NUMBER (key 1 at
+    each of LEVELS menus), and of the floor webhook. In-process, Django test client, signed."""
+    import uuid as uuid_lib
+
+    from django.test import Client, override_settings
+    from django_q.models import OrmQ
+
+    client = Client()
+    call_uuid = str(uuid_lib.uuid4())
+    ids = {"uuid": call_uuid, "conversation_uuid": f"CON-{call_uuid}"}
+    with override_settings(VONAGE_SIGNATURE_SECRET=SIGNATURE_SECRET, VONAGE_API_KEY="benchkey",
+                           VONAGE_APPLICATION_ID="bench", PUBLIC_BASE_URL=base_url, ALLOWED_HOSTS=["*"],
+                           BENCHMARK_FLOOR_WEBHOOK=True):
+        query = {"to": FLOW_NUMBER.lstrip("+"), "from": "4915550000100", "endpoint_type": "phone", **ids}
+        response, answer = _signed(client, "GET", "/vonage/answer", query)
+        menus = []
+        for _level in range(levels):
+            url = next(action["eventUrl"][0] for action in response.json() if action.get("action") == "input")
+            response, count = _signed(client, "POST", urlsplit(url).path,
+                                      {**ids, "dtmf": {"digits": "1", "timed_out": False}, "speech": {}})
+            menus.append(count)
+        floor_query = {"to": FLOOR_NUMBER.lstrip("+"), "from": "4915550000100", **ids}
+        _response, floor = _signed(client, "GET", FLOOR_PATH, floor_query)
+    OrmQ.objects.all().delete()  # the tasks these webhooks enqueued must not dial once the worker starts
+    return {"answer": answer, "menu_input": menus, "floor": floor}
+
+
+def flow_phase(stack, concurrency, calls, timeout, *, levels, rate, speed):
+    """The answer and menu-input webhooks of FLOW_NUMBER (the caller presses 1 at each of LEVELS menus, an agent
+    accepts) beside the floor webhook (FLOOR_NUMBER's calls, linked to FLOOR_PATH: one indexed query and a fixed
+    NCCO), both under the same load: CALLS calls alternating between the two, CONCURRENCY in progress at once,
+    arriving RATE per second. The flow's rows are reported as ratios to the floor's."""
+    phase = f"flow-{concurrency}"
+    stack.recorder.phase = phase
+    overlap = (concurrency - 1) / rate
+    hold = (overlap + HOLD_MARGIN) / speed if speed else 0
+    presses = [{"on": "input", "do": "dtmf", "digits": "1", "after": 0.2} for _ in range(levels)]
+    flow_call = {"to": FLOW_NUMBER, "caller": Caller(steps=presses, hang_up_after=hold,
+                                                     hang_up_on_hold=5 / speed if speed else None),
+                 "default_agent": Agent.accept(after=0.5)}
+    floor_call = {"to": FLOOR_NUMBER, "caller": Caller(press="1", after=0.2),
+                  "answer_url": stack.base_url + FLOOR_PATH}
+    script = [flow_call if index % 2 == 0 else floor_call for index in range(calls)]
+    log_size = stack.access_log_size()
+    uuids, seconds, timed_out = stack.place_calls(script, concurrency=concurrency, rate=rate, timeout=timeout)
+    # gunicorn's own time per request: in this phase only FLOW_NUMBER's calls use the answer and input URLs.
+    server = stack.server_times(log_size)
+    server_rows = {"answer": server.get("answer"), "menu_input": server.get("input"), "floor": server.get("floor")}
+    records = [r for r in stack.recorder.of(phase) if r.status is not None]
+    flow_digits, floor_digits = FLOW_NUMBER.lstrip("+"), FLOOR_NUMBER.lstrip("+")
+    rows = {
+        "answer": summarize([r.ms for r in records if r.kind == "answer" and r.number == flow_digits]),
+        "menu_input": summarize([r.ms for r in records if r.kind == "input" and r.number == flow_digits]),
+        "floor": summarize([r.ms for r in records if r.kind == "floor" and r.number == floor_digits]),
+    }
+    # Each call's menu inputs in the order sent: the n-th is the answer to the n-th menu level (the last one routes).
+    by_call = {}
+    for record in sorted((r for r in records if r.kind == "input" and r.number == flow_digits), key=lambda r: r.started):
+        by_call.setdefault(record.uuid, []).append(record.ms)
+    by_level = {str(level): summarize([inputs[level - 1] for inputs in by_call.values() if len(inputs) >= level])
+                for level in range(1, levels + 1)}
+    return {"concurrency": concurrency, "calls": len(uuids), "menu_levels": levels, "seconds": round(seconds, 2),
+            "timed_out": timed_out, "peak_in_progress": stack.peak_in_progress(uuids),
+            "webhook_errors": webhook_errors(stack.recorder.of(phase)), "rows": rows, "menu_input_by_level": by_level,
+            "ratio_to_floor": ratios_to_floor(rows), "server_ms": server_rows,
+            "server_ratio_to_floor": ratios_to_floor(server_rows)}
+
+
+def ratios_to_floor(rows):
+    """{kind: {"p50", "p99"}} of the answer and menu-input rows of ROWS divided by the floor row's."""
+    floor = rows.get("floor") or {}
+
+    def ratio(kind, p):
+        value = (rows.get(kind) or {}).get(p)
+        return round(value / floor[p], 2) if value and floor.get(p) else None
+
+    return {kind: {p: ratio(kind, p) for p in ("p50", "p99")} for kind in ("answer", "menu_input")}
+
+
 def warm_up(stack, calls):
     """A few calls before measuring, so that every web worker has served each webhook once (imports, URL
     resolver, prepared statements): a server in production is warm."""
@@ -786,6 +934,8 @@ class Config:
     dial_calls: int = 12
     fanout_repeats: int = 2
     jwt_repeats: int = 8
+    flow_level: int = 50  # calls in progress at once in the flow phase (flow and floor calls alternating)
+    flow_calls: int = 120
     speed: float = 0.05  # simulated seconds -> real seconds
     level_timeout: float = 240.0
     workers: int = 4
@@ -821,6 +971,8 @@ def _run_benchmark(config, log):
                       redis_url=config.redis_url)
         log("query counts (in-process, Django test client)")
         report["query_counts"], report["in_process_webhook_ms"] = measure_query_counts(fixtures, stack.base_url)
+        levels = flow_menu_levels()
+        flow_queries = measure_flow_queries(stack.base_url, levels)
         log(f"starting gunicorn -w {config.workers}, qcluster, phone network")
         stack.start()
         stack.phone.network.speed = config.speed
@@ -835,6 +987,11 @@ def _run_benchmark(config, log):
             report["webhook_latency"][str(level)] = latency_phase(
                 stack, level, calls, config.level_timeout, rate=config.arrival_rate, speed=config.speed)
             report["webhook_latency"][str(level)]["settle_seconds"] = stack.settle()
+        log(f"flow: {config.flow_calls} calls, {config.flow_level} in progress, half of them to the floor webhook")
+        report["flow"] = flow_phase(stack, config.flow_level, config.flow_calls, config.level_timeout, levels=levels,
+                                    rate=config.arrival_rate, speed=config.speed)
+        report["flow"]["queries"] = flow_queries
+        report["flow"]["settle_seconds"] = stack.settle()
         log(f"dialling: {config.dial_calls} calls, first agent declines")
         stack.phone.network.speed = max(config.speed, 0.2)
         report["dialling"] = dialling_phase(stack, config.dial_calls, config.level_timeout)
@@ -881,6 +1038,8 @@ def format_report(report):
             lines.append(f"  server {kind:12} p50={s['p50']} p95={s['p95']} p99={s['p99']} max={s['max']} ms")
         if data.get("cpu_seconds"):
             lines.append("  CPU seconds: " + ", ".join(f"{k} {v}" for k, v in data["cpu_seconds"].items()))
+    if "flow" in report:
+        lines.extend(format_flow_rows(report["flow"]))
     lines.append("queries per webhook / task:")
     for key, values in report["query_counts"].items():
         lines.append(f"  {key:22} " + ", ".join(f"{size}: {count}" for size, count in values.items()))
@@ -897,10 +1056,45 @@ def format_report(report):
         lines.append(f"Vonage request cost ({label}): p50={s['p50']} p95={s['p95']} ms")
     lines.append(f"sustained calls/s with no errors: {report['sustained_calls_per_second']}")
     for name, target in report["targets"].items():
-        value = target["value"] if not isinstance(target["value"], dict) else "see query counts"
+        value = target["value"] if not isinstance(target["value"], dict) else (
+            "see the flow rows" if name.startswith("flow_") else "see query counts")
         lines.append(f"target {name}: {'MET' if target['met'] else 'NOT MET'} ({value}; {target['target']})")
     lines.append(f"benchmark took {report['seconds']} s on {report['machine']['cpus']} CPUs; load average before "
                  f"{report['machine']['load_average_before']}, after {report['machine']['load_average_after']}")
+    return lines
+
+
+def format_flow_rows(flow):
+    """The flow rows as a table: each webhook's p50/p99, its ratio to the floor's, its queries."""
+    queries = flow["queries"]
+    lines = [f"flow ({flow['menu_levels']} menu levels) beside the floor, {flow['concurrency']} calls in progress, "
+             f"{flow['calls']} calls (peak {flow['peak_in_progress']}), {flow['webhook_errors']} errors; "
+             "at the phone network, and gunicorn's own time (server):",
+             f"  {'webhook':19} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'p50/floor':>10} {'p99/floor':>10}  queries"]
+    counts = {"answer": queries["answer"], "menu_input": "/".join(map(str, queries["menu_input"])) + " (by level)",
+              "floor": queries["floor"]}
+    tables = [("", flow["rows"], flow["ratio_to_floor"])]
+    if flow.get("server_ms"):
+        tables.append(("server ", flow["server_ms"], flow["server_ratio_to_floor"]))
+    for label, rows, ratios in tables:
+        for kind in ("answer", "menu_input", "floor"):
+            row = rows.get(kind) or {"n": 0, "p50": None, "p99": None}
+            ratio = ratios.get(kind) or {"p50": 1.0 if kind == "floor" else None, "p99": 1.0 if kind == "floor" else None}
+            lines.append(f"  {label + kind:19} {row['n']:>5} {row['p50']!s:>8} {row['p99']!s:>8} {ratio['p50']!s:>10} "
+                         f"{ratio['p99']!s:>10}  {counts[kind]}")
+            if kind == "menu_input" and not label:
+                lines.extend(_level_rows(flow))
+    return lines
+
+
+def _level_rows(flow):
+    """The menu-input rows of each level (the last one routes the call), with their ratios to the floor."""
+    floor, lines = flow["rows"]["floor"], []
+    for level, row in sorted(flow.get("menu_input_by_level", {}).items(), key=lambda item: int(item[0])):
+        ratio = {p: round(row[p] / floor[p], 2) if row[p] and floor[p] else None for p in ("p50", "p99")}
+        queries = flow["queries"]["menu_input"][int(level) - 1]
+        lines.append(f"  {'  level ' + level:19} {row['n']:>5} {row['p50']!s:>8} {row['p99']!s:>8} {ratio['p50']!s:>10} "
+                     f"{ratio['p99']!s:>10}  {queries}")
     return lines
 
 

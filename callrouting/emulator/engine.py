@@ -376,10 +376,11 @@ class Network:
     # --- calls -------------------------------------------------------------------------------------------------
 
     def place_inbound_call(self, *, from_, to, steps=(), agents=None, agent_sequence=(), default_agent=None,
-                           region=None):
+                           region=None, answer_url=None):
         """A phone calls TO from FROM_: the application's answer URL decides. Returns the leg's snapshot.
 
-        REGION: the data centre that takes the call (inbound_region unless given).
+        REGION: the data centre that takes the call (inbound_region unless given). ANSWER_URL: the answer URL of
+        another application the number is linked to (default: this network's application).
 
         STEPS script the caller. AGENTS ({number: steps}), AGENT_SEQUENCE (the n-th outbound leg presenting TO as
         its caller id gets the n-th entry) and DEFAULT_AGENT script the agent legs the application dials for this
@@ -394,7 +395,7 @@ class Network:
             from_=from_,
             to=to_digits,
             event_urls=[self.app["event_url"]],
-            answer_url=self.app["answer_url"],
+            answer_url=answer_url or self.app["answer_url"],
             answer_method=self.app.get("answer_method", "GET"),
             steps=steps,
             region=region or self.inbound_region,

@@ -26,6 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--min-calls", type=int, default=10, help="calls per latency level at least")
         parser.add_argument("--dial-calls", type=int, default=12)
         parser.add_argument("--fanout-repeats", type=int, default=2)
+        parser.add_argument("--flow-level", type=int, default=50,
+                            help="calls in progress at once in the flow phase (half of them to the floor webhook)")
+        parser.add_argument("--flow-calls", type=int, default=120, help="calls in the flow phase")
         parser.add_argument("--speed", type=float, default=0.05, help="real seconds per simulated second")
         parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
         parser.add_argument("--redis-url", default="",
@@ -51,6 +54,8 @@ class Command(BaseCommand):
             raise CommandError("--levels: comma-separated numbers") from None
         if any(not 1 <= level <= 500 for level in levels) or not 1 <= options["min_calls"] <= 500:
             raise CommandError("levels and --min-calls must be between 1 and 500")
+        if not 1 <= options["flow_level"] <= 500 or not 2 <= options["flow_calls"] <= 1000:
+            raise CommandError("--flow-level must be between 1 and 500, --flow-calls between 2 and 1000")
         if not 0 <= options["burst"] <= 500:
             raise CommandError("--burst must be between 0 and 500")
         if not 0.1 <= options["arrival_rate"] <= 100:
@@ -59,6 +64,7 @@ class Command(BaseCommand):
             levels=levels, arrival_rate=options["arrival_rate"], burst=options["burst"], min_calls=options["min_calls"],
             dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
+            flow_level=options["flow_level"], flow_calls=options["flow_calls"],
             workers=max(1, min(options["workers"], 16)), warmup_calls=6 * max(1, min(options["workers"], 16)),
             database_url=options["database_url"],
             redis_url=options["redis_url"],
