@@ -30,7 +30,7 @@ import pytest
 from django.apps import apps as django_apps
 
 import callrouting
-from callrouting import advanced_forms
+from callrouting import number_forms
 from callrouting.flows.models import CallFlow
 from callrouting.models import AgentLeg, Call, CallingStyle, Holiday, NumberAudio, Target
 from callrouting.tasks import sweep
@@ -292,7 +292,7 @@ class World:
         return number.options.get(digit=digit)
 
     def audio(self, number, kind, name, content):
-        form = advanced_forms.AudioUploadForm({"kind": kind}, {"upload": upload(name, content)}, number=number)
+        form = number_forms.AudioUploadForm({"kind": kind}, {"upload": upload(name, content)}, number=number)
         assert form.is_valid(), form.errors
         form.save()
 
@@ -614,6 +614,19 @@ def titled(old, new):
     return change
 
 
+def ended(old, new):
+    """The call log says the call ended as NEW where the recording has OLD."""
+
+    def change(lines):
+        ends = [line for line in lines if line.get("call ended") == old]
+        assert ends, f"no call of the recording ended as {old!r}"
+        for line in ends:
+            line["call ended"] = new
+        return lines
+
+    return change
+
+
 # A number with a single option still plays its greeting.
 SINGLE_OPTION_GREETING = heard(0, "Connecting you, please hold.", "Hello. Connecting you, please hold.")
 # A caller who never answers the menu is told what happens next.
@@ -622,7 +635,12 @@ TOLD_WHAT_NEXT = heard(3, "Connecting you, please hold.",
 # Calls sent straight to voicemail: "Voicemail for <number name> from <caller>".
 STRAIGHT_TO_VOICEMAIL = titled("Voicemail from +4917612345678 for Outage", "Voicemail for Acme support from +4917612345678")
 
+# A number without options runs a flow that is one hang-up node ("Nobody available"): the caller hears the same
+# words, and the call log names the flow's hang-up as the end (no route was ever tried, so nobody was unavailable).
+FLOW_HANGS_UP = ended("no_agent", "flow_ended")
+
 EXPECTED_CHANGES = {
+    "no_options": [FLOW_HANGS_UP],
     "single_option": [SINGLE_OPTION_GREETING],
     "menu_missed_three_times": [TOLD_WHAT_NEXT],
     "voicemail_only": [STRAIGHT_TO_VOICEMAIL],
@@ -640,12 +658,9 @@ def expected_transcript(name):
     return lines
 
 
-# Differences found that issue 17 does not ask for, still to be fixed or argued for (then listed in EXPECTED_CHANGES):
-# the test fails strictly here, so a fix shows up as an unexpected pass.
-KNOWN_DIFFERENCES = {
-    "no_options": "the call log says 'Ended by the call flow' where it said 'Nobody available' (the caller hears "
-                  "the same)",
-}
+# Differences found that are not intended: each fails strictly here (a fix shows up as an unexpected pass) until it
+# is fixed or argued for and listed in EXPECTED_CHANGES.
+KNOWN_DIFFERENCES = {}
 
 
 @pytest.mark.parametrize("name", [

@@ -114,6 +114,6 @@ def test_tracebacks_are_scrubbed_too(caplog):
     try:
         raise ValueError("no route for +4917612345678 at /vonage/leg/Abc123_-Abc123_-Abc123_-Abc123_-/event")
     except ValueError:
-        logging.getLogger("callrouting.services").exception("failed")
+        logging.getLogger("callrouting.calls.webhooks").exception("failed")
     assert "***5678" in caplog.text and "[token]" in caplog.text
     assert "4917612345678" not in caplog.text and "Abc123_-Abc123_-Abc123_-Abc123_-" not in caplog.text
