@@ -369,3 +369,21 @@ def test_an_hours_node_branches_on_its_calendar(phone, acme, number, alice, insi
     assert call.in_support_hours is inside
     assert call.state == (Call.State.ROUTING if inside else Call.State.VOICEMAIL)
     assert dialled(phone) == (["4915110000001"] if inside else [])
+
+
+@pytest.mark.parametrize("transcription", [False, True], ids=["node_without", "node_with"])
+def test_a_voicemail_escalates_as_its_node_says_about_the_transcript(phone, number, vonage_api, settings, tmp_path,
+                                                                      transcription):
+    """The voicemail node's transcription setting, not the number's, says whether the incident waits for a
+    transcript once the recording is in."""
+    settings.MEDIA_ROOT = tmp_path
+    number.voicemail_enabled, number.voicemail_transcription = True, not transcription
+    number.save()
+    publish(number, fd.document("vm", vm=fd.voicemail("Leave a message.", transcription=transcription)))
+    response, uuid = phone.dial(number.phone_number)
+    record = response.json()[2]
+    assert record["action"] == "record" and ("transcription" in record) is transcription
+    phone.post(record["eventUrl"][0], {"recording_url": vonage_api.add_recording(b"mp3"), "recording_uuid": "r"})
+    call = the_call(uuid)
+    escalated = IncidentEvent.objects.filter(incident=call.incident, kind=IncidentEvent.Kind.ESCALATED).exists()
+    assert escalated is not transcription  # with a transcript to come, the incident waits for it

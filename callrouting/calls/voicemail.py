@@ -15,6 +15,7 @@ from incidents.webhooks import MalformedWebhook
 from . import dispatch, flow, journal
 from .incident import escalate_call_incident
 from .. import recordings
+from ..flows.cache import load_version
 from ..models import Call, Voicemail
 
 S = Call.State
@@ -197,9 +198,18 @@ def escalate_if_complete(voicemail):
     call = voicemail.call
     if call.outcome == Call.Outcome.NO_MESSAGE:
         return  # escalated when the call ended (or at the auto raise): the recording held no message
-    needs_transcript = call.routing_number.voicemail_transcription
-    if voicemail.is_settled and (voicemail.transcribed_at or not needs_transcript):
+    if voicemail.is_settled and (voicemail.transcribed_at or not transcript_expected(call)):
         finish_voicemail(call, "the caller left a voicemail")
+
+
+def transcript_expected(call):
+    """Whether a transcript of CALL's message is to come: its voicemail node's setting on a flow call (the version
+    the call ran, from the per-process cache), else the number's."""
+    if call.flow_version_id and call.node:
+        node = load_version(call.flow_version_id).nodes.get(call.node)
+        if node is not None and node.get("kind") == "voicemail":
+            return bool(node.get("transcription"))
+    return call.routing_number.voicemail_transcription
 
 
 def finish_voicemail(call, reason):
