@@ -188,15 +188,18 @@ class RestAPI:
     """Vonage's Voice, SMS, number-update and media REST endpoints, in memory. `handle(request)` is the whole interface.
 
     NETWORK, when given, is the phone network that executes calls; CALL_RATE (per second, like Vonage's limit
-    of 3 call creations per second) answers 429 above it when set.
+    of 3 call creations per second) answers 429 above it when set. CLOCK (seconds, monotonic) times that limit's
+    one-second window: a test passes a clock it moves itself, so the limit does not depend on how fast it runs.
     """
 
-    def __init__(self, credentials, script=None, *, base_url="", network=None, call_rate=None):
+    def __init__(self, credentials, script=None, *, base_url="", network=None, call_rate=None,
+                 clock=time.monotonic):
         self.credentials = credentials
         self.script = script or Script()
         self.base_url = base_url  # https://host:port, for recording URLs
         self.network = network
         self.call_rate = call_rate
+        self.clock = clock
         self._call_times = deque()
         self._lock = threading.RLock()
         self._generation = 0  # bumped by reset()
@@ -361,7 +364,7 @@ class RestAPI:
         return {"region": request.region} if request.region else {}
 
     def _take_call_slot(self):
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             while self._call_times and self._call_times[0] <= now - 1.0:
                 self._call_times.popleft()

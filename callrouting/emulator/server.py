@@ -6,6 +6,7 @@ CA) in a directory, generated once, so `make run` finds the same ones the next t
 """
 import json
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,9 @@ class PhoneNetwork:
     WEBHOOK_BASE: the product's base URL (answer URL = <base>/vonage/answer, event, fallback); CREDENTIALS: the
     application (its public key checks the JWT of REST requests); SIGNATURE_SECRET signs webhooks; CONTROL_TOKEN
     guards /_emulator/; SPEED multiplies simulated time (0 in tests); CALL_RATE: call creations per second before
-    429 (Vonage: 3; None: unlimited); VERIFY: TLS verification of https webhooks; ANSWER_METHOD and
-    FALLBACK_METHOD: the application's methods for the answer and fallback URLs (Vonage's default: GET).
+    429 (Vonage: 3; None: unlimited); CLOCK times that limit (see RestAPI); VERIFY: TLS verification of https
+    webhooks; ANSWER_METHOD and FALLBACK_METHOD: the application's methods for the answer and fallback URLs
+    (Vonage's default: GET).
 
     SECOND_REGION serves a second data centre on a second HTTPS host (`second_base_url`, same CA): the calls it
     creates, and inbound calls while the network's inbound_region is SECONDARY, live there (region_url in the
@@ -33,8 +35,8 @@ class PhoneNetwork:
     """
 
     def __init__(self, *, webhook_base, credentials, signature_secret, control_token, speed=1.0, ca=None,
-                 host="127.0.0.1", port=0, call_rate=None, verify=True, answer_method="GET", fallback_method="GET",
-                 second_region=False):
+                 host="127.0.0.1", port=0, call_rate=None, clock=time.monotonic, verify=True, answer_method="GET",
+                 fallback_method="GET", second_region=False):
         base = webhook_base.rstrip("/")
         self.network = Network(
             app={
@@ -52,7 +54,7 @@ class PhoneNetwork:
             speed=speed,
             verify=verify,
         )
-        self.rest = RestAPI(credentials, network=self.network, call_rate=call_rate)
+        self.rest = RestAPI(credentials, network=self.network, call_rate=call_rate, clock=clock)
         self.rest.max_requests = 5000
         self.network.files = lambda content, content_type: self.rest.add_recording(content, content_type=content_type)
         self.control = ControlAPI(self.network, control_token, script=self.rest.script)
