@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Prefetch, prefetch_related_objects
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -137,20 +137,16 @@ def _render_number(request, number, bound=None, status=200):
     )
 
 
-def flow_url(number):
-    """The number's flow editor (web:flow-editor); while there is none, the flow's JSON in the REST API."""
-    try:
-        return reverse("web:flow-editor", args=[number.pk])
-    except NoReverseMatch:
-        return reverse("api:callflow-detail", args=[number.flow.pk])
-
-
 def flow_state(number):
     """{"simple": bool, "url": the flow's page, "version": the published FlowVersion or None} for the page's
     banner: a flow the settings below cannot describe (not simple) is edited in the flow editor."""
     flow = flow_actions.flow_of(number)
     version = flow.published
-    return {"simple": version is None or is_simple(version.document), "url": flow_url(number), "version": version}
+    return {
+        "simple": version is None or is_simple(version.document),
+        "url": reverse("web:flow-editor", args=[number.pk]),
+        "version": version,
+    }
 
 
 @account_view
