@@ -134,12 +134,17 @@ def free_port():
 
 
 def stop_process_groups(children, timeout):
-    """SIGTERM the process group of every child still running (each started by start_child), wait up to TIMEOUT
-    seconds for each, then SIGKILL the groups that are left; then the watchdogs SIGKILL whatever is left in a
-    group whose leader has exited (a worker that outlived its master)."""
+    """SIGTERM every child still running (each started by start_child), wait up to TIMEOUT seconds for each, then
+    SIGKILL the groups that are left; then the watchdogs SIGKILL whatever is left in a group whose leader has
+    exited (a worker that outlived its master).
+
+    The SIGTERM goes to the child alone, not to its group: gunicorn and qcluster stop their own workers. A qcluster
+    whose workers, pusher and monitor get the SIGTERM too (as a whole-group signal, or systemd's default
+    KillMode=control-group, sends it) logs "stopping" and then waits for processes that are already gone, until
+    it is SIGKILLed."""
     for child in children:
         if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+            child.send_signal(signal.SIGTERM)
     for child in children:
         try:
             child.wait(timeout=timeout)
