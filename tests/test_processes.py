@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from callrouting.processes import start_child, stop_process_groups
+from tests.e2e_stack import ThrowawayDatabase
 from tests.test_benchmark_smoke import DATABASE_URL, _postgres_answers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -134,6 +136,35 @@ def test_stopping_a_child_stops_the_workers_that_outlive_it():
         process.kill()
         process.wait()
         kill_all([worker])
+
+
+@pytest.mark.slow
+def test_a_stopped_qcluster_stops_its_own_processes_and_exits_cleanly(tmp_path):
+    """stop_process_groups signals the qcluster alone, which stops its workers, pusher and monitor and exits 0. A
+    SIGTERM to the whole group (its processes dying under it) leaves it "stopping" until it is SIGKILLed."""
+    database = ThrowawayDatabase(tmp_path)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true", DATABASE_URL=database.url, Q_WORKERS="2",
+               SECRET_KEY="processes-test-secret-key-" + "x" * 30, LOG_LEVEL="INFO")
+    log_path = tmp_path / "qcluster.log"
+    with open(log_path, "wb") as log:
+        cluster = start_child([sys.executable, str(BASE_DIR / "manage.py"), "qcluster"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, cwd=BASE_DIR)
+    try:
+        for _ in range(POLLS * 2):
+            if "running." in log_path.read_text() or cluster.poll() is not None:
+                break
+            time.sleep(0.05)
+        processes = descendants(cluster.pid)
+        assert len(processes) >= 4, log_path.read_text()[-2000:]  # two workers, the monitor and the pusher at least
+        # The timeout only stops a hang; a clean stop is the cluster's own exit code 0.
+        stop_process_groups([cluster], timeout=120)
+        assert cluster.returncode == 0, log_path.read_text()[-2000:]
+        assert "has stopped." in log_path.read_text()
+        assert wait_gone(processes)
+    finally:
+        kill_all([cluster.pid, *descendants(cluster.pid)])
+        database.drop()
 
 
 def test_without_start_child_a_killed_parent_leaves_its_children_running():
