@@ -30,6 +30,9 @@ FROM_NUMBER = "+4930901800"
 
 # Deterministic people and numbers for the call-flow tests (E2E account; the demo account is loaded too).
 E2E_NUMBER = "+4930111000"
+# The same menu with Vonage's longest ringing timer (120 s): for fan-outs whose other phones must still ring when
+# the product hangs them up, however busy the machine (at speed 0.05, 6 s of real time rather than 1.5 s).
+E2E_LONG_RING_NUMBER = "+4930111002"
 AGENTS = ["+4915100000001", "+4915100000002", "+4915100000003"]
 E2E_SETUP = f"""
 from escalation.models import Account, ContactMethod, EscalationPolicy, EscalationRule, RuleUser, User
@@ -49,13 +52,14 @@ policy, _ = EscalationPolicy.objects.get_or_create(account=account, name="E2E ag
 rule, _ = EscalationRule.objects.get_or_create(policy=policy, position=0, defaults={{"escalation_timeout_minutes": 30}})
 for position, user in enumerate(agents):
     RuleUser.objects.get_or_create(rule=rule, user=user, defaults={{"position": position}})
-number = RoutingNumber(account=account, phone_number="{E2E_NUMBER}", name="E2E support", language="en-US",
-                       greeting="Welcome to E2E.", ringing_timeout=30, voicemail_enabled=True,
-                       voicemail_greeting="Leave a message.", voicemail_transcription=True)
-number.save()
-RoutingOption.objects.create(routing_number=number, position=0, digit=1, label="Outage", escalation_policy=policy)
-RoutingOption.objects.create(routing_number=number, position=1, digit=2, label="Billing", escalation_policy=policy,
-                             simultaneous=True)
+for phone_number, ringing_timeout in (("{E2E_NUMBER}", 30), ("{E2E_LONG_RING_NUMBER}", 120)):
+    number = RoutingNumber(account=account, phone_number=phone_number, name="E2E support", language="en-US",
+                           greeting="Welcome to E2E.", ringing_timeout=ringing_timeout, voicemail_enabled=True,
+                           voicemail_greeting="Leave a message.", voicemail_transcription=True)
+    number.save()
+    RoutingOption.objects.create(routing_number=number, position=0, digit=1, label="Outage", escalation_policy=policy)
+    RoutingOption.objects.create(routing_number=number, position=1, digit=2, label="Billing",
+                                 escalation_policy=policy, simultaneous=True)
 """
 
 
