@@ -113,8 +113,8 @@ class ThrowawayDatabase:
     def __init__(self, directory):
         configured = os.environ.get("DATABASE_URL", "")
         self.postgres = configured.startswith(("postgres://", "postgresql://"))
-        template = MigratedTemplate.url(configured if self.postgres else "")
         if self.postgres:
+            template = MigratedTemplate.url(configured)
             parts = urlsplit(configured)
             self.name = f"{parts.path.lstrip('/') or 'callrouting'}_e2e_{secrets.token_hex(4)}"
             self.admin_url = urlunsplit(parts._replace(path="/postgres"))
@@ -123,13 +123,18 @@ class ThrowawayDatabase:
         else:
             self.path = _scratch_directory("callrouting-e2e-", directory) / "e2e.sqlite3"
             self.url = f"sqlite:///{self.path}"
-            source = sqlite3.connect(template.removeprefix("sqlite:///"))
-            target = sqlite3.connect(self.path)
-            try:
-                source.backup(target)
-            finally:
-                target.close()
-                source.close()
+            self.copy_sqlite_template(self.path)
+
+    @staticmethod
+    def copy_sqlite_template(path):
+        """Write a copy of this test process's migrated SQLite template to PATH."""
+        source = sqlite3.connect(MigratedTemplate.url("").removeprefix("sqlite:///"))
+        target = sqlite3.connect(path)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
 
     def _admin(self, sql):
         _admin(self.admin_url, sql)

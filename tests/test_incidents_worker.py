@@ -23,6 +23,7 @@ from django_q.tasks import async_task
 from callrouting.processes import start_child
 from incidents import services
 from incidents.models import Incident
+from tests.e2e_stack import ThrowawayDatabase
 from tests.incidents_factories import AlertSourceFactory, make_policy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,8 @@ def worker_database_url(transactional_db, tmp_path):
     path = tmp_path / "worker.sqlite3"
     connection.connection = None
     settings_dict["NAME"] = str(path)
+    # A copy of the suite's migrated template (tests/e2e_stack.py), brought up to date by migrate (a no-op then).
+    ThrowawayDatabase.copy_sqlite_template(path)
     try:
         call_command("migrate", verbosity=0)
         yield f"sqlite:///{path}"
