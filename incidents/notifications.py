@@ -376,6 +376,42 @@ def _not_sending(notification, attempt):
     return "skipped"
 
 
+def record_call_error(token, payload):
+    """An error event on a notification call's event URL: Vonage answered the create-call request 201 but did not
+    place the call (over its rate), or found the call's NCCO invalid. A call its person has not answered is a
+    failed attempt, handled as if the request itself had failed: tried again after its back-off while attempts
+    remain and the incident is pending, otherwise marked failed on the timeline. The call is hung up in case it
+    lives after all. An event naming another call than the notification's (an earlier attempt's) changes nothing.
+    Returns the outcome ("retry", "failed", "cancelled") or None when nothing changed."""
+    reason = str(payload.get("reason") or "")[:200]
+    uuid = payload.get("uuid") or payload.get("call_uuid")
+    uuid = uuid[:100] if isinstance(uuid, str) else ""
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update()
+            .filter(token=token, channel=Notification.Channel.VOICE)
+            .first()
+        )
+        if (notification is None or notification.status != Notification.Status.SENT
+                or notification.answered_at is not None
+                or (uuid and notification.provider_id and uuid != notification.provider_id)):
+            log.info("call_error action=ignore notification=%s", getattr(notification, "pk", None))
+            return None
+        # The attempt is taken back (sent -> sending, its call forgotten so that the next attempt may place one)
+        # and ends as a failed request would.
+        hang_up = uuid or notification.provider_id
+        Notification.objects.filter(pk=notification.pk).update(status=Notification.Status.SENDING, provider_id="")
+        notification.status, notification.provider_id = Notification.Status.SENDING, ""
+        outcome = _record_failure(notification, notification.attempts,
+                                  f"Vonage did not place the call: {reason or 'error event'}.", permanent=False)
+        if hang_up:
+            from .tasks import enqueue
+
+            enqueue("hang_up_call", hang_up)
+    log.info("notification=%s action=call_error outcome=%s", notification.pk, outcome)
+    return outcome
+
+
 def record_call_status(token, payload):
     """Note a notification call's status event (Vonage event webhook). Returns True when it changed something.
 

@@ -25,9 +25,10 @@ def voice_input(request, payload, token):
     return JsonResponse(ncco, safe=False)
 
 
-@vonage_webhook
+@vonage_webhook(on_error_event=lambda payload, token: notifications.record_call_error(token, payload))
 def voice_event(request, payload, token):
-    """Status events of a notification call. Unknown tokens get 200 too, so Vonage stops retrying."""
+    """Status events of a notification call (an error event fails the attempt). Unknown tokens get 204 too, so
+    Vonage stops retrying."""
     notifications.record_call_status(token, payload)
     return HttpResponse(status=204)
 

@@ -105,6 +105,66 @@ def test_second_call_of_a_notification_is_hung_up_and_its_events_ignored(inciden
     assert vonage_api.modifications(retry) == []
 
 
+def error_event(vonage_client, notification, uuid, reason="Call rejected: rate limit exceeded"):
+    """Vonage's error event (no status) on NOTIFICATION's event URL, about call UUID."""
+    payload = {"reason": reason, "uuid": uuid, "conversation_uuid": f"CON-{uuid}", "timestamp": "2026-11-30T10:00:00Z"}
+    with committed():
+        return vonage_client.post_webhook(f"/incidents/voice/{notification.token}/event", payload)
+
+
+def test_a_notification_call_vonage_did_not_place_is_tried_again(incident, worker, vonage_api, vonage_client):
+    """Over its rate Vonage may answer the create-call 201 and then send an error event instead of placing the
+    call: the attempt failed, and the notification is tried again after its back-off instead of staying "sent"."""
+    worker.run()
+    notification = voice(incident)
+    (placed,) = vonage_api.api.calls
+    assert notification.status == "sent"
+    assert error_event(vonage_client, notification, placed).status_code == 204
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("pending", 1)
+    assert "rate limit exceeded" in notification.error
+    failed = incident.events.get(kind=IncidentEvent.Kind.DELIVERY_FAILED)
+    assert "(attempt 1 of 3): Vonage did not place the call" in failed.message and "Trying again" in failed.message
+    worker.run()
+    assert vonage_api.modifications(placed) == [{"action": "hangup"}]  # in case it lives after all
+    # The same event again changes nothing; the retry's due time passes and it rings once more.
+    assert error_event(vonage_client, notification, placed).status_code == 204
+    assert incident.events.filter(kind=IncidentEvent.Kind.DELIVERY_FAILED).count() == 1
+    assert sweep(notification.due_at)["notifications"] == 1
+    worker.run()
+    notification.refresh_from_db()
+    (retry,) = [uuid for uuid in vonage_api.api.calls if uuid != placed]
+    assert (notification.status, notification.provider_id, notification.attempts) == ("sent", retry, 2)
+    # A late error event about the first call does not fail the second.
+    error_event(vonage_client, notification, placed)
+    notification.refresh_from_db()
+    assert notification.status == "sent"
+
+
+def test_an_error_event_on_the_last_attempt_fails_the_notification(incident, worker, vonage_api, vonage_client):
+    worker.run()
+    notification = voice(incident)
+    Notification.objects.filter(pk=notification.pk).update(attempts=notifications.MAX_ATTEMPTS)
+    error_event(vonage_client, notification, notification.provider_id)
+    notification.refresh_from_db()
+    assert notification.status == "failed"
+    assert "(gave up after 3 attempts)" in incident.events.get(kind=IncidentEvent.Kind.DELIVERY_FAILED).message
+
+
+def test_an_error_event_on_an_answered_notification_call_changes_nothing(incident, worker, vonage_api,
+                                                                         vonage_client):
+    """An invalid NCCO reported after the person picked up: they were reached, the notification stays sent."""
+    worker.run()
+    notification = voice(incident)
+    call_event(vonage_client, notification, notification.provider_id, "answered")
+    error_event(vonage_client, notification, notification.provider_id, reason="Invalid NCCO")
+    notification.refresh_from_db()
+    assert notification.status == "sent" and notification.answered_at is not None
+    assert not incident.events.filter(kind=IncidentEvent.Kind.DELIVERY_FAILED).exists()
+    worker.run()
+    assert vonage_api.modifications(notification.provider_id) == []
+
+
 def die_after_placing_the_call(worker, monkeypatch):
     """The worker places the notification's call and dies before it can record the call's uuid."""
     place = notifications.VoiceTransport.send
