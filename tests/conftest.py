@@ -14,11 +14,17 @@ def pytest_collection_modifyitems(items):
     """Tests that share a node id get their own: schemathesis names every operation's test in
     tests/test_fuzz_api.py `test_api_operation[GET /api/...]` but gives them all the node id
     tests/test_fuzz_api.py::test_api_operation, and pytest-xdist's --dist loadfile (make test) schedules by node id,
-    so it would run one of the 108."""
+    so it would run one of the 108.
+
+    Files with slow tests come first (in their own order otherwise): pytest-xdist hands files out in collection
+    order, so the long ones start at once and the short ones fill the gaps at the end, instead of one long file
+    starting last and running alone."""
     counts = Counter(item.nodeid for item in items)
     for item in items:
         if counts[item.nodeid] > 1 and item.name != item.nodeid.rsplit("::", 1)[-1]:
             item._id = item.parent.id.child(item.name)  # how pytest itself names a node under its parent
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # a stable sort: each file's tests keep their order
 
 
 # Personas. Acme is the account under test; Globex is the other tenant that must never see Acme's data.
