@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from django.apps import apps
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -58,11 +58,14 @@ COUNTED_APPS = ("escalation", "incidents", "callrouting")
 
 
 def row_counts():
-    return {
-        model._meta.label: model._base_manager.count()
-        for label in COUNTED_APPS
-        for model in apps.get_app_config(label).get_models()
-    }
+    """{model label: rows in its table} for every model of COUNTED_APPS, in one query: a COUNT per model, twice per
+    generated case, was most of the time of this file."""
+    models = [model for label in COUNTED_APPS for model in apps.get_app_config(label).get_models()]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {quote(m._meta.db_table)})" for m in models))
+        counts = cursor.fetchone()
+    return {model._meta.label: count for model, count in zip(models, counts, strict=True)}
 
 
 @pytest.fixture

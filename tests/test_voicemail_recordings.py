@@ -136,13 +136,19 @@ def test_a_failing_download_is_retried_at_its_due_times_until_stored(phone, numb
 def test_a_download_timing_out_is_retried(phone, number, alice, bob, settings):
     from incidents.telephony import reset_telephony
 
-    settings.VONAGE_TIMEOUT = 1
+    # Downloads go through requests, which takes a fraction of a second: each of the attempt's three tries gives
+    # up after 0.2 s, long before the fake answers. The retry later gets the usual timeout, so a slow machine
+    # cannot make the download that must succeed time out.
+    usual = settings.VONAGE_TIMEOUT
+    settings.VONAGE_TIMEOUT = 0.2
     reset_telephony()
     call, record_action = to_voicemail(phone, number, alice, bob)
     phone.api.hang_next("GET", FILES, seconds=1.5, times=3)
     record(phone, record_action, phone.api.add_recording(b"ID3-slow"))
     voicemail = Voicemail.objects.get(call=call)
     assert voicemail.download_attempts == 1 and "timed out" in voicemail.recording_error
+    settings.VONAGE_TIMEOUT = usual
+    reset_telephony()
     assert sweep_at(phone, voicemail.download_due_at)["recording_downloads"] == 1
     voicemail.refresh_from_db()
     assert voicemail.recording.read() == b"ID3-slow"
