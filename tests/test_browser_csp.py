@@ -1,11 +1,14 @@
 """The pages work under their Content-Security-Policy, in headless Chromium against a live server: every main
 page of an account user, the API documentation (Swagger UI, Redoc) and the support-staff admin load without a
 single CSP violation (securitypolicyviolation events and the console's CSP errors both count), and what their
-scripts do still happens (the schedule timeline places its bars, Swagger UI and Redoc render the schema).
+scripts do still happens (the schedule timeline places its bars, Swagger UI and Redoc render the schema). Nothing
+those pages load comes from outside this installation, not even the API documentation's scripts and fonts (a
+request the policy allowed would not be a violation).
 
 Personas: alice (Acme owner) walks the settings pages and makes an API token; sam (support staff) the admin.
 """
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -33,6 +36,8 @@ def test_the_violation_detector_sees_an_inline_style(live_server, browser, acme,
 def test_account_pages_and_api_docs_load_without_csp_violations(live_server, browser, acme, alice, bob):  # noqa: F811
     w = world(acme, alice, bob)
     watched = Watched(browser)
+    requested = []
+    watched.page.on("request", lambda request: requested.append(request.url))
     base = live_server.url
     watched.visit(f"{base}/accounts/login/", "login")
     log_in(watched.page, live_server, "alice")
@@ -87,9 +92,15 @@ def test_account_pages_and_api_docs_load_without_csp_violations(live_server, bro
     # Redoc's bundle is served with our own icon in place of Redocly's CDN logo: not even a blocked request.
     watched.visit(f"{base}/api/redoc/", "redoc", ready="h1:has-text('callrouting API')")
     expect(watched.page.locator("text=/api/tokens/").first).to_be_attached()
+    expect(watched.page.locator("text=API docs by Redocly")).to_be_attached()
+    watched.page.wait_for_load_state("networkidle")
     watched.collect("redoc rendered")
 
     assert watched.violations == [], "\n".join(watched.violations)
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
+    outside = [url for url in requested if not (url.startswith(origin + "/") or url.startswith(("data:", "blob:")))]
+    assert outside == []
+    assert any("/api/redoc/redoc.standalone.js" in url for url in requested)
     watched.context.close()
 
 
