@@ -128,8 +128,9 @@ def vonage_client():
 @pytest.fixture(scope="session")
 def local_run(tmp_path_factory):
     """`make run` in a temporary place (tests/e2e_stack.LocalRun), started once per test process and shared by the
-    browser tests that drive the demo account through it: starting one takes seconds, and none of them leaves a call
-    up or changes what another looks at (a draft edited but not published, a responder in no policy)."""
+    browser tests that drive the demo account through it: starting one takes seconds, and none of them changes what
+    another looks at (a draft edited but not published; a responder in no policy, whose test call rings a number
+    nothing else calls; test calls from the Test call page are hung up)."""
     from tests.e2e_stack import LocalRun
 
     with LocalRun(tmp_path_factory.mktemp("make-run")) as run:
