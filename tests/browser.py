@@ -3,10 +3,14 @@
 Use the fixtures by importing them into a test module (`from tests.browser import browser, page  # noqa: F401`)
 together with pytest-django's `live_server`. The browser is Debian's /usr/bin/chromium (installed by
 `make browser`); Playwright's own browser download (`playwright install`) is never used. `Watched(browser)` is a
-page that collects Content-Security-Policy violations, for tests that must fail on any.
+page that collects Content-Security-Policy violations, for tests that must fail on any. `BrowserThread` runs
+scenarios in one Chromium of its own thread, for the tests against a whole stack (tests/conftest.py's
+browser_thread and local_run).
 """
 import os
+import queue
 import shutil
+import threading
 
 import pytest
 
@@ -16,10 +20,14 @@ PASSWORD = "correct horse battery staple"  # tests/factories.py UserFactory's pa
 
 
 
-def launch(playwright):
-    """A headless Chromium (Debian's), or a skip when it is not installed."""
+def skip_without_chromium():
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         pytest.skip(f"{CHROMIUM} is not installed (make browser installs Debian's chromium)")
+
+
+def launch(playwright):
+    """A headless Chromium (Debian's), or a skip when it is not installed."""
+    skip_without_chromium()
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
@@ -114,3 +122,63 @@ class Watched:
         if ready:
             expect(self.page.locator(ready).first).to_be_visible(timeout=30_000)
         return self.collect(label or url)
+
+
+class BrowserThread:
+    """One headless Chromium in a thread of its own, for tests against a stack in other processes: Playwright's sync
+    API refuses to run where an asyncio loop is running, and an earlier test in the session may have left one in
+    the test's thread. `run(scenario, *args)` calls SCENARIO(page, *args) there, with a page of a fresh browser
+    context (CSP violations recorded as in `Watched`), and re-raises what it raised in the caller's thread."""
+
+    ARGS = [*CHROMIUM_ARGS, "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
+            "--autoplay-policy=no-user-gesture-required"]
+
+    def __init__(self):
+        self.jobs = queue.Queue()
+        self.failure = None
+        self.thread = threading.Thread(target=self._serve, name="browser", daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        from playwright.sync_api import expect, sync_playwright
+
+        try:
+            # expect() waits 5 s by default, whatever the context's timeout: too short for a busy machine placing
+            # a call.
+            expect.set_options(timeout=20000)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=self.ARGS)
+                try:
+                    while (job := self.jobs.get()) is not None:
+                        self._run(browser, *job)
+                finally:
+                    browser.close()
+        except BaseException as exc:  # reported to every scenario still waiting (see run)
+            self.failure = exc
+
+    @staticmethod
+    def _run(browser, scenario, args, outcome, done):
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        try:
+            context.set_default_timeout(20000)
+            context.add_init_script(RECORD_VIOLATIONS)
+            scenario(context.new_page(), *args)
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome.append(exc)
+        finally:
+            context.close()
+            done.set()
+
+    def run(self, scenario, *args):
+        outcome, done = [], threading.Event()
+        self.jobs.put((scenario, args, outcome, done))
+        # A scenario's own waits are bounded by its timeouts; this only notices a browser thread that is gone.
+        while not done.wait(1):
+            if not self.thread.is_alive():
+                raise RuntimeError("the browser thread stopped") from self.failure
+        if outcome:
+            raise outcome[0]
+
+    def stop(self):
+        self.jobs.put(None)
+        self.thread.join(timeout=60)

@@ -126,3 +126,29 @@ def call_spool(settings, tmp_path):
 def vonage_client():
     """A Django test client with post_webhook(path, payload) and get_webhook(path, params), signed like Vonage."""
     return VonageWebhookClient()
+
+
+# --- Browser tests against the stack as `make run` starts it (tests/test_browser_test_call.py and its neighbours) ---
+
+
+@pytest.fixture(scope="session")
+def local_run(tmp_path_factory):
+    """`make run` in a temporary place (tests/e2e_stack.LocalRun), started once per test process and shared by the
+    browser tests that drive the demo account through it: starting one takes seconds, and none of them changes what
+    another looks at (a draft edited but not published; a responder in no policy, whose test call rings a number
+    nothing else calls; test calls from the Test call page are hung up)."""
+    from tests.e2e_stack import LocalRun
+
+    with LocalRun(tmp_path_factory.mktemp("make-run")) as run:
+        yield run
+
+
+@pytest.fixture(scope="session")
+def browser_thread():
+    """One headless Chromium per test process for the scenarios against local_run (tests/browser.BrowserThread)."""
+    from tests.browser import BrowserThread, skip_without_chromium
+
+    skip_without_chromium()
+    thread = BrowserThread()
+    yield thread
+    thread.stop()

@@ -3,23 +3,23 @@ worker and the local phone network, the demo loaded).
 
 The demo number's Billing rings both agents at once. The demo owner changes Billing in the draft so that only
 the second agent is rung, does not publish, opens the Test call page from the editor (number and "Draft" chosen),
-calls, presses 2: only that agent's phone rings. A call to the published flow still rings both.
+calls, presses 2: only that agent's phone rings. A call to the published flow still rings both. (The stack and the
+browser are the session's local_run and browser_thread: tests/conftest.py.)
 """
 import re
 
 import pytest
 
 from tests.browser import log_in
-from tests.test_browser_test_call import in_browser, local_run  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_test_call_to_the_draft_rings_the_agent_the_draft_names(local_run):  # noqa: F811
-    in_browser(edit_the_draft_and_call_it, local_run)
+def test_a_test_call_to_the_draft_rings_the_agent_the_draft_names(browser_thread, local_run):
+    browser_thread.run(edit_the_draft_and_call_it, local_run.url)
 
 
-def edit_the_draft_and_call_it(page, local_run):  # noqa: F811
+def edit_the_draft_and_call_it(page, local_run):
     from playwright.sync_api import expect
 
     log_in(page, local_run, "demo", "demo-password", next_path="/numbers/")

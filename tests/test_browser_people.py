@@ -1,14 +1,13 @@
 """The people flow in headless Chromium against the stack as `make run` starts it (tests/e2e_stack.LocalRun): the
 demo owner adds and invites a responder; the responder, on a phone-sized screen, opens the set-password link,
 sets a password, adds a phone number and sends a test call, which rings that number on the local phone network.
+(The stack and the browser are the session's local_run and browser_thread: tests/conftest.py.)
 """
 import time
 
 import pytest
 
 from tests.browser import log_in
-from tests.e2e_stack import LocalRun
-from tests.test_browser_test_call import in_browser
 
 pytestmark = pytest.mark.slow
 
@@ -17,14 +16,8 @@ E164 = "+4915155501234"
 PASSWORD = "a long password for rita 7"
 
 
-@pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
-    with LocalRun(tmp_path_factory.mktemp("make-run-people")) as run:
-        yield run
-
-
-def test_invite_set_password_add_a_phone_and_ring_it(local_run):
-    in_browser(people_flow, local_run)
+def test_invite_set_password_add_a_phone_and_ring_it(browser_thread, local_run):
+    browser_thread.run(people_flow, local_run)
     # The test call rang the new number on the local phone network (the product placed it through the Vonage API).
     network = local_run.phone_network()
     legs = []

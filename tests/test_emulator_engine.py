@@ -411,6 +411,33 @@ def test_a_key_during_a_barge_in_announcement_ends_it_before_its_length(network,
     client.act(call["uuid"], "hangup")
 
 
+def test_a_held_announcement_goes_on_until_the_key(network, app, client):
+    # The phone rings in real time; then, at speed 0, an announcement would end as it begins. Held (the control
+    # API's hold_talk, for tests that press a key while it plays), it is still playing when looked at, and the key
+    # stops it.
+    network.network.speed = 1
+    call = outbound(network, app, ncco=announcement_then_keypress(app, barge_in=True))
+    wait_until(lambda: client.leg(call["uuid"])["state"] == "ringing")
+    network.network.speed = 0
+    client.act(call["uuid"], "hold_talk")
+    client.act(call["uuid"], "answer")
+    wait_until(lambda: (client.leg(call["uuid"])["waiting"] or {}).get("kind") == "talk")
+
+    client.act(call["uuid"], "dtmf", digits="2")
+    wait_until(lambda: app.hits_to("/agent-input"), message="the input webhook")
+
+    leg = client.leg(call["uuid"])
+    order = [entry["kind"] for entry in entries(leg, "talk", "dtmf", "barge_in", "input", "input_result")]
+    assert order[:5] == ["talk", "dtmf", "barge_in", "input", "input_result"]
+    talk, stopped = entries(leg, "talk")[0], entries(leg, "barge_in")[0]
+    assert talk["held"] is True and stopped["text"] == "talk stopped by the caller"
+    assert app.hits_to("/agent-input")[0].json["dtmf"] == {"digits": "2", "timed_out": False}
+    # Only that one: the talk after the input plays its length.
+    done = ended(client, call["uuid"])
+    assert [entry.get("held") for entry in entries(done, "talk")] == [True, None]
+    assert len(entries(done, "barge_in")) == 1
+
+
 def test_an_announcement_without_barge_in_holds_the_accept_key_back_until_the_input(network, app, client):
     # The page's "Accept" on a ringing phone, as a scripted step: answer, then press 1.
     client.set_phone("4915112345671", [{"on": "ringing", "do": "answer", "then_press": "1"}])

@@ -10,7 +10,8 @@ POST /_emulator/calls                           {"from", "to", "steps"?, "agents
                                                 "default_agent"?, "region"?}: an inbound call; 201 with the leg
 POST /_emulator/legs/<uuid>/<action>            dtmf {digits} | say {text} | answer {then_press?} | machine | reject |
                                                 busy | unanswered | fail | hangup | voicemail {text, audio_base64?,
-                                                content_type?} | steps {steps}
+                                                content_type?} | steps {steps} | hold_talk (the leg's next
+                                                barge-in talk or stream goes on until a key, words or a hangup)
 PUT  /_emulator/phones/<number>                 {"steps"}: outbound calls to NUMBER ("*": any) follow them
 DELETE /_emulator/phones/<number>               that phone is interactive again
 GET  /_emulator/faults                          the opt-in faults now in force
@@ -33,7 +34,8 @@ from .engine import PRIMARY, phone_pattern_ok, validate_steps
 from .rest import ApiResponse
 
 PREFIX = "/_emulator/"
-LEG_ACTIONS = {"dtmf", "say", "answer", "machine", "reject", "busy", "unanswered", "fail", "hangup", "voicemail", "steps"}
+LEG_ACTIONS = {"dtmf", "say", "answer", "machine", "reject", "busy", "unanswered", "fail", "hangup", "voicemail", "steps",
+               "hold_talk"}
 MAX_AUDIO_BYTES = 5 * 1024 * 1024
 MAX_LONG_POLL = 30
 

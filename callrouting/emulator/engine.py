@@ -128,6 +128,9 @@ class Leg:
         # talk or stream with bargeIn, or an input); a talk without bargeIn holds them back until the input.
         self.after_answer_keys = ""
         self.barge_in = False  # Vonage: once a talk or stream sets bargeIn, it stays on until an input
+        # Asked for through the control API ("hold_talk"): the next barge-in talk or stream goes on past its length
+        # until a key, words or a hangup stop it, so a test that must press a key while it plays cannot be too slow.
+        self.hold_talk = False
         self.dtmf_buffer = ""  # keys pressed during a barge-in talk, for the next input
         self.pending_digits = deque()  # keys pressed while an input is listening
         self.pending_speech = deque()
@@ -512,6 +515,8 @@ class Network:
             leg.voicemail = (str(step.get("text", "")), step.get("audio"), step.get("content_type") or "audio/mpeg")
         elif do == "steps":
             leg.steps.extend(dict(s) for s in step.get("steps", []))
+        elif do == "hold_talk":
+            leg.hold_talk = True
         else:
             return 400, f"unknown action {do!r}"
         return None
@@ -802,6 +807,10 @@ class Network:
         total = None if loops is None else seconds * loops
         with self.lock:
             leg.barge_in = barge_in = leg.barge_in or bool(action.get("bargeIn"))
+            held = barge_in and leg.hold_talk
+            if held:
+                leg.hold_talk = False
+                entry["held"] = True
             leg.note(kind, entry.pop("text", ""), barge_in=barge_in, loop=loop, seconds=total, **entry)
             leg.waiting = {"kind": "talk", "barge_in": barge_in, "media": kind, "seconds": total, "since": time.time()}
             leg.pending_digits.clear()
@@ -816,11 +825,12 @@ class Network:
             stop = (lambda: bool(leg.pending_digits or leg.pending_speech)) if barge_in else None
             started = time.monotonic()
             try:
-                result = self._sleep(leg, total, generation, kind="talk", stop=stop)
+                result = self._sleep(leg, None if held else total, generation, kind="talk", stop=stop)
             finally:
                 leg.waiting = None
             if result == "done":
-                # How much of it played, in simulated seconds (what a caller heard before the key or the words).
+                # How much of it played, in simulated seconds (what a caller heard before the key or the words;
+                # more than its length when it was held).
                 played = (time.monotonic() - started) / self.speed if self.speed else 0.0
                 leg.note("barge_in", f"{kind} stopped by the caller", played=round(played, 2), seconds=total)
                 leg.pending_digits.clear()  # the keys are in dtmf_buffer for the next input
