@@ -217,11 +217,44 @@ def _database_exists(name):
         return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
+def test_sigterm_stops_a_benchmark_run_as_ctrl_c_does():
+    """run_benchmark turns SIGTERM into an exception (SystemExit 143, as Ctrl-C raises KeyboardInterrupt), so the
+    finally blocks that stop its stack and drop its database run. The stack itself is stopped for real below."""
+    code = textwrap.dedent("""
+        import os, sys, time
+        import django
+        os.environ["DJANGO_SETTINGS_MODULE"] = "callrouting.settings"
+        os.environ.setdefault("SECRET_KEY", "processes-test-secret-key-" + "x" * 30)
+        django.setup()
+        from callrouting.benchmark import calls
+
+        def phases(config, log):
+            try:
+                print("running", flush=True)
+                time.sleep(600)
+            finally:
+                print("finally", flush=True)
+
+        calls._run_benchmark = phases
+        calls.run_benchmark(calls.Config())
+    """)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=BASE_DIR, env=env)
+    try:
+        assert process.stdout.readline().strip() == "running"
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout.readline().strip() == "finally"
+        assert process.wait() == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
 def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
     """SIGKILL: the children, their workers and the qcluster's processes die with the benchmark (the watchdogs).
-    SIGTERM and SIGINT (Ctrl-C): it stops them itself and drops its database too."""
+    SIGINT (Ctrl-C; SIGTERM takes the same path, see above): it stops them itself and drops its database too."""
     if not _postgres_answers():
         pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}

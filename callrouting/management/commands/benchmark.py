@@ -31,6 +31,8 @@ class Command(BaseCommand):
         parser.add_argument("--flow-calls", type=int, default=120, help="calls in the flow phase")
         parser.add_argument("--speed", type=float, default=0.05, help="real seconds per simulated second")
         parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+        parser.add_argument("--warmup-calls", type=int, default=None,
+                            help="calls before measuring (default: 6 per gunicorn worker)")
         parser.add_argument("--redis-url", default="",
                             help="run the django-q2 worker on this Redis (redis://...) instead of the ORM broker")
         parser.add_argument("--out", default=str(DEFAULT_OUT), help="directory for benchmark.json and benchmark.png")
@@ -65,7 +67,9 @@ class Command(BaseCommand):
             dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
             flow_level=options["flow_level"], flow_calls=options["flow_calls"],
-            workers=max(1, min(options["workers"], 16)), warmup_calls=6 * max(1, min(options["workers"], 16)),
+            workers=max(1, min(options["workers"], 16)),
+            warmup_calls=(6 * max(1, min(options["workers"], 16)) if options["warmup_calls"] is None
+                          else max(1, min(options["warmup_calls"], 200))),
             database_url=options["database_url"],
             redis_url=options["redis_url"],
         )
