@@ -44,12 +44,17 @@
     }
 
     function pick(item) {
+      latest++;  // an answer still on its way would open the list again
       input.value = item.dataset.value;
       close();
       input.dispatchEvent(new Event("change", {bubbles: true}));
     }
 
     function show(results) {
+      // A later answer (the last keystroke's search) must not drop the option the arrow keys chose: Enter would
+      // then submit the form with the half-typed text.
+      var chosen = active >= 0 && options()[active] ? options()[active].dataset.value : null;
+      var keep = -1;
       list.textContent = "";
       results.forEach(function (result, i) {
         var item = document.createElement("li");
@@ -67,6 +72,11 @@
       list.hidden = !results.length;
       input.setAttribute("aria-expanded", results.length ? "true" : "false");
       active = -1;
+      input.removeAttribute("aria-activedescendant");
+      results.forEach(function (result, i) {
+        if (chosen !== null && String(result.value) === chosen) keep = i;
+      });
+      if (keep >= 0) highlight(keep);
     }
 
     function search() {
