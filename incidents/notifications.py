@@ -376,6 +376,12 @@ def _not_sending(notification, attempt):
     return "skipped"
 
 
+def _call_uuid(payload):
+    """The call's uuid in a notification call's event ("call_uuid" in human/machine events), or ""."""
+    uuid = payload.get("uuid") or payload.get("call_uuid")
+    return uuid[:100] if isinstance(uuid, str) else ""
+
+
 def record_call_error(token, payload):
     """An error event on a notification call's event URL: Vonage answered the create-call request 201 but did not
     place the call (over its rate), or found the call's NCCO invalid. A call its person has not answered is a
@@ -384,8 +390,7 @@ def record_call_error(token, payload):
     lives after all. An event naming another call than the notification's (an earlier attempt's) changes nothing.
     Returns the outcome ("retry", "failed", "cancelled") or None when nothing changed."""
     reason = str(payload.get("reason") or "")[:200]
-    uuid = payload.get("uuid") or payload.get("call_uuid")
-    uuid = uuid[:100] if isinstance(uuid, str) else ""
+    uuid = _call_uuid(payload)
     with transaction.atomic():
         notification = (
             Notification.objects.select_for_update()
@@ -421,8 +426,7 @@ def record_call_status(token, payload):
     from .services import add_event
 
     status = str(payload.get("status") or "")
-    uuid = payload.get("uuid") or payload.get("call_uuid")
-    uuid = uuid[:100] if isinstance(uuid, str) else ""
+    uuid = _call_uuid(payload)
     notification = (
         Notification.objects.select_related("user")
         .filter(token=token, channel=Notification.Channel.VOICE)

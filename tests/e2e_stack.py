@@ -70,6 +70,13 @@ def _admin(admin_url, sql):
         connection.execute(sql)
 
 
+def _database_beside(configured, suffix):
+    """(name, admin URL, URL) of a database named after CONFIGURED's (a postgres:// URL) with SUFFIX, on its server."""
+    parts = urlsplit(configured)
+    name = f"{parts.path.lstrip('/') or 'callrouting'}_e2e_{suffix}"
+    return name, urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path=f"/{name}"))
+
+
 def _scratch_directory(prefix, fallback):
     """A new directory on tmpfs when there is one (migrations commit, and fsync, once per migration)."""
     shm = Path("/dev/shm")
@@ -82,17 +89,16 @@ class MigratedTemplate:
     the template only saves time; it is removed when the process exits."""
 
     _url = None
+    name = None  # on PostgreSQL
 
     @classmethod
     def url(cls, configured):
         if cls._url is None:
             if configured:
-                parts = urlsplit(configured)
-                name = f"{parts.path.lstrip('/') or 'callrouting'}_e2e_template_{secrets.token_hex(4)}"
-                admin_url = urlunsplit(parts._replace(path="/postgres"))
+                name, admin_url, url = _database_beside(configured, f"template_{secrets.token_hex(4)}")
                 _admin(admin_url, f'CREATE DATABASE "{name}"')
                 atexit.register(_admin, admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                url = urlunsplit(parts._replace(path=f"/{name}"))
+                cls.name = name
             else:
                 directory = _scratch_directory("callrouting-e2e-template-", tempfile.gettempdir())
                 atexit.register(shutil.rmtree, directory, ignore_errors=True)
@@ -114,12 +120,9 @@ class ThrowawayDatabase:
         configured = os.environ.get("DATABASE_URL", "")
         self.postgres = configured.startswith(("postgres://", "postgresql://"))
         if self.postgres:
-            template = MigratedTemplate.url(configured)
-            parts = urlsplit(configured)
-            self.name = f"{parts.path.lstrip('/') or 'callrouting'}_e2e_{secrets.token_hex(4)}"
-            self.admin_url = urlunsplit(parts._replace(path="/postgres"))
-            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
-            self._admin(f'CREATE DATABASE "{self.name}" TEMPLATE "{urlsplit(template).path.lstrip("/")}"')
+            MigratedTemplate.url(configured)
+            self.name, self.admin_url, self.url = _database_beside(configured, secrets.token_hex(4))
+            self._admin(f'CREATE DATABASE "{self.name}" TEMPLATE "{MigratedTemplate.name}"')
         else:
             self.path = _scratch_directory("callrouting-e2e-", directory) / "e2e.sqlite3"
             self.url = f"sqlite:///{self.path}"

@@ -82,6 +82,14 @@ def test_the_floor_webhook_makes_one_query_and_answers_a_fixed_ncco(vonage_clien
     assert goodbye == [{"action": "talk", "text": "Goodbye.", "language": "en-US"}]
 
 
+def product_env(**settings):
+    """The environment of a manage.py subprocess: this one's without pytest's and the test settings' variables, the
+    product's settings with DEBUG on, and SETTINGS."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true", **settings)
+    return env
+
+
 def _postgres_answers():
     try:
         import psycopg
@@ -96,8 +104,7 @@ def _postgres_answers():
 def test_the_benchmark_command_at_a_tiny_size(tmp_path):
     if not _postgres_answers():
         pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
+    env = product_env()
     # Every phase at a tiny size, the burst too (its default of 200 calls is the real benchmark's), with one web
     # worker and two warm-up calls: two levels, the second with calls at once. The timeout only stops a hang: the
     # run's length depends on what else the machine does, so nothing asserts on it.
@@ -150,8 +157,7 @@ def test_the_page_benchmark_command_at_a_tiny_size():
     answering 200, 302 or 405; the seeded calls have no voicemail recording to play) and drops the database."""
     if not _postgres_answers():
         pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
+    env = product_env()
     done = subprocess.run(
         [sys.executable, str(BASE_DIR / "manage.py"), "bench_pages", "--database-url", DATABASE_URL, "--people", "6",
          "--schedules", "2", "--policies", "2", "--numbers", "2", "--options", "2", "--incidents", "60", "--calls", "60"],

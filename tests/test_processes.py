@@ -15,7 +15,7 @@ import pytest
 
 from callrouting.processes import start_child, stop_process_groups
 from tests.e2e_stack import ThrowawayDatabase
-from tests.test_benchmark_smoke import DATABASE_URL, _postgres_answers
+from tests.test_benchmark_smoke import DATABASE_URL, _postgres_answers, product_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 POLLS = 1200  # x 0.05 s between polls: a minute when the machine is idle
@@ -143,9 +143,8 @@ def test_a_stopped_qcluster_stops_its_own_processes_and_exits_cleanly(tmp_path):
     """stop_process_groups signals the qcluster alone, which stops its workers, pusher and monitor and exits 0. A
     SIGTERM to the whole group (its processes dying under it) leaves it "stopping" until it is SIGKILLed."""
     database = ThrowawayDatabase(tmp_path)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true", DATABASE_URL=database.url, Q_WORKERS="2",
-               SECRET_KEY="processes-test-secret-key-" + "x" * 30, LOG_LEVEL="INFO")
+    env = product_env(DATABASE_URL=database.url, Q_WORKERS="2", SECRET_KEY="processes-test-secret-key-" + "x" * 30,
+                      LOG_LEVEL="INFO")
     log_path = tmp_path / "qcluster.log"
     with open(log_path, "wb") as log:
         cluster = start_child([sys.executable, str(BASE_DIR / "manage.py"), "qcluster"], env=env, stdout=log,
@@ -221,10 +220,8 @@ def test_sigterm_stops_a_benchmark_run_as_ctrl_c_does():
     """run_benchmark turns SIGTERM into an exception (SystemExit 143, as Ctrl-C raises KeyboardInterrupt), so the
     finally blocks that stop its stack and drop its database run. The stack itself is stopped for real below."""
     code = textwrap.dedent("""
-        import os, sys, time
+        import time
         import django
-        os.environ["DJANGO_SETTINGS_MODULE"] = "callrouting.settings"
-        os.environ.setdefault("SECRET_KEY", "processes-test-secret-key-" + "x" * 30)
         django.setup()
         from callrouting.benchmark import calls
 
@@ -238,7 +235,7 @@ def test_sigterm_stops_a_benchmark_run_as_ctrl_c_does():
         calls._run_benchmark = phases
         calls.run_benchmark(calls.Config())
     """)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    env = product_env(SECRET_KEY="processes-test-secret-key-" + "x" * 30)
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=BASE_DIR, env=env)
     try:
         assert process.stdout.readline().strip() == "running"
@@ -257,8 +254,7 @@ def test_a_stopped_benchmark_leaves_no_gunicorn_or_qcluster(tmp_path, signum):
     SIGINT (Ctrl-C; SIGTERM takes the same path, see above): it stops them itself and drops its database too."""
     if not _postgres_answers():
         pytest.skip(f"no PostgreSQL at {DATABASE_URL}")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "DJANGO_SETTINGS"))}
-    env.update(DJANGO_SETTINGS_MODULE="callrouting.settings", DEBUG="true")
+    env = product_env()
     log_path = tmp_path / "benchmark.log"
     log = open(log_path, "w")
     benchmark = subprocess.Popen(

@@ -62,6 +62,7 @@
         item.setAttribute("role", "option");
         item.setAttribute("aria-selected", "false");
         item.dataset.value = result.value;
+        if (chosen !== null && item.dataset.value === chosen) keep = i;
         item.textContent = result.label;
         item.addEventListener("mousedown", function (event) {
           event.preventDefault();  // keep the focus in the input
@@ -73,9 +74,6 @@
       input.setAttribute("aria-expanded", results.length ? "true" : "false");
       active = -1;
       input.removeAttribute("aria-activedescendant");
-      results.forEach(function (result, i) {
-        if (chosen !== null && String(result.value) === chosen) keep = i;
-      });
       if (keep >= 0) highlight(keep);
     }
 

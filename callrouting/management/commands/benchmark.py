@@ -62,14 +62,14 @@ class Command(BaseCommand):
             raise CommandError("--burst must be between 0 and 500")
         if not 0.1 <= options["arrival_rate"] <= 100:
             raise CommandError("--arrival-rate must be between 0.1 and 100 calls per second")
+        workers = max(1, min(options["workers"], 16))
         config = calls.Config(
             levels=levels, arrival_rate=options["arrival_rate"], burst=options["burst"], min_calls=options["min_calls"],
             dial_calls=max(1, min(options["dial_calls"], 60)),
             fanout_repeats=max(1, min(options["fanout_repeats"], 5)), speed=max(0.0, options["speed"]),
             flow_level=options["flow_level"], flow_calls=options["flow_calls"],
-            workers=max(1, min(options["workers"], 16)),
-            warmup_calls=(6 * max(1, min(options["workers"], 16)) if options["warmup_calls"] is None
-                          else max(1, min(options["warmup_calls"], 200))),
+            workers=workers,
+            warmup_calls=6 * workers if options["warmup_calls"] is None else max(1, min(options["warmup_calls"], 200)),
             database_url=options["database_url"],
             redis_url=options["redis_url"],
         )
